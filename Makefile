@@ -1,0 +1,23 @@
+# Set-up and the two main commands. Torch comes first, from the local CPU build, so that
+# pip never pulls a multi-GB CUDA build while resolving the rest.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-all install
+
+$(BIN)/recursa: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(BIN)/recursa
+
+install: $(BIN)/recursa
+
+demo: install
+	$(BIN)/recursa quickstart
+
+test: install
+	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "slow or fault"

@@ -1,0 +1,160 @@
+"""Pydantic models for every YAML config, and the one loader.
+
+Every knob has a default that works on a 2-core laptop. Unknown keys are errors. A bad value
+raises `ConfigError` whose message is one line naming the field; the CLI exits 2 with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config (or a path it names) is invalid; the message names the field."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GiftEnvConfig(StrictModel):
+    """The gift recommendation environment."""
+
+    data_dir: str | None = None  # read Parquet from here instead of generating from data_seed
+    num_items: int = Field(600, ge=50)
+    num_users: int = Field(2000, ge=20)
+    data_seed: int = 0
+    split: Literal["train", "test"] = "train"
+    num_candidates: int = Field(8, ge=2, le=32)
+    max_recommendations: int = Field(3, ge=1)
+    max_steps: int = Field(12, ge=1)
+    tool_cost: float = Field(0.015, ge=0.0, le=1.0)
+    tool_failure_rate: float = Field(0.02, ge=0.0, le=1.0)
+    tool_timeout_s: float = Field(2.0, gt=0.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _recommendations_fit(self) -> "GiftEnvConfig":
+        if self.max_recommendations > self.num_candidates:
+            raise ValueError("max_recommendations must not exceed num_candidates")
+        return self
+
+
+class TRMPolicyConfig(StrictModel):
+    """The TRM used as a policy: a small trunk, fixed recursion depth."""
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    mixer: Literal["attention", "mlp"] = "attention"
+    T: int = Field(2, ge=1)
+    n: int = Field(2, ge=1)
+
+
+class PPOSettings(StrictModel):
+    """PPO hyperparameters (RLlib new API stack names)."""
+
+    lr: float = Field(5e-4, gt=0.0)
+    gamma: float = Field(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    clip_param: float = Field(0.2, gt=0.0)
+    entropy_coeff: float = Field(0.01, ge=0.0)
+    vf_loss_coeff: float = Field(0.5, ge=0.0)
+    grad_clip: float = Field(0.5, gt=0.0)
+    train_batch_size: int = Field(2000, ge=32)
+    minibatch_size: int = Field(250, ge=8)
+    num_epochs: int = Field(4, ge=1)
+
+
+class BCSettings(StrictModel):
+    """Behaviour-cloning warm start from expert episodes, before PPO."""
+
+    enabled: bool = True
+    episodes: int = Field(3000, ge=10)
+    epochs: int = Field(6, ge=1)
+    lr: float = Field(2e-3, gt=0.0)
+    batch_size: int = Field(256, ge=8)
+
+
+class RunnerSettings(StrictModel):
+    """How rollouts are spread over RLlib env runners."""
+
+    num_env_runners: int = Field(2, ge=0)
+    num_envs_per_env_runner: int = Field(4, ge=1)
+    num_cpus_per_env_runner: float = Field(0.5, gt=0.0)
+
+
+class EvalSettings(StrictModel):
+    """Held-out evaluation."""
+
+    users: int = Field(400, ge=1)
+    seed: int = 1234
+
+
+class TrainGiftConfig(StrictModel):
+    """`recursa train gift`: PPO on the gift environment with a TRM policy."""
+
+    name: str = "gift_ppo"
+    runs_dir: str = "runs"
+    iterations: int = Field(30, ge=1)
+    time_budget_s: float | None = Field(None, gt=0.0)  # stop PPO early when exceeded
+    checkpoint_every: int = Field(5, ge=1)
+    seed: int = 0
+    env: GiftEnvConfig = GiftEnvConfig()
+    model: TRMPolicyConfig = TRMPolicyConfig()
+    ppo: PPOSettings = PPOSettings()
+    bc: BCSettings = BCSettings()
+    runners: RunnerSettings = RunnerSettings()
+    eval: EvalSettings = EvalSettings()
+
+    @model_validator(mode="after")
+    def _minibatch_fits(self) -> "TrainGiftConfig":
+        if self.ppo.minibatch_size > self.ppo.train_batch_size:
+            raise ValueError("ppo.minibatch_size must not exceed ppo.train_batch_size")
+        return self
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line: the first failing field's dotted path and the reason."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "config"
+    reason = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key"
+    return f"{field}: {reason}"
+
+
+def parse_config(data: dict, model: type[Model]) -> Model:
+    """Validate a mapping against a config model, raising ConfigError with one line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+def load_config(path: str | Path | None, model: type[Model]) -> Model:
+    """Load and validate a YAML config; None gives the defaults."""
+    if path is None:
+        return model()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config: file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config: not valid YAML: {error}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError("config: top level must be a mapping")
+    return parse_config(data, model)
+
+
+def dump_config(config: BaseModel, path: str | Path) -> None:
+    """Write a config as resolved (all defaults filled in) to YAML."""
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

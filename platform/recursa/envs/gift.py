@@ -1,0 +1,258 @@
+"""Gift recommendation with five tools, as a gymnasium environment.
+
+One episode is one user and K candidate items. The agent sees the user's profile and each
+candidate's category and interest match; price, stock, reviews and trend are revealed only by
+calling tools, whose results are written into the observation. It then recommends items and
+is paid their utility under the user's hidden preferences, normalised so the best possible
+set scores 1, minus a small cost per tool call.
+
+Observation: ``{"observations": float32[K + 1, TOKEN_DIM], "action_mask": float32[A]}``.
+Token 0 describes the user and the episode so far; token 1 + i describes candidate i.
+Actions: 0 = finish, 1..5 = call a gift tool on all candidates, 6 + i = recommend candidate i.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+from recursa.config import GiftEnvConfig
+from recursa.data.gift import CATEGORIES, OCCASIONS, RELATIONSHIPS, GiftData, generate_gift_data, read_gift_data
+from recursa.tools import GIFT_TOOL_NAMES, ToolRegistry, gift_tools
+
+FINISH = 0
+FIRST_TOOL = 1
+NUM_TOOLS = len(GIFT_TOOL_NAMES)
+FIRST_ITEM = FIRST_TOOL + NUM_TOOLS
+NUM_GLOBAL_ACTIONS = FIRST_ITEM  # finish + tools: read from the profile token
+
+_PROFILE_DIM = 2 + len(OCCASIONS) + len(RELATIONSHIPS) + 2 * NUM_TOOLS + 2
+_CANDIDATE_DIM = len(CATEGORIES) + 3 + NUM_TOOLS + 10  # + 9 known fields + recommended flag
+TOKEN_DIM = 1 + _PROFILE_DIM + _CANDIDATE_DIM
+_P0 = 1  # profile features start after the token-type flag
+_P_TOOL_DONE = _P0 + 2 + len(OCCASIONS) + len(RELATIONSHIPS)  # one flag per tool answered
+_P_TOOL_FAILED = _P_TOOL_DONE + NUM_TOOLS  # one flag per tool whose last call failed
+_C0 = 1 + _PROFILE_DIM  # candidate features start after the profile block
+_C_REVEALED = _C0 + len(CATEGORIES) + 3  # one flag per tool that described this candidate
+_C_VALUES = _C_REVEALED + NUM_TOOLS  # revealed values, fixed slot per field (see _encode_tool_result)
+
+# Candidate fields revealed by tools, in their token slots; see _encode_fields.
+KNOWN_FIELDS = ("price_ratio", "within_budget", "in_stock", "quantity", "rating",
+                "confidence", "trend", "direction", "value_score")
+_DIRECTIONS = {"rising": 1.0, "stable": 0.0, "falling": -1.0}
+
+_DATA_CACHE: dict[tuple, GiftData] = {}
+
+
+def load_env_data(config: GiftEnvConfig) -> GiftData:
+    """Catalog and users for an env config (generated from its seed, or read from data_dir)."""
+    key = (config.data_dir, config.num_items, config.num_users, config.data_seed)
+    if key not in _DATA_CACHE:
+        if config.data_dir:
+            _DATA_CACHE[key] = read_gift_data(config.data_dir)
+        else:
+            _DATA_CACHE[key] = generate_gift_data(config.num_items, config.num_users, seed=config.data_seed)
+    return _DATA_CACHE[key]
+
+
+def _encode_fields(tool: str, row: dict, budget: float) -> dict[str, float]:
+    """One tool's output for one item as observation features in about [-1, 3]."""
+    if tool in ("price_comparison", "budget_optimizer"):
+        fields = {"price_ratio": min(row["best_price"] / budget, 3.0),
+                  "within_budget": float(row["best_price"] <= budget)}
+        if tool == "budget_optimizer":
+            fields["value_score"] = row["value_score"]
+        return fields
+    if tool == "inventory_check":
+        return {"in_stock": float(row["in_stock"]), "quantity": np.log1p(row["quantity"]) / np.log1p(200)}
+    if tool == "review_analysis":
+        return {"rating": (row["rating"] - 1.0) / 4.0, "confidence": row["confidence"]}
+    if tool == "trend_analysis":
+        return {"trend": row["trend"], "direction": _DIRECTIONS[row["direction"]]}
+    raise KeyError(f"no observation encoding for tool {tool!r}")
+
+
+def interest_match(user: pd.Series, items: pd.DataFrame) -> np.ndarray:
+    """1 for an interest category, 0.5 for a shared interest tag, else 0.15 (visible to the agent)."""
+    in_category = items["category"].isin(user["interests"]).to_numpy()
+    user_tags = set(user["interest_tags"])
+    shares_tag = items["tags"].map(lambda tags: bool(user_tags.intersection(tags))).to_numpy()
+    return np.where(in_category, 1.0, np.where(shares_tag, 0.5, 0.15))
+
+
+def gift_utility(user: pd.Series, items: pd.DataFrame) -> np.ndarray:
+    """True utility of each item for the user: zero if out of stock or over budget."""
+    best_price = items["retailer_prices"].map(min).to_numpy()
+    quality = (items["rating"].to_numpy() - 1.0) / 4.0 * np.minimum(
+        1.0, np.log1p(items["review_count"].to_numpy()) / np.log1p(500)
+    )
+    value = np.clip(1.0 - best_price / user["budget"], 0.0, 1.0)
+    taste = user["w_quality"] * quality + user["w_trend"] * items["trend"].to_numpy() + user["w_value"] * value
+    feasible = (items["stock"].to_numpy() > 0) & (best_price <= user["budget"])
+    return np.where(feasible, interest_match(user, items) * (0.3 + 0.7 * taste), 0.0)
+
+
+class GiftRecommendationEnv(gym.Env):
+    """Recommend gifts to one user per episode, calling tools to learn about the candidates."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: dict | None = None):
+        self.config = GiftEnvConfig(**dict(config or {}))
+        data = load_env_data(self.config)
+        self.catalog = data.catalog
+        self.users = data.split(self.config.split)
+        self.registry = ToolRegistry(timeout_s=self.config.tool_timeout_s, cache_size=256)
+        for tool in gift_tools(self.catalog, failure_rate=self.config.tool_failure_rate, seed=self.config.seed):
+            self.registry.register(tool)
+        k = self.config.num_candidates
+        self.num_actions = FIRST_ITEM + k
+        self.action_space = gym.spaces.Discrete(self.num_actions)
+        self.observation_space = gym.spaces.Dict({
+            "observations": gym.spaces.Box(-5.0, 5.0, (k + 1, TOKEN_DIM), np.float32),
+            "action_mask": gym.spaces.Box(0.0, 1.0, (self.num_actions,), np.float32),
+        })
+        # RLlib passes an EnvContext: give every env runner and vector slot its own stream.
+        worker, slot = getattr(config, "worker_index", 0), getattr(config, "vector_index", 0)
+        self._rng = np.random.default_rng([self.config.seed, worker, slot])
+
+    # ----------------------------------------------------------------- episode
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        options = options or {}
+        index = options.get("user_index")
+        if index is None:
+            index = int(self._rng.integers(len(self.users)))
+        self.user = self.users.iloc[int(index) % len(self.users)]
+        self.candidates, self.utilities = self._sample_candidates()
+        self.best_total = float(np.sort(self.utilities)[::-1][: self.config.max_recommendations].sum())
+        self.match = interest_match(self.user, self.candidates)
+        self.tokens = self._initial_tokens()
+        self.tool_done = np.zeros(NUM_TOOLS, dtype=bool)
+        self.recommended = np.zeros(self.config.num_candidates, dtype=bool)
+        self.steps = 0
+        self.stats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0,
+                      "calls_by_tool": dict.fromkeys(GIFT_TOOL_NAMES, 0)}
+        return self._observation(), self._info()
+
+    def step(self, action: int):
+        action = int(action)
+        if not self.action_mask()[action]:
+            raise ValueError(f"action {action} is masked out in this state")
+        self.steps += 1
+        reward, done = 0.0, False
+        if action == FINISH:
+            done = True
+        elif action < FIRST_ITEM:
+            reward = self._call_tool(action - FIRST_TOOL)
+        else:
+            reward = self._recommend(action - FIRST_ITEM)
+            done = int(self.recommended.sum()) >= self.config.max_recommendations
+        truncated = not done and self.steps >= self.config.max_steps
+        self._write_profile_token()
+        return self._observation(), reward, done, truncated, self._info()
+
+    def action_mask(self) -> np.ndarray:
+        """1 for allowed actions: finish, tools not yet answered, items not yet recommended."""
+        mask = np.ones(self.num_actions, dtype=np.float32)
+        mask[FIRST_TOOL:FIRST_ITEM] = ~self.tool_done
+        mask[FIRST_ITEM:] = ~self.recommended
+        return mask
+
+    # ----------------------------------------------------------------- internals
+    def _sample_candidates(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """K items priced around the budget, half from the user's interests, with M feasible ones."""
+        k, m = self.config.num_candidates, self.config.max_recommendations
+        budget = self.user["budget"]
+        near_budget = self.catalog[self.catalog["price"].between(0.3 * budget, 2.0 * budget)]
+        pool = near_budget if len(near_budget) >= 2 * k else self.catalog
+        interesting = pool[pool["category"].isin(self.user["interests"])]
+        for _ in range(50):
+            n_interest = min(len(interesting), k // 2)
+            picks = list(self._rng.choice(interesting.index, size=n_interest, replace=False)) if n_interest else []
+            rest = pool.index.difference(picks)
+            picks += list(self._rng.choice(rest, size=k - n_interest, replace=False))
+            items = self.catalog.loc[self._rng.permutation(picks)]
+            utilities = gift_utility(self.user, items)
+            if int((utilities > 0).sum()) >= m:
+                return items, utilities
+        raise RuntimeError(f"no candidate set with {m} feasible items for user {self.user['user_id']}")
+
+    def _initial_tokens(self) -> np.ndarray:
+        k = self.config.num_candidates
+        tokens = np.zeros((k + 1, TOKEN_DIM), dtype=np.float32)
+        tokens[0, 0] = 1.0
+        profile = tokens[0, _P0:_C0]
+        profile[0] = np.log(self.user["budget"]) / np.log(300.0)
+        profile[1] = self.user["age"] / 80.0
+        profile[2 + OCCASIONS.index(self.user["occasion"])] = 1.0
+        profile[2 + len(OCCASIONS) + RELATIONSHIPS.index(self.user["relationship"])] = 1.0
+        for i, (_, item) in enumerate(self.candidates.iterrows()):
+            cand = tokens[1 + i, _C0:]
+            cand[CATEGORIES.index(item["category"])] = 1.0
+            match = self.match[i]
+            cand[len(CATEGORIES) + (0 if match == 1.0 else 1 if match == 0.5 else 2)] = 1.0
+        return tokens
+
+    def _write_profile_token(self) -> None:
+        self.tokens[0, _P_TOOL_DONE:_P_TOOL_FAILED] = self.tool_done
+        self.tokens[0, _C0 - 2] = self.recommended.sum() / self.config.max_recommendations
+        self.tokens[0, _C0 - 1] = self.steps / self.config.max_steps
+
+    def _call_tool(self, tool_index: int) -> float:
+        name = GIFT_TOOL_NAMES[tool_index]
+        arguments: dict[str, Any] = {"item_ids": [int(i) for i in self.candidates.index]}
+        if name == "budget_optimizer":
+            arguments["budget"] = float(self.user["budget"])
+        result = self.registry.call(name, arguments)
+        self.stats["tool_calls"] += 1
+        self.stats["calls_by_tool"][name] += 1
+        self.stats["tool_cost"] += self.config.tool_cost
+        self.tokens[0, _P_TOOL_FAILED + tool_index] = 0.0 if result.ok else 1.0
+        if result.ok:
+            self.tool_done[tool_index] = True
+            self._encode_tool_result(tool_index, result.output)
+        else:
+            self.stats["tool_failures"] += 1
+        return -self.config.tool_cost
+
+    def _encode_tool_result(self, tool_index: int, output: dict) -> None:
+        """Write a tool's per-item output into the candidate tokens."""
+        budget = self.user["budget"]
+        for i, item_id in enumerate(self.candidates.index):
+            token = self.tokens[1 + i]
+            token[_C_REVEALED + tool_index] = 1.0
+            for field, value in _encode_fields(GIFT_TOOL_NAMES[tool_index], output[int(item_id)], budget).items():
+                token[_C_VALUES + KNOWN_FIELDS.index(field)] = value
+
+    def known(self, field: str) -> np.ndarray:
+        """What the agent knows of one field for every candidate (0 where not revealed)."""
+        return self.tokens[1:, _C_VALUES + KNOWN_FIELDS.index(field)].copy()
+
+    def _recommend(self, index: int) -> float:
+        self.recommended[index] = True
+        self.tokens[1 + index, -1] = 1.0
+        gain = float(self.utilities[index]) / self.best_total
+        self.stats["utility"] += gain
+        return gain
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {"observations": self.tokens.copy(), "action_mask": self.action_mask()}
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "utility": self.stats["utility"],
+            "tool_cost": self.stats["tool_cost"],
+            "tool_calls": self.stats["tool_calls"],
+            "tool_failures": self.stats["tool_failures"],
+            "calls_by_tool": dict(self.stats["calls_by_tool"]),
+            "recommended": int(self.recommended.sum()),
+        }
+
+    def close(self) -> None:
+        self.registry.close()

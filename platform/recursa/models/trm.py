@@ -1,0 +1,233 @@
+"""Tiny Recursive Model (TRM, arXiv 2510.04871): one small network applied recursively.
+
+One ``ReasoningNet`` refines a latent state ``z`` from the input ``x`` and the current answer
+``y`` (``n`` times), then refines ``y`` from ``y`` and ``z``; that is one cycle. ``T`` cycles run
+per call, the first ``T - 1`` without gradients, so memory does not grow with depth. The returned
+carry ``(y, z)`` is detached and can seed the next call (deep supervision, recurrent state).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Carry = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class TRMConfig:
+    """Shape of the recursive network and its default recursion depth."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    expansion: float = 8 / 3
+    mixer: Literal["attention", "mlp"] = "attention"
+    seq_len: int = 16
+    T: int = 2
+    n: int = 2
+    rms_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "seq_len", "T", "n"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name}: must be >= 1, got {value}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size: must be divisible by num_heads ({self.num_heads}), "
+                f"got {self.hidden_size}"
+            )
+        if self.expansion <= 0:
+            raise ValueError(f"expansion: must be > 0, got {self.expansion}")
+        if self.mixer not in ("attention", "mlp"):
+            raise ValueError(f"mixer: must be 'attention' or 'mlp', got {self.mixer!r}")
+        if self.rms_eps <= 0:
+            raise ValueError(f"rms_eps: must be > 0, got {self.rms_eps}")
+
+
+class TRMOutput(NamedTuple):
+    """Result of one ``TRMCore`` call."""
+
+    y: Tensor  # answer state [B, L, H], differentiable through the last cycle
+    z: Tensor  # latent state [B, L, H], differentiable through the last cycle
+    q_logit: Tensor  # halting logit [B]: "the current answer is right"
+    carry: Carry  # (y, z) detached, to start the next call from
+
+
+def _intermediate_size(dim: int, expansion: float) -> int:
+    """SwiGLU width: ``expansion * dim`` rounded up to a multiple of 8."""
+    return 8 * math.ceil(round(expansion * dim) / 8)
+
+
+class RMSNorm(nn.RMSNorm):
+    """RMS normalisation over the last dimension, without a learned scale (as in TRM)."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__(dim, eps=eps, elementwise_affine=False)
+
+
+class SwiGLU(nn.Module):
+    """Gated feed-forward layer ``down(silu(gate(h)) * up(h))`` over the last dimension."""
+
+    def __init__(self, dim: int, expansion: float) -> None:
+        super().__init__()
+        inner = _intermediate_size(dim, expansion)
+        self.gate_up = nn.Linear(dim, 2 * inner, bias=False)
+        self.down = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, h: Tensor) -> Tensor:
+        gate, up = self.gate_up(h).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class SelfAttention(nn.Module):
+    """Non-causal multi-head self-attention."""
+
+    def __init__(self, hidden_size: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=False)
+        self.out = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, h: Tensor) -> Tensor:
+        batch, length, hidden = h.shape
+        qkv = self.qkv(h).view(batch, length, 3, self.num_heads, hidden // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, head_dim]
+        attended = F.scaled_dot_product_attention(q, k, v)
+        return self.out(attended.transpose(1, 2).reshape(batch, length, hidden))
+
+
+class SequenceMixer(nn.Module):
+    """TRM's attention-free mixer: a SwiGLU across token positions (fixed sequence length)."""
+
+    def __init__(self, seq_len: int, expansion: float) -> None:
+        super().__init__()
+        self.seq_len = seq_len
+        self.mlp = SwiGLU(seq_len, expansion)
+
+    def forward(self, h: Tensor) -> Tensor:
+        if h.shape[1] != self.seq_len:
+            raise ValueError(
+                f"the mlp mixer needs sequences of exactly seq_len={self.seq_len} tokens, "
+                f"got {h.shape[1]}"
+            )
+        return self.mlp(h.transpose(1, 2)).transpose(1, 2)
+
+
+class Block(nn.Module):
+    """Post-norm block: ``h = norm(h + mixer(h)); h = norm(h + swiglu(h))``."""
+
+    def __init__(self, config: TRMConfig) -> None:
+        super().__init__()
+        if config.mixer == "attention":
+            self.mixer: nn.Module = SelfAttention(config.hidden_size, config.num_heads)
+        else:
+            self.mixer = SequenceMixer(config.seq_len, config.expansion)
+        self.mixer_norm = RMSNorm(config.hidden_size, config.rms_eps)
+        self.mlp = SwiGLU(config.hidden_size, config.expansion)
+        self.mlp_norm = RMSNorm(config.hidden_size, config.rms_eps)
+
+    def forward(self, h: Tensor) -> Tensor:
+        h = self.mixer_norm(h + self.mixer(h))
+        return self.mlp_norm(h + self.mlp(h))
+
+
+class ReasoningNet(nn.Module):
+    """``net(a, b, ...)``: the blocks applied to the sum of the inputs."""
+
+    def __init__(self, config: TRMConfig) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        h = sum(inputs[1:], inputs[0])
+        for block in self.blocks:
+            h = block(h)
+        return h
+
+
+class TRMCore(nn.Module):
+    """The recursion over input embeddings ``x`` [B, L, H], with a halting (Q) head."""
+
+    def __init__(self, config: TRMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = ReasoningNet(config)
+        # Block outputs are RMS-normalised (unit scale), so the starting states get unit scale too.
+        self.y_init = nn.Parameter(nn.init.trunc_normal_(torch.empty(config.hidden_size), std=1.0))
+        self.z_init = nn.Parameter(nn.init.trunc_normal_(torch.empty(config.hidden_size), std=1.0))
+        self.q_head = nn.Linear(config.hidden_size, 1)
+        nn.init.zeros_(self.q_head.weight)
+        nn.init.constant_(self.q_head.bias, -5.0)  # start confident that answers are not yet right
+
+    def initial_carry(self, batch_size: int, seq_len: int) -> Carry:
+        """The learned starting states ``(y, z)``, each expanded to [batch_size, seq_len, H]."""
+        shape = (batch_size, seq_len, self.config.hidden_size)
+        return self.y_init.expand(shape), self.z_init.expand(shape)
+
+    def latent_recursion(self, x: Tensor, y: Tensor, z: Tensor, n: int) -> Carry:
+        """One cycle: ``n`` times ``z = net(x, y, z)``, then ``y = net(y, z)``."""
+        for _ in range(n):
+            z = self.net(x, y, z)
+        return self.net(y, z), z
+
+    def forward(
+        self, x: Tensor, carry: Carry | None = None, T: int | None = None, n: int | None = None
+    ) -> TRMOutput:
+        """Run ``T`` cycles of ``n`` latent steps; only the last cycle is differentiable."""
+        T = self.config.T if T is None else T
+        n = self.config.n if n is None else n
+        if T < 1 or n < 1:
+            raise ValueError(f"T and n must be >= 1, got T={T}, n={n}")
+        y, z = self.initial_carry(x.shape[0], x.shape[1]) if carry is None else carry
+        with torch.no_grad():
+            for _ in range(T - 1):
+                y, z = self.latent_recursion(x, y, z, n)
+        y, z = self.latent_recursion(x, y, z, n)
+        q_logit = self.q_head(y[:, 0]).squeeze(-1)
+        return TRMOutput(y, z, q_logit, (y.detach(), z.detach()))
+
+
+class TRMTokenModel(nn.Module):
+    """Tokens in, next-token logits out: embeddings, ``TRMCore`` and an LM head reading ``y``."""
+
+    def __init__(self, config: TRMConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.config = config
+        # As in TRM: embeddings start at std 1/sqrt(H) and are scaled up by sqrt(H), so x has unit
+        # scale like y and z while the embedding weights stay on the scale of the other weights.
+        self.embed_scale = math.sqrt(config.hidden_size)
+        std = 1.0 / self.embed_scale
+        self.token_embedding = nn.Embedding(vocab_size, config.hidden_size)
+        self.position_embedding = nn.Embedding(config.seq_len, config.hidden_size)
+        nn.init.trunc_normal_(self.token_embedding.weight, std=std, a=-2 * std, b=2 * std)
+        nn.init.trunc_normal_(self.position_embedding.weight, std=std, a=-2 * std, b=2 * std)
+        self.core = TRMCore(config)
+        self.lm_head = nn.Linear(config.hidden_size, vocab_size, bias=False)
+
+    def forward(
+        self,
+        tokens: Tensor,
+        carry: Carry | None = None,
+        T: int | None = None,
+        n: int | None = None,
+    ) -> tuple[Tensor, TRMOutput]:
+        """Logits [B, L, vocab] from token ids [B, L] (L <= seq_len), and the core's output."""
+        length = tokens.shape[1]
+        if length > self.config.seq_len:
+            raise ValueError(f"sequence of {length} tokens exceeds seq_len={self.config.seq_len}")
+        positions = torch.arange(length, device=tokens.device)
+        x = self.embed_scale * (self.token_embedding(tokens) + self.position_embedding(positions))
+        out = self.core(x, carry=carry, T=T, n=n)
+        return self.lm_head(out.y), out
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters in ``module`` (works on the meta device)."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,28 @@
+"""Learning-curve PNGs from a run's metrics table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+import pandas as pd  # noqa: E402
+
+
+def plot_learning_curve(metrics: pd.DataFrame, out: Path) -> None:
+    """Episode return, utility and tool calls against env steps."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(metrics["env_steps"], metrics["episode_return_mean"], label="episode return")
+    left.plot(metrics["env_steps"], metrics["utility"], label="utility (normalised)")
+    left.set_xlabel("env steps")
+    left.set_ylabel("mean per episode")
+    left.legend()
+    right.plot(metrics["env_steps"], metrics["tool_calls"], color="tab:green")
+    right.set_xlabel("env steps")
+    right.set_ylabel("tool calls per episode")
+    figure.suptitle("PPO, TRM policy, gift recommendation")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
