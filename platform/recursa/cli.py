@@ -51,10 +51,10 @@ def train_gift(
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its latest checkpoint."),
 ) -> None:
     """Train the TRM gift policy with PPO on RLlib env runners (BC warm start optional)."""
+    settings = load_config(config, TrainGiftConfig)
     from recursa.rl.train_gift import train_gift as run
     from recursa.runtime import init_ray
 
-    settings = load_config(config, TrainGiftConfig)
     init_ray()
     result = run(settings, resume=resume)
     console.print(f"run: {result.run_dir}\ncheckpoint: {result.checkpoint}\nenv steps: {result.env_steps}")
@@ -69,12 +69,12 @@ def eval_gift(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
 ) -> None:
     """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines."""
-    from recursa.rl.evaluate import evaluate_with_baselines, load_policy_module, module_policy
-    from recursa.rl.report import print_results
-
     if not checkpoint.exists():
         raise ConfigError(f"checkpoint: path does not exist: {checkpoint}")
     settings = load_config(config or _run_config_near(checkpoint), TrainGiftConfig)
+    from recursa.rl.evaluate import evaluate_with_baselines, load_policy_module, module_policy
+    from recursa.rl.report import print_results
+
     module = load_policy_module(checkpoint)
     results = evaluate_with_baselines(settings.env, module_policy(module), users, seed)
     print_results(results, console)
@@ -87,10 +87,11 @@ def quickstart(
     config: Optional[Path] = typer.Option(None, "--config", help="Override the quickstart config (YAML)."),
 ) -> None:
     """Everything at laptop scale: data, BC + PPO on Ray, held-out evaluation, results table."""
+    settings = load_config(config, TrainGiftConfig) if config else None
     from recursa.rl.quickstart import QUICKSTART, run_quickstart
     from recursa.runtime import init_ray
 
-    settings = load_config(config, TrainGiftConfig) if config else QUICKSTART
+    settings = settings or QUICKSTART
     init_ray()
     run_quickstart(settings, console)
 

@@ -157,4 +157,4 @@ def read_gift_data(data_dir: str | Path) -> GiftData:
         catalog[column] = catalog[column].map(list)
     for column in ("interests", "interest_tags"):
         users[column] = users[column].map(list)
-    return GiftData(catalog=catalog, users=users.reset_index(drop=True))
+    return GiftData(catalog=catalog, users=users.sort_values("user_id", ignore_index=True))

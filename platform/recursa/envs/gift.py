@@ -13,6 +13,7 @@ Actions: 0 = finish, 1..5 = call a gift tool on all candidates, 6 + i = recommen
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -105,9 +106,14 @@ class GiftRecommendationEnv(gym.Env):
         data = load_env_data(self.config)
         self.catalog = data.catalog
         self.users = data.split(self.config.split)
-        self.registry = ToolRegistry(timeout_s=self.config.tool_timeout_s, cache_size=256)
-        for tool in gift_tools(self.catalog, failure_rate=self.config.tool_failure_rate, seed=self.config.seed):
-            self.registry.register(tool)
+        # RLlib passes an EnvContext: give every env runner and vector slot its own stream.
+        self._stream = [self.config.seed, getattr(config, "worker_index", 0), getattr(config, "vector_index", 0)]
+        self._rng = np.random.default_rng(self._stream)
+        self._tool_rng = np.random.default_rng(self._stream + [1])
+        self.registry = ToolRegistry(timeout_s=self.config.tool_timeout_s)
+        for tool in gift_tools(self.catalog, failure_rate=self.config.tool_failure_rate, seed=self._tool_rng):
+            # No result cache inside the env: episodes stay independent and replayable by seed.
+            self.registry.register(dataclasses.replace(tool, cacheable=False))
         k = self.config.num_candidates
         self.num_actions = FIRST_ITEM + k
         self.action_space = gym.spaces.Discrete(self.num_actions)
@@ -115,15 +121,14 @@ class GiftRecommendationEnv(gym.Env):
             "observations": gym.spaces.Box(-5.0, 5.0, (k + 1, TOKEN_DIM), np.float32),
             "action_mask": gym.spaces.Box(0.0, 1.0, (self.num_actions,), np.float32),
         })
-        # RLlib passes an EnvContext: give every env runner and vector slot its own stream.
-        worker, slot = getattr(config, "worker_index", 0), getattr(config, "vector_index", 0)
-        self._rng = np.random.default_rng([self.config.seed, worker, slot])
 
     # ----------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            # Reseed in place: the gift tools hold a reference to the tool generator.
+            self._rng.bit_generator.state = np.random.default_rng([seed, *self._stream[1:]]).bit_generator.state
+            self._tool_rng.bit_generator.state = np.random.default_rng([seed, *self._stream[1:], 1]).bit_generator.state
         options = options or {}
         index = options.get("user_index")
         if index is None:

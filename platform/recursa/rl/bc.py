@@ -67,7 +67,7 @@ def behaviour_cloning(config: TrainGiftConfig, run_dir: Path) -> tuple[Path, dic
     env.close()
     module = spec.build()
     metrics = fit_policy(module, _tensors(episodes, spec.observation_space["observations"].shape), config)
-    path = run_dir / "bc_module"
+    path = (run_dir / "bc_module").resolve()
     module.save_to_path(path)
     return path, metrics
 

@@ -20,7 +20,7 @@ MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_polic
 
 def load_policy_module(checkpoint: str | Path) -> RLModule:
     """The TRM policy from a PPO checkpoint, a module directory, or a run directory (latest)."""
-    path = Path(checkpoint)
+    path = Path(checkpoint).resolve()
     if (path / "checkpoints" / "latest").is_dir():
         path = path / "checkpoints" / "latest"
     for candidate in (path / MODULE_SUBDIR, path):

@@ -22,7 +22,7 @@ QUICKSTART = TrainGiftConfig(
     iterations=40,
     time_budget_s=330.0,
     checkpoint_every=5,
-    bc=BCSettings(episodes=3000, epochs=6),
+    bc=BCSettings(episodes=2000, epochs=4),
     eval=EvalSettings(users=400),
 )
 

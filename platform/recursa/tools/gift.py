@@ -118,12 +118,14 @@ class GiftCatalog:
             raise ValueError(f"unknown item ids: {unknown}") from None
 
 
-def gift_tools(catalog: pd.DataFrame, failure_rate: float = 0.0, seed: int = 0) -> list[Tool]:
+def gift_tools(
+    catalog: pd.DataFrame, failure_rate: float = 0.0, seed: int | np.random.Generator = 0
+) -> list[Tool]:
     """The five gift tools over `catalog`, in `GIFT_TOOL_NAMES` order.
 
     With `failure_rate` > 0 each call fails with that probability (RuntimeError),
-    as an unreliable upstream API would; each tool draws from its own generator
-    seeded from `seed`.
+    as an unreliable upstream API would. With an int seed each tool draws from its own
+    generator; with a Generator all tools share it (the caller can then reseed it).
     """
     if not 0.0 <= failure_rate <= 1.0:
         raise ValueError(f"failure_rate must be in [0, 1], got {failure_rate}")
@@ -131,7 +133,10 @@ def gift_tools(catalog: pd.DataFrame, failure_rate: float = 0.0, seed: int = 0) 
     tools = [tool(getattr(shop, name)) for name in GIFT_TOOL_NAMES]
     if failure_rate == 0.0:
         return tools
-    rngs = np.random.default_rng(seed).spawn(len(tools))
+    if isinstance(seed, np.random.Generator):
+        rngs = [seed] * len(tools)
+    else:
+        rngs = np.random.default_rng(seed).spawn(len(tools))
     return [
         replace(t, fn=_unreliable(t.fn, t.name, failure_rate, rng))
         for t, rng in zip(tools, rngs)

@@ -1,0 +1,123 @@
+"""PPO with the TRM policy through RLlib: it trains on 2 env runners, checkpoints and resumes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+
+from recursa.config import BCSettings, EvalSettings, PPOSettings, TrainGiftConfig
+from recursa.envs.gift import GiftRecommendationEnv
+from recursa.models.trm import TRMCore
+from recursa.rl.evaluate import load_policy_module, module_policy
+from recursa.rl.gift_ppo import trm_module_spec
+from recursa.rl.trm_module import TRMPolicyModule
+from recursa.rl.train_gift import train_gift
+
+
+def small_config(tmp_path, **updates) -> TrainGiftConfig:
+    settings = dict(
+        name="t",
+        runs_dir=str(tmp_path),
+        iterations=2,
+        checkpoint_every=1,
+        bc=BCSettings(episodes=40, epochs=1),
+        ppo=PPOSettings(train_batch_size=200, minibatch_size=100, num_epochs=1),
+        eval=EvalSettings(users=10),
+    )
+    settings.update(updates)
+    return TrainGiftConfig(**settings)
+
+
+def built_module(config: TrainGiftConfig) -> TRMPolicyModule:
+    env = GiftRecommendationEnv(config.env.model_dump())
+    spec = trm_module_spec(config)
+    spec.observation_space, spec.action_space = env.observation_space, env.action_space
+    return spec.build()
+
+
+def test_masked_actions_get_no_probability(tmp_path):
+    config = small_config(tmp_path)
+    module = built_module(config)
+    env = GiftRecommendationEnv(config.env.model_dump())
+    observation, _ = env.reset(seed=3)
+    env.step(1)  # a tool: now masked
+    observation, *_ = env.step(env.num_actions - 1)  # recommend the last item: now masked
+    batch = {Columns.OBS: {key: torch.from_numpy(value)[None] for key, value in observation.items()}}
+    logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0]
+    probabilities = torch.softmax(logits, -1)
+    masked = observation["action_mask"] == 0
+    assert masked.sum() == 2
+    assert torch.all(probabilities[torch.from_numpy(masked)] == 0)
+    assert torch.all(probabilities[torch.from_numpy(~masked)] > 0)
+
+
+def test_policy_heads_read_the_trm_answer_state(tmp_path):
+    module = built_module(small_config(tmp_path))
+    assert isinstance(module.trm, TRMCore)
+    env = GiftRecommendationEnv({})
+    observation, _ = env.reset(seed=0)
+    batch = {Columns.OBS: {key: torch.from_numpy(value)[None] for key, value in observation.items()}}
+    before = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS].clone()
+    with torch.no_grad():
+        for parameter in module.trm.net.parameters():
+            parameter.add_(0.5)
+    after = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+    assert not torch.allclose(before, after), "logits must depend on the TRM trunk"
+
+
+def test_ppo_trains_checkpoints_and_resumes(ray_session, tmp_path):
+    config = small_config(tmp_path)
+    result = train_gift(config)
+    assert result.checkpoint.name == "iter_0002"
+    assert result.env_steps >= 2 * config.ppo.train_batch_size
+    metrics = pd.read_parquet(result.run_dir / "metrics.parquet")
+    assert list(metrics["iteration"]) == [1, 2]
+    for column in ("episode_return_mean", "tool_calls", "tool_success_rate", "calls_inventory_check", "episode_len_mean"):
+        assert np.isfinite(metrics[column]).all(), column
+    assert (result.run_dir / "learning_curve.png").stat().st_size > 0
+    assert list((result.run_dir / "tb").iterdir())
+    assert json.loads((result.run_dir / "train_report.json").read_text())["iterations"] == 2
+
+    module = load_policy_module(result.checkpoint)
+    assert isinstance(module, TRMPolicyModule)
+    saved = {key: value.clone() for key, value in module.state_dict().items()}
+
+    resumed = train_gift(config.model_copy(update={"iterations": 3}), resume=True)
+    metrics = pd.read_parquet(resumed.run_dir / "metrics.parquet")
+    assert list(metrics["iteration"]) == [1, 2, 3], "resume continues, it does not restart"
+    assert resumed.checkpoint.name == "iter_0003"
+    assert metrics["env_steps"].iloc[-1] > metrics["env_steps"].iloc[1]
+    moved = load_policy_module(resumed.checkpoint).state_dict()
+    assert any(not torch.equal(saved[key], moved[key]) for key in saved), "PPO updated the restored weights"
+
+    env = GiftRecommendationEnv({})
+    observation, _ = env.reset(seed=1)
+    assert env.action_mask()[module_policy(module)(env, observation)] == 1
+
+
+def test_two_env_runners_are_used(ray_session, tmp_path):
+    config = small_config(tmp_path, iterations=1, bc=BCSettings(enabled=False))
+    from recursa.rl.gift_ppo import build_ppo_config
+
+    algo = build_ppo_config(config).build_algo()
+    try:
+        assert algo.env_runner_group.num_healthy_remote_workers() == 2
+        assert isinstance(algo.get_module(), TRMPolicyModule)
+        result = algo.train()
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= config.ppo.train_batch_size
+    finally:
+        algo.stop()
+
+
+def test_existing_run_needs_resume_flag(ray_session, tmp_path):
+    from recursa.config import ConfigError
+
+    config = small_config(tmp_path, iterations=1, bc=BCSettings(enabled=False))
+    train_gift(config)
+    with pytest.raises(ConfigError, match="--resume"):
+        train_gift(config)
