@@ -13,11 +13,15 @@ Measures env steps per second four ways, one after the other in one run:
   after one warm-up sample. No training happens. The episodes are returned to the driver, as
   in PPO's own sampling, and the steps are counted from them.
 
+A CPU check runs first: the work two busy processes do beside one (2.0 on two real cores).
+Some VMs give two CPUs for a few seconds and then throttle to about one; there the 2-runner
+figure cannot beat the 1-runner one, and the check says so.
+
 The bare loops run in this process with ``--torch-threads`` threads (default 1, what Ray gives
 an env runner that asks for less than one CPU; the runners' own count is recorded). Ray is
 started once, locally, with 2 CPUs. Figures are noisy when something else uses the CPUs.
 
-Run (about 1-2 minutes with the defaults; ``--quick`` is a smoke run of a few seconds):
+Run (about a minute with the defaults; ``--quick``, a smoke run, takes half that, mostly Ray start-up):
 
     .venv/bin/python bench/gift_rollout.py [--steps 4000] [--envs-per-runner 4] [--out FILE] [--quick]
 
@@ -29,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform as _platform
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +154,38 @@ def bench_rllib(config: TrainGiftConfig, num_runners: int, steps: int, warmup: i
             "runner_sample_s": inside_s, "build_s": build_s, "runner_torch_threads": runner_threads}
 
 
+_SPIN_CHUNK = 200_000
+
+
+def _spin_for(seconds: float) -> list[float]:
+    """Pure-Python busy loop for `seconds`; the time each chunk of iterations finished."""
+    start = time.perf_counter()
+    done: list[float] = []
+    while not done or done[-1] < seconds:
+        total = 0
+        for i in range(_SPIN_CHUNK):
+            total += i * i
+        done.append(time.perf_counter() - start)
+    return done
+
+
+def cpu_parallel_speedup(alone_s: float, together_s: float) -> dict:
+    """Work done by 2 busy processes over 1 (2.0 when two CPUs really run in parallel).
+
+    `burst`: first second of the two; `sustained`: their second half. Some VMs give two CPUs
+    for a few seconds, then throttle to about one: then 2 runners cannot beat 1 for long.
+    """
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_spin_for, [0.01, 0.01]))  # start both workers before timing
+        alone = pool.submit(_spin_for, alone_s).result()
+        together = list(pool.map(_spin_for, [together_s, together_s]))
+    rate_alone = len(alone) / alone[-1]
+    burst = sum(sum(1 for t in done if t < 1.0) for done in together) / 1.0
+    half = together_s / 2
+    sustained = sum(sum(1 for t in done if half <= t < together_s) for done in together) / half
+    return {"burst": burst / rate_alone, "sustained": sustained / rate_alone}
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
@@ -167,6 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
     config = TrainGiftConfig()
     config.runners.num_envs_per_env_runner = args.envs_per_runner
 
+    with console.status("CPU parallelism check (1 vs 2 busy processes)"):
+        parallel_speedup = cpu_parallel_speedup(*((0.5, 2.0) if args.quick else (2.0, 8.0)))
     results: dict[str, dict] = {}
     with console.status("bare env loop (random valid actions)"):
         results["bare_env"] = bench_bare_env(config, steps, warmup)
@@ -208,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {
             "cpus": os.cpu_count(),
             "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "parallel_speedup_2_procs": parallel_speedup,
             "torch_threads": torch.get_num_threads(),
             "runner_torch_threads": results["rllib_2_runners"]["runner_torch_threads"],
             "python": _platform.python_version(),
@@ -219,8 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
     table = Table(title=f"gift env rollout, {steps} steps per row")
     for column in ("measurement", "steps", "seconds", "steps/s", "ms/step", "vs bare env+TRM"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
-    labels = {"bare_env": "bare env.step, random actions", "bare_env_trm": "bare env.step + TRM forward",
-              "rllib_1_runner": "RLlib sample, 1 env runner", "rllib_2_runners": "RLlib sample, 2 env runners"}
+    labels = {"bare_env": "env.step, random", "bare_env_trm": "env.step + TRM",
+              "rllib_1_runner": "RLlib, 1 runner", "rllib_2_runners": "RLlib, 2 runners"}
     for name, label in labels.items():
         result = results[name]
         table.add_row(label, str(result["steps"]), f"{result['seconds']:.2f}", f"{result['steps_per_s']:.0f}",
@@ -229,10 +270,13 @@ def main(argv: list[str] | None = None) -> dict:
     console.print(f"2 runners / 1 runner: {report['ratios']['rllib_2_over_1']:.2f}x   "
                   f"envs per runner: {args.envs_per_runner}   bare-loop torch threads: {torch.get_num_threads()}   "
                   f"runner torch threads: {report['machine']['runner_torch_threads']}")
+    console.print(f"CPU check: 2 busy processes do {parallel_speedup['burst']:.2f}x the work of 1 in their "
+                  f"first second, {parallel_speedup['sustained']:.2f}x sustained (2.0 = two real cores; "
+                  f"near 1.0 means 2 runners cannot beat 1 here)")
 
     for name in ("rllib_1_runner", "rllib_2_runners"):
         inside = ", ".join(f"{seconds:.2f}" for seconds in results[name]["runner_sample_s"])
-        console.print(f"{labels[name]}: {results[name]['seconds']:.2f} s wall, seconds inside sample() per runner: {inside}")
+        console.print(f"{labels[name]}: {results[name]['seconds']:.2f} s wall, inside sample() per runner: {inside} s")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

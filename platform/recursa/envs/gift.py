@@ -96,6 +96,16 @@ def gift_utility(user: pd.Series, items: pd.DataFrame) -> np.ndarray:
     return np.where(feasible, interest_match(user, items) * (0.3 + 0.7 * taste), 0.0)
 
 
+def gift_spaces(num_candidates: int) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
+    """Observation and action spaces for K candidates (the policy needs them without an env)."""
+    num_actions = FIRST_ITEM + num_candidates
+    observation_space = gym.spaces.Dict({
+        "observations": gym.spaces.Box(-5.0, 5.0, (num_candidates + 1, TOKEN_DIM), np.float32),
+        "action_mask": gym.spaces.Box(0.0, 1.0, (num_actions,), np.float32),
+    })
+    return observation_space, gym.spaces.Discrete(num_actions)
+
+
 class GiftRecommendationEnv(gym.Env):
     """Recommend gifts to one user per episode, calling tools to learn about the candidates."""
 
@@ -114,13 +124,8 @@ class GiftRecommendationEnv(gym.Env):
         for tool in gift_tools(self.catalog, failure_rate=self.config.tool_failure_rate, seed=self._tool_rng):
             # No result cache inside the env: episodes stay independent and replayable by seed.
             self.registry.register(dataclasses.replace(tool, cacheable=False))
-        k = self.config.num_candidates
-        self.num_actions = FIRST_ITEM + k
-        self.action_space = gym.spaces.Discrete(self.num_actions)
-        self.observation_space = gym.spaces.Dict({
-            "observations": gym.spaces.Box(-5.0, 5.0, (k + 1, TOKEN_DIM), np.float32),
-            "action_mask": gym.spaces.Box(0.0, 1.0, (self.num_actions,), np.float32),
-        })
+        self.observation_space, self.action_space = gift_spaces(self.config.num_candidates)
+        self.num_actions = int(self.action_space.n)
 
     # ----------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):

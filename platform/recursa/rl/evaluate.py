@@ -12,6 +12,7 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from recursa.config import ConfigError, GiftEnvConfig
 from recursa.envs.gift import GiftRecommendationEnv
 from recursa.envs.gift_policies import BASELINES, Policy
+from recursa.rl.policy_io import is_policy_dir, load_policy
 from recursa.tools import GIFT_TOOL_NAMES
 
 # Where a PPO checkpoint keeps the policy's RLModule (RLlib's new-stack checkpoint layout).
@@ -19,16 +20,19 @@ MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_polic
 
 
 def load_policy_module(checkpoint: str | Path) -> RLModule:
-    """The TRM policy from a PPO checkpoint, a module directory, or a run directory (latest)."""
+    """The TRM policy from a policy directory (safetensors), a run directory, or a PPO checkpoint."""
     path = Path(checkpoint).resolve()
+    for policy_dir in (path, path / "policy"):
+        if is_policy_dir(policy_dir):
+            return load_policy(policy_dir)[0]
     if (path / "checkpoints" / "latest").is_dir():
         path = path / "checkpoints" / "latest"
     for candidate in (path / MODULE_SUBDIR, path):
-        if (candidate / "module_state").exists() or (candidate / "class_and_ctor_args.pkl").exists():
+        if (candidate / "class_and_ctor_args.pkl").exists():
             module = RLModule.from_checkpoint(candidate)
             module.eval()
             return module
-    raise ConfigError(f"checkpoint: no policy module found at {checkpoint}")
+    raise ConfigError(f"checkpoint: no policy found at {checkpoint}")
 
 
 def module_policy(module: RLModule) -> Policy:

@@ -37,7 +37,7 @@ def run_quickstart(config: TrainGiftConfig, console: Console) -> dict:
     config = config.model_copy(update={"env": config.env.model_copy(update={"data_dir": str(data_dir)})})
     console.print(f"[bold]data[/bold] {data_dir}")
     result = train_gift(config)
-    module = load_policy_module(result.checkpoint)
+    module = load_policy_module(result.run_dir / "policy")
     results = evaluate_with_baselines(config.env, module_policy(module), config.eval.users, config.eval.seed)
     print_results(results, console)
     report = quickstart_report(

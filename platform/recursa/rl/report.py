@@ -7,21 +7,23 @@ from rich.table import Table
 
 from recursa.tools import GIFT_TOOL_NAMES
 
+_SHORT_TOOL_NAMES = {"price_comparison": "price", "inventory_check": "stock", "review_analysis": "reviews",
+                     "trend_analysis": "trend", "budget_optimizer": "budget"}
 REPORT_KEYS = ("mean_reward", "normalized_to_oracle", "tool_calls_per_episode", "tool_usage")
 
 
 def print_results(results: dict, console: Console) -> None:
     """One row per policy: reward with its 95% interval, share of oracle, tool use."""
-    table = Table(title="Gift recommendation, held-out users")
-    for column in ("policy", "mean reward", "95% CI", "of oracle", "tools/ep", *GIFT_TOOL_NAMES):
+    table = Table(title="Gift recommendation, held-out users (tool columns: calls per episode)")
+    for column in ("policy", "reward", "95% CI", "/oracle", "tools", *_SHORT_TOOL_NAMES.values()):
         table.add_column(column, justify="left" if column == "policy" else "right")
-    rows = [("TRM (PPO)", results["policy"]), *results["baselines"].items()]
+    rows = [("TRM", results["policy"]), *results["baselines"].items()]
     for name, summary in rows:
         low, high = summary["ci95"]
         table.add_row(
             name,
             f"{summary['mean_reward']:.3f}",
-            f"[{low:.3f}, {high:.3f}]",
+            f"{low:.3f}-{high:.3f}",
             f"{summary['normalized_to_oracle']:.2f}",
             f"{summary['tool_calls_per_episode']:.2f}",
             *(f"{summary['tool_usage'][tool]:.2f}" for tool in GIFT_TOOL_NAMES),

@@ -1,7 +1,8 @@
 """`recursa train gift`: (behaviour cloning, then) PPO with checkpoints, metrics and curves.
 
 A run is one directory, runs/<name>/: config.yaml, checkpoints/ (iter_NNNN and `latest`),
-metrics.parquet, TensorBoard events under tb/, learning_curve.png and train_report.json.
+policy/ (the final weights as safetensors), metrics.parquet, TensorBoard events under tb/,
+learning_curve.png and train_report.json.
 Checkpoints are written to a temporary directory and renamed into place, so a run killed
 mid-save keeps its previous checkpoint.
 """
@@ -23,6 +24,7 @@ from recursa.config import ConfigError, TrainGiftConfig, dump_config, load_confi
 from recursa.rl.bc import behaviour_cloning
 from recursa.rl.gift_ppo import build_ppo_config
 from recursa.rl.plots import plot_learning_curve
+from recursa.rl.policy_io import save_policy
 from recursa.tools import GIFT_TOOL_NAMES
 
 KEEP_CHECKPOINTS = 3
@@ -130,6 +132,7 @@ def train_gift(config: TrainGiftConfig, resume: bool = False) -> TrainResult:
                     pd.DataFrame(rows).to_parquet(run_dir / "metrics.parquet", index=False)
                 if out_of_time:
                     break
+        save_policy(algo.get_module(), config.env, run_dir / "policy")
     finally:
         writer.close()
         algo.stop()

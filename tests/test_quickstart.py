@@ -1,0 +1,46 @@
+"""The quickstart end to end at a reduced budget: data, BC + PPO on Ray, evaluation, report.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.console import Console
+
+from recursa.config import BCSettings, EvalSettings, PPOSettings, TrainGiftConfig
+from recursa.rl.quickstart import run_quickstart
+from recursa.tools import GIFT_TOOL_NAMES
+
+SUMMARY_KEYS = {"mean_reward", "normalized_to_oracle", "tool_calls_per_episode", "tool_usage"}
+
+
+@pytest.mark.slow
+def test_quickstart_writes_the_documented_report(ray_session, tmp_path):
+    config = TrainGiftConfig(
+        name="quickstart",
+        runs_dir=str(tmp_path),
+        iterations=3,
+        checkpoint_every=1,
+        bc=BCSettings(episodes=800, epochs=3),
+        ppo=PPOSettings(train_batch_size=1000, minibatch_size=250, num_epochs=2),
+        eval=EvalSettings(users=150),
+    )
+    report = run_quickstart(config, Console(width=120))
+    on_disk = json.loads((tmp_path / "quickstart" / "report.json").read_text())
+    assert on_disk == report
+
+    assert set(report) == {"policy", "baselines", "env_steps", "wall_seconds", "num_env_runners", "model"}
+    assert set(report["baselines"]) == {"random", "no_tools", "all_tools_greedy", "oracle"}
+    for summary in [report["policy"], *report["baselines"].values()]:
+        assert set(summary) == SUMMARY_KEYS
+        assert set(summary["tool_usage"]) == set(GIFT_TOOL_NAMES)
+    assert report["model"]["name"] == "trm" and report["model"]["params"] > 10_000
+    assert report["num_env_runners"] == 2
+    assert report["env_steps"] >= 3 * 1000
+    assert report["baselines"]["oracle"]["normalized_to_oracle"] == pytest.approx(1.0)
+
+    baselines = report["baselines"]
+    assert report["policy"]["mean_reward"] > baselines["no_tools"]["mean_reward"], "the policy learned to use tools"
+    assert report["policy"]["tool_calls_per_episode"] > 0.5
+    assert (tmp_path / "quickstart" / "policy" / "policy.safetensors").is_file()
+    assert (tmp_path / "quickstart" / "learning_curve.png").is_file()
