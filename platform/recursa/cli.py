@@ -27,7 +27,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 
-console = Console()
+# Piped output (CI logs, `make demo | tee`) gets a table wide enough to read.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 
 
 @data_app.command("gift")

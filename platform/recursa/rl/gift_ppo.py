@@ -8,11 +8,12 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
 from recursa.config import TrainGiftConfig
+from recursa.envs import GIFT_ENV_ID
 from recursa.envs.gift import NUM_GLOBAL_ACTIONS, GiftRecommendationEnv
 from recursa.rl.trm_module import TRMPolicyModule
 from recursa.tools import GIFT_TOOL_NAMES
 
-GIFT_ENV_ID = "recursa/GiftRecommendation-v0"
+# RLlib's registry (as well as gymnasium's) so env runners get an EnvContext with their indices.
 register_env(GIFT_ENV_ID, lambda env_config: GiftRecommendationEnv(env_config))
 _WINDOW = 100  # episodes averaged per metric, as RLlib does for episode_return_mean
 
