@@ -13,9 +13,9 @@ Measures env steps per second four ways, one after the other in one run:
   after one warm-up sample. No training happens. The episodes are returned to the driver, as
   in PPO's own sampling, and the steps are counted from them.
 
-A CPU check runs first: the work two busy processes do beside one (2.0 on two real cores).
-Some VMs give two CPUs for a few seconds and then throttle to about one; there the 2-runner
-figure cannot beat the 1-runner one, and the check says so.
+A CPU check runs last, right after the RLlib runs: the work two busy processes do beside one
+(2.0 on two real cores). Some VMs give two CPUs for a few seconds and then about one; there
+the 2-runner figure cannot beat the 1-runner one, and the check says so.
 
 The bare loops run in this process with ``--torch-threads`` threads (default 1, what Ray gives
 an env runner that asks for less than one CPU; the runners' own count is recorded). Ray is
@@ -108,19 +108,6 @@ def bench_bare_env_trm(config: TrainGiftConfig, steps: int, warmup: int) -> dict
     return result
 
 
-def _runner_torch_threads(runner) -> int:
-    import torch as runner_torch
-
-    return runner_torch.get_num_threads()
-
-
-def _timed_sample(runner, num_timesteps: int) -> tuple[list, float]:
-    """Runs on an env runner: its episodes for `num_timesteps` steps and the seconds it took."""
-    start = time.perf_counter()
-    episodes = runner.sample(num_timesteps=num_timesteps, random_actions=False)
-    return episodes, time.perf_counter() - start
-
-
 def bench_rllib(config: TrainGiftConfig, num_runners: int, steps: int, warmup: int) -> dict:
     """Sampling (no training) through `num_runners` remote env runners of a PPO algorithm."""
     config = config.model_copy(deep=True)
@@ -132,15 +119,30 @@ def bench_rllib(config: TrainGiftConfig, num_runners: int, steps: int, warmup: i
     per_runner = -(-steps // num_runners)
     per_runner_warmup = max(1, -(-warmup // num_runners))
 
+    # Run on the env runners. Local functions, so that Ray ships them by value even when this
+    # file is imported as a module the workers cannot import.
+    def timed_sample(runner, num_timesteps: int) -> tuple[list, float]:
+        """The runner's episodes for `num_timesteps` steps and the seconds `sample` took."""
+        import time as runner_time
+
+        start = runner_time.perf_counter()
+        episodes = runner.sample(num_timesteps=num_timesteps, random_actions=False)
+        return episodes, runner_time.perf_counter() - start
+
+    def torch_threads(runner) -> int:
+        import torch as runner_torch
+
+        return runner_torch.get_num_threads()
+
     def sample(n: int) -> tuple[list[int], list[float]]:
         """Steps returned by each remote runner for one `sample(num_timesteps=n)` call, and the
         seconds each spent inside `sample` (the rest of the wall time is Ray and transfer)."""
-        results = group.foreach_env_runner(lambda runner: _timed_sample(runner, n), local_env_runner=False)
+        results = group.foreach_env_runner(lambda runner: timed_sample(runner, n), local_env_runner=False)
         return ([sum(len(episode) for episode in episodes) for episodes, _ in results],
                 [seconds for _, seconds in results])
 
     try:
-        runner_threads = group.foreach_env_runner(_runner_torch_threads, local_env_runner=False)
+        runner_threads = group.foreach_env_runner(torch_threads, local_env_runner=False)
         sample(per_runner_warmup)
         start = time.perf_counter()
         counts, inside_s = sample(per_runner)
@@ -205,8 +207,6 @@ def main(argv: list[str] | None = None) -> dict:
     config = TrainGiftConfig()
     config.runners.num_envs_per_env_runner = args.envs_per_runner
 
-    with console.status("CPU parallelism check (1 vs 2 busy processes)"):
-        parallel_speedup = cpu_parallel_speedup(*((0.5, 2.0) if args.quick else (2.0, 8.0)))
     results: dict[str, dict] = {}
     with console.status("bare env loop (random valid actions)"):
         results["bare_env"] = bench_bare_env(config, steps, warmup)
@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
             results["rllib_2_runners"] = bench_rllib(config, 2, steps, warmup)
     finally:
         ray.shutdown()
+    with console.status("CPU parallelism check (1 vs 2 busy processes)"):
+        parallel_speedup = cpu_parallel_speedup(*((0.5, 2.0) if args.quick else (2.0, 8.0)))
 
     rate = {name: result["steps_per_s"] for name, result in results.items()}
     report = {

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from recursa.config import ConfigError, TrainGiftConfig, load_config
+from recursa.config import ConfigError, TrainFCConfig, TrainGiftConfig, load_config
 
 app = typer.Typer(
     help="Train small tool-using agents with RL on Ray, and serve them.",
@@ -25,7 +25,9 @@ train_app = typer.Typer(help="Train policies.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate trained policies.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+infer_app = typer.Typer(help="Run trained models on new inputs.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+app.add_typer(infer_app, name="infer")
 
 # Piped output (CI logs, `make demo | tee`) gets a table wide enough to read.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -81,6 +83,110 @@ def eval_gift(
     print_results(results, console)
     if out:
         out.write_text(json.dumps(results, indent=2))
+
+
+@data_app.command("fc")
+def data_fc(
+    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .jsonl)."),
+    examples: int = typer.Option(100_000, "--examples", min=1, help="Number of examples."),
+    seed: int = typer.Option(0, help="Seed; the same seed gives the same examples."),
+) -> None:
+    """Generate function-calling training examples."""
+    from recursa.data.fc.generator import generate_to_file
+
+    console.print(f"wrote {generate_to_file(examples, seed, out)}")
+
+
+@data_app.command("convert")
+def data_convert(
+    source: Path = typer.Argument(..., help="Input file (xLAM or ms-swift JSON)."),
+    fmt: str = typer.Option(..., "--format", help="xlam or swift."),
+    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .jsonl)."),
+) -> None:
+    """Convert xLAM or ms-swift function-calling data to recursa's schema."""
+    from recursa.data.fc.formats import read_swift_report, read_xlam_report
+    from recursa.data.fc.store import write_examples
+
+    readers = {"xlam": read_xlam_report, "swift": read_swift_report}
+    if fmt not in readers:
+        raise ConfigError(f"format: must be one of {', '.join(readers)}, got {fmt!r}")
+    if not source.is_file():
+        raise ConfigError(f"source: file not found: {source}")
+    report = readers[fmt](source)
+    write_examples(report.examples, out)
+    console.print(f"wrote {len(report.examples)} examples to {out} ({len(report.skipped)} skipped)")
+
+
+@train_app.command("fc")
+def train_fc(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_small.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+) -> None:
+    """Train the tool-calling TRM with deep supervision on Ray Train."""
+    settings = load_config(config, TrainFCConfig)
+    from recursa.fc.train import train_fc as run
+    from recursa.runtime import init_ray
+
+    init_ray()
+    console.print(f"model: {run(settings, resume=resume)}")
+
+
+@eval_app.command("bfcl")
+def eval_bfcl(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
+    categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated BFCL categories."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many examples per category."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here."),
+) -> None:
+    """Score a tool-calling TRM on BFCL with BFCL's AST rules."""
+    model_dir = _fc_model_dir(checkpoint)
+    from recursa.fc.artifact import load_fc_model
+    from recursa.fc.bfcl import EVAL_CATEGORIES, evaluate_bfcl, print_bfcl
+
+    chosen = tuple(c.strip() for c in categories.split(",")) if categories else EVAL_CATEGORIES
+    unknown = sorted(set(chosen) - set(EVAL_CATEGORIES))
+    if unknown:
+        raise ConfigError(f"categories: unknown {', '.join(unknown)}; choose from {', '.join(EVAL_CATEGORIES)}")
+    model, featurizer = load_fc_model(model_dir)
+    report = evaluate_bfcl(model, featurizer, chosen, limit)
+    print_bfcl(report, console)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+
+
+@infer_app.command("fc")
+def infer_fc(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
+    tools: Optional[Path] = typer.Option(None, "--tools", help="JSON list of function schemas (OpenAI style)."),
+    query: Optional[str] = typer.Option(None, "--query", help="The user's request."),
+    interactive: bool = typer.Option(False, "--interactive", help="Read queries from the terminal."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help="JSONL of {query, tools} (or FCExample) lines."),
+) -> None:
+    """Print the function calls the model makes, as JSON."""
+    model_dir = _fc_model_dir(checkpoint)
+    from recursa.fc.infer import run_batch, run_interactive, run_one
+
+    if batch is not None:
+        if not batch.is_file():
+            raise ConfigError(f"batch: file not found: {batch}")
+        run_batch(model_dir, batch)
+        return
+    if tools is None or not tools.is_file():
+        raise ConfigError(f"tools: a JSON file of function schemas is required (got {tools})")
+    if interactive:
+        run_interactive(model_dir, tools)
+    elif query:
+        run_one(model_dir, tools, query)
+    else:
+        raise ConfigError("query: give --query, --interactive or --batch")
+
+
+def _fc_model_dir(checkpoint: Path) -> Path:
+    for candidate in (checkpoint, checkpoint / "model"):
+        if (candidate / "model.safetensors").is_file():
+            return candidate
+    raise ConfigError(f"checkpoint: no tool-calling model (model.safetensors) at {checkpoint}")
 
 
 @app.command("quickstart")

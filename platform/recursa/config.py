@@ -158,3 +158,70 @@ def load_config(path: str | Path | None, model: type[Model]) -> Model:
 def dump_config(config: BaseModel, path: str | Path) -> None:
     """Write a config as resolved (all defaults filled in) to YAML."""
     Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+class FCDataSettings(StrictModel):
+    """Generated training and dev data for the tool-calling TRM."""
+
+    train_examples: int = Field(100_000, ge=10)
+    dev_examples: int = Field(2_000, ge=10)
+    seed: int = 0
+    train_path: str | None = None  # Parquet/JSONL of FCExamples instead of generating (xLAM, ms-swift, ...)
+
+
+class TokenizerSettings(StrictModel):
+    """SentencePiece trained on the training corpus, or characters (tests, tiny runs)."""
+
+    kind: Literal["sentencepiece", "char"] = "sentencepiece"
+    vocab_size: int = Field(8192, ge=64)
+
+
+class FCModelSettings(StrictModel):
+    """The TRM trunk of the tool caller; `preset` (tiny, small, base, large) overrides the sizes."""
+
+    preset: Literal["tiny", "small", "base", "large"] | None = None
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    mixer: Literal["attention"] = "attention"  # slots vary in number; the mlp mixer needs fixed length
+    T: int = Field(2, ge=1)
+    n: int = Field(2, ge=1)
+
+
+class FCTrainingSettings(StrictModel):
+    """Optimisation: AdamW, warmup + cosine, clipping, deep supervision, EMA."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.1, ge=0.0)
+    warmup_steps: int = Field(200, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    n_sup: int = Field(2, ge=1)  # deep-supervision steps per batch
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    bf16: bool = False
+    loss_tool: float = Field(1.0, ge=0.0)
+    loss_q: float = Field(0.5, ge=0.0)
+    loss_arguments: float = Field(2.0, ge=0.0)
+
+
+class WorkerSettings(StrictModel):
+    """Ray Train workers (DDP); GPUs when present and asked for."""
+
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(2.0, gt=0.0)
+
+
+class TrainFCConfig(StrictModel):
+    """`recursa train fc`: supervised training of the tool-calling TRM on Ray Train."""
+
+    name: str = "fc_small"
+    runs_dir: str = "runs"
+    seed: int = 0
+    data: FCDataSettings = FCDataSettings()
+    tokenizer: TokenizerSettings = TokenizerSettings()
+    model: FCModelSettings = FCModelSettings()
+    training: FCTrainingSettings = FCTrainingSettings()
+    workers: WorkerSettings = WorkerSettings()

@@ -95,11 +95,13 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=False)
         self.out = nn.Linear(hidden_size, hidden_size, bias=False)
 
-    def forward(self, h: Tensor) -> Tensor:
+    def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask`` [B, L] is True for real tokens; padding is never attended to."""
         batch, length, hidden = h.shape
         qkv = self.qkv(h).view(batch, length, 3, self.num_heads, hidden // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, head_dim]
-        attended = F.scaled_dot_product_attention(q, k, v)
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.out(attended.transpose(1, 2).reshape(batch, length, hidden))
 
 
@@ -111,7 +113,9 @@ class SequenceMixer(nn.Module):
         self.seq_len = seq_len
         self.mlp = SwiGLU(seq_len, expansion)
 
-    def forward(self, h: Tensor) -> Tensor:
+    def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
+        if mask is not None:
+            h = h * mask[..., None]  # padded positions contribute nothing to the mix
         if h.shape[1] != self.seq_len:
             raise ValueError(
                 f"the mlp mixer needs sequences of exactly seq_len={self.seq_len} tokens, "
@@ -133,8 +137,8 @@ class Block(nn.Module):
         self.mlp = SwiGLU(config.hidden_size, config.expansion)
         self.mlp_norm = RMSNorm(config.hidden_size, config.rms_eps)
 
-    def forward(self, h: Tensor) -> Tensor:
-        h = self.mixer_norm(h + self.mixer(h))
+    def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
+        h = self.mixer_norm(h + self.mixer(h, mask))
         return self.mlp_norm(h + self.mlp(h))
 
 
@@ -145,10 +149,10 @@ class ReasoningNet(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
 
-    def forward(self, *inputs: Tensor) -> Tensor:
+    def forward(self, *inputs: Tensor, mask: Tensor | None = None) -> Tensor:
         h = sum(inputs[1:], inputs[0])
         for block in self.blocks:
-            h = block(h)
+            h = block(h, mask)
         return h
 
 
@@ -171,16 +175,24 @@ class TRMCore(nn.Module):
         shape = (batch_size, seq_len, self.config.hidden_size)
         return self.y_init.expand(shape), self.z_init.expand(shape)
 
-    def latent_recursion(self, x: Tensor, y: Tensor, z: Tensor, n: int) -> Carry:
+    def latent_recursion(self, x: Tensor, y: Tensor, z: Tensor, n: int, mask: Tensor | None = None) -> Carry:
         """One cycle: ``n`` times ``z = net(x, y, z)``, then ``y = net(y, z)``."""
         for _ in range(n):
-            z = self.net(x, y, z)
-        return self.net(y, z), z
+            z = self.net(x, y, z, mask=mask)
+        return self.net(y, z, mask=mask), z
 
     def forward(
-        self, x: Tensor, carry: Carry | None = None, T: int | None = None, n: int | None = None
+        self,
+        x: Tensor,
+        carry: Carry | None = None,
+        T: int | None = None,
+        n: int | None = None,
+        mask: Tensor | None = None,
     ) -> TRMOutput:
-        """Run ``T`` cycles of ``n`` latent steps; only the last cycle is differentiable."""
+        """Run ``T`` cycles of ``n`` latent steps; only the last cycle is differentiable.
+
+        ``mask`` [B, L] (True for real tokens) keeps padding out of attention.
+        """
         T = self.config.T if T is None else T
         n = self.config.n if n is None else n
         if T < 1 or n < 1:
@@ -188,8 +200,8 @@ class TRMCore(nn.Module):
         y, z = self.initial_carry(x.shape[0], x.shape[1]) if carry is None else carry
         with torch.no_grad():
             for _ in range(T - 1):
-                y, z = self.latent_recursion(x, y, z, n)
-        y, z = self.latent_recursion(x, y, z, n)
+                y, z = self.latent_recursion(x, y, z, n, mask)
+        y, z = self.latent_recursion(x, y, z, n, mask)
         q_logit = self.q_head(y[:, 0]).squeeze(-1)
         return TRMOutput(y, z, q_logit, (y.detach(), z.detach()))
 

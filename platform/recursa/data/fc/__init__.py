@@ -1,0 +1,1 @@
+"""Function-calling data: one internal schema, format readers, the generator, Parquet storage."""

@@ -1,0 +1,1 @@
+"""The tool-calling TRM: features, model heads, decoding, training and BFCL evaluation."""

@@ -1,0 +1,60 @@
+"""A trained tool caller as plain files: safetensors weights, JSON settings, the tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from recursa.data.fc.schema import FCExample, FunctionCall
+from recursa.fc.decode import decode_calls
+from recursa.fc.features import FCLimits, Featurizer, collate
+from recursa.fc.model import FunctionCallingTRM
+from recursa.models.tokenizer import Tokenizer, load_tokenizer
+from recursa.models.trm import TRMConfig, count_parameters
+
+WEIGHTS = "model.safetensors"
+SETTINGS = "model.json"
+TOKENIZER_DIR = "tokenizer"
+
+
+def save_fc_model(model: FunctionCallingTRM, tokenizer: Tokenizer, out_dir: str | Path, extra: dict | None = None) -> Path:
+    """Write weights, settings and tokenizer to `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, out / WEIGHTS)
+    settings = {
+        "trm": dataclasses.asdict(model.config),
+        "limits": dataclasses.asdict(model.limits),
+        "vocab_size": model.vocab_size,
+        "params": count_parameters(model),
+        **(extra or {}),
+    }
+    (out / SETTINGS).write_text(json.dumps(settings, indent=2))
+    tokenizer.save(out / TOKENIZER_DIR)
+    return out
+
+
+def load_fc_model(path: str | Path) -> tuple[FunctionCallingTRM, Featurizer]:
+    """The model (eval mode) and a featurizer with its tokenizer and limits."""
+    path = Path(path)
+    settings = json.loads((path / SETTINGS).read_text())
+    limits = FCLimits(**settings["limits"])
+    model = FunctionCallingTRM(TRMConfig(**settings["trm"]), settings["vocab_size"], limits)
+    model.load_state_dict(load_file(path / WEIGHTS))
+    model.eval()
+    return model, Featurizer(load_tokenizer(path / TOKENIZER_DIR), limits)
+
+
+def predict_calls(model: FunctionCallingTRM, featurizer: Featurizer, examples: list[FCExample],
+                  batch_size: int = 64) -> list[list[FunctionCall]]:
+    """Greedy calls for each example (no targets needed)."""
+    predictions: list[list[FunctionCall]] = []
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            features = [featurizer.encode(e, with_targets=False) for e in examples[start:start + batch_size]]
+            predictions += decode_calls(model(collate(features)), features)
+    return predictions

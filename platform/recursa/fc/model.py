@@ -1,0 +1,164 @@
+"""The tool-calling TRM: the shared TRM core with small heads for calls and arguments.
+
+Heads read the answer state y:
+  - function choice: a pointer over the offered functions plus "no call" (from CLS),
+  - calls per function (0..max_calls), for parallel answers,
+  - per parameter and call index: a mode (absent, copy a span, enum value, true, false),
+    B/I/O tags over the query tokens for copied spans (several segments for arrays),
+    and a pointer over the parameter's enum values,
+  - the core's Q head on CLS: is the whole current answer right (halting).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recursa.data.fc.schema import PARAM_TYPES
+from recursa.fc.features import IGNORE, MODES, ROLES, FCLimits
+from recursa.models.trm import Carry, TRMConfig, TRMCore
+
+NEG = -1e4  # logit of a masked choice (finite, so ignored rows never produce NaN)
+
+
+class FCOutput(NamedTuple):
+    pointer: Tensor  # [B, 1 + F]: no call, then each function
+    counts: Tensor  # [B, F, max_calls + 1]
+    modes: Tensor  # [B, P, K, modes]
+    tags: Tensor  # [B, P, K, Lq, 3]
+    enum: Tensor  # [B, P, K, E]
+    q_logit: Tensor  # [B]
+    carry: Carry
+
+
+class LossWeights(NamedTuple):
+    """Seed 002's weights: tool choice 1.0, halting 0.5, arguments 2.0."""
+
+    tool: float = 1.0
+    q: float = 0.5
+    arguments: float = 2.0
+
+
+def _gather(states: Tensor, index: Tensor) -> Tensor:
+    """states [B, S, H], index [B, N] -> [B, N, H]."""
+    return states.gather(1, index[..., None].expand(-1, -1, states.shape[-1]))
+
+
+class FunctionCallingTRM(nn.Module):
+    """Slots in (see features.py), call structure out."""
+
+    def __init__(self, config: TRMConfig, vocab_size: int, limits: FCLimits = FCLimits()):
+        super().__init__()
+        hidden = config.hidden_size
+        self.config, self.vocab_size, self.limits = config, vocab_size, limits
+        self.pieces = nn.Embedding(vocab_size, hidden, padding_idx=0)
+        self.desc_proj = nn.Linear(hidden, hidden, bias=False)
+        longest = max(limits.max_query_tokens, limits.max_functions, limits.max_params, limits.max_enum_values)
+        self.role = nn.Embedding(len(ROLES), hidden)
+        self.position = nn.Embedding(longest, hidden)
+        self.function_id = nn.Embedding(limits.max_functions + 1, hidden)
+        self.param_id = nn.Embedding(limits.max_params + 1, hidden)
+        self.type_id = nn.Embedding(len(PARAM_TYPES), hidden)
+        self.required = nn.Embedding(2, hidden)
+        self.input_norm = nn.RMSNorm(hidden, elementwise_affine=False)
+        self.trm = TRMCore(config)
+        self.no_call = nn.Linear(hidden, 1)
+        self.function_score = nn.Linear(hidden, 1)
+        self.count_head = nn.Linear(hidden, limits.max_calls + 1)
+        self.call_index = nn.Embedding(limits.max_calls, hidden)
+        self.mode_head = nn.Linear(hidden, len(MODES))
+        self.tag_proj = nn.Linear(hidden, 3 * hidden, bias=False)
+        self.enum_proj = nn.Linear(hidden, hidden, bias=False)
+
+    def _bag(self, pieces: Tensor) -> Tensor:
+        """Mean of the piece embeddings of every slot (padding ignored): [B, S, N] -> [B, S, H]."""
+        batch, slots, width = pieces.shape
+        flat = F.embedding_bag(pieces.reshape(-1, width), self.pieces.weight, mode="mean", padding_idx=0)
+        return flat.view(batch, slots, -1)
+
+    def embed(self, batch: dict[str, Tensor]) -> Tensor:
+        """The TRM input x for a collated batch."""
+        x = (
+            self._bag(batch["name_pieces"])
+            + self.desc_proj(self._bag(batch["desc_pieces"]))
+            + self.role(batch["role"])
+            + self.position(batch["position"].clamp(max=self.position.num_embeddings - 1))
+            + self.function_id(batch["function_id"])
+            + self.param_id(batch["param_id"])
+            + self.type_id(batch["type_id"])
+            + self.required(batch["required"])
+        )
+        return self.input_norm(x)
+
+    def forward(self, batch: dict[str, Tensor], carry: Carry | None = None,
+                T: int | None = None, n: int | None = None) -> FCOutput:
+        mask = batch["slot_mask"]
+        out = self.trm(self.embed(batch), carry=carry, T=T, n=n, mask=mask)
+        y = out.y
+        hidden = y.shape[-1]
+        functions = _gather(y, batch["function_slots"])
+        pointer = torch.cat([self.no_call(y[:, 0]), self.function_score(functions).squeeze(-1)], dim=-1)
+        pointer_mask = torch.cat([torch.ones_like(batch["function_mask"][:, :1]), batch["function_mask"]], dim=-1)
+        params = _gather(y, batch["param_slots"])[:, :, None, :] + self.call_index.weight  # [B, P, K, H]
+        modes = self.mode_head(params).masked_fill(~batch["mode_allowed"][:, :, None, :], NEG)
+        lq = batch["query_mask"].shape[1]
+        query = y[:, 1:1 + lq]
+        tag_keys = self.tag_proj(params).unflatten(-1, (3, hidden))
+        tags = torch.einsum("bpkch,bqh->bpkqc", tag_keys, query) / math.sqrt(hidden)
+        enums = _gather(y, batch["enum_slots"])
+        enum = torch.einsum("bpkh,beh->bpke", self.enum_proj(params), enums) / math.sqrt(hidden)
+        owner = batch["enum_param"][:, None, :] == torch.arange(params.shape[1])[None, :, None]
+        enum = enum.masked_fill(~owner[:, :, None, :], NEG)
+        return FCOutput(
+            pointer=pointer.masked_fill(~pointer_mask, NEG),
+            counts=self.count_head(functions),
+            modes=modes,
+            tags=tags,
+            enum=enum,
+            q_logit=out.q_logit,
+            carry=out.carry,
+        )
+
+
+def _ce(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy over the last dim, skipping IGNORE targets; 0 when all are ignored."""
+    flat_target = target.reshape(-1)
+    if not (flat_target != IGNORE).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat_target, ignore_index=IGNORE)
+
+
+def _all_right(logits: Tensor, target: Tensor) -> Tensor:
+    """Per example: every non-ignored argmax equals its target. target [B, ...]."""
+    wrong = (logits.argmax(-1) != target) & (target != IGNORE)
+    return ~wrong.reshape(wrong.shape[0], -1).any(-1)
+
+
+def fc_loss(output: FCOutput, batch: dict[str, Tensor], weights: LossWeights = LossWeights(),
+            active: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Weighted loss of one supervision step and per-example correctness (the Q target).
+
+    `active` [B] (bool) limits the loss to examples that have not halted yet.
+    """
+    if active is not None:
+        keep = active.clone()
+        batch = {**batch, "pointer": batch["pointer"].masked_fill(~keep, IGNORE)}
+        for key in ("counts", "modes", "enum_target", "tags"):
+            shape = (-1,) + (1,) * (batch[key].dim() - 1)
+            batch[key] = batch[key].masked_fill(~keep.view(shape), IGNORE)
+    tool = _ce(output.pointer, batch["pointer"]) + _ce(output.counts, batch["counts"])
+    arguments = _ce(output.modes, batch["modes"]) + _ce(output.tags, batch["tags"]) + \
+        _ce(output.enum, batch["enum_target"])
+    with torch.no_grad():
+        correct = (
+            (output.pointer.argmax(-1) == batch["pointer"]) | (batch["pointer"] == IGNORE)
+        ) & _all_right(output.counts, batch["counts"]) & _all_right(output.modes, batch["modes"]) & \
+            _all_right(output.tags, batch["tags"]) & _all_right(output.enum, batch["enum_target"])
+    q_weight = active.float() if active is not None else torch.ones_like(output.q_logit)
+    q = F.binary_cross_entropy_with_logits(output.q_logit, correct.float(), weight=q_weight)
+    total = weights.tool * tool + weights.arguments * arguments + weights.q * q
+    return total, {"tool": tool.detach(), "arguments": arguments.detach(), "q": q.detach(), "correct": correct}

@@ -1,0 +1,232 @@
+"""`recursa train fc`: deep-supervision training of the tool-calling TRM on Ray Train.
+
+The driver prepares the run (data as Parquet, a SentencePiece tokenizer trained on the training
+corpus); a `TorchTrainer` runs `train_loop` on each worker (DDP when there are several). Each
+batch gets up to `n_sup` supervision steps: forward from the carried (y, z), loss, optimizer
+step, carry detached; examples whose Q head says "right" stop early. AdamW with warmup and
+cosine decay, gradient clipping, optional bf16 autocast, an EMA of the weights for evaluation.
+Every epoch reports dev metrics and a checkpoint; `--resume` continues from the latest one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+import ray.train
+import ray.train.torch
+from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from recursa.config import ConfigError, TrainFCConfig, dump_config
+from recursa.data.fc.generator import corpus_text, generate_examples
+from recursa.data.fc.schema import FCExample
+from recursa.data.fc.store import read_examples, write_examples
+from recursa.fc.artifact import predict_calls, save_fc_model
+from recursa.fc.features import FCLimits, Featurizer, collate
+from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
+from recursa.models.presets import get_preset
+from recursa.models.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
+from recursa.models.trm import TRMConfig
+from recursa.rewards.fc_ast import score_example
+
+LIMITS = FCLimits()
+
+
+def trm_config(config: TrainFCConfig) -> TRMConfig:
+    """The TRM trunk's config from the model settings (a preset wins)."""
+    model = config.model
+    if model.preset:
+        return get_preset(model.preset)
+    return TRMConfig(hidden_size=model.hidden_size, num_layers=model.num_layers, num_heads=model.num_heads,
+                     mixer=model.mixer, T=model.T, n=model.n, seq_len=256)
+
+
+def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
+    """Run directory with config.yaml, data/{train,dev}.parquet and tokenizer/."""
+    run_dir = (Path(config.runs_dir) / config.name).resolve()
+    if resume:
+        if not (run_dir / "tokenizer").is_dir():
+            raise ConfigError(f"resume: nothing to resume at {run_dir}")
+        return run_dir
+    if (run_dir / "model").exists() or (run_dir / "ray_train").exists():
+        raise ConfigError(f"name: run {run_dir} exists; pass --resume or pick another name")
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    dump_config(config, run_dir / "config.yaml")
+    data = config.data
+    if data.train_path:
+        if not Path(data.train_path).is_file():
+            raise ConfigError(f"data.train_path: file not found: {data.train_path}")
+        train = read_examples(data.train_path)
+    else:
+        train = generate_examples(data.train_examples, seed=data.seed)
+    dev = generate_examples(data.dev_examples, seed=data.seed + 1_000_003)
+    write_examples(train, run_dir / "data" / "train.parquet")
+    write_examples(dev, run_dir / "data" / "dev.parquet")
+    if config.tokenizer.kind == "char":
+        tokenizer = CharTokenizer.train(corpus_text(train))
+    else:
+        tokenizer = SentencePieceTokenizer.train(corpus_text(train), vocab_size=config.tokenizer.vocab_size)
+    tokenizer.save(run_dir / "tokenizer")
+    return run_dir
+
+
+def _schedule(optimizer: torch.optim.Optimizer, settings, total_steps: int):
+    warmup = min(settings.warmup_steps, max(total_steps - 1, 0))
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(total_steps - warmup, 1), eta_min=settings.lr * settings.min_lr_ratio)
+    if not warmup:
+        return cosine
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+
+
+def evaluate_dev(model: FunctionCallingTRM, featurizer: Featurizer, dev: list[FCExample]) -> dict[str, float]:
+    """Function accuracy, exact-match and AST accuracy of greedy calls on dev examples."""
+    predictions = predict_calls(model, featurizer, dev)
+    function_ok = exact = ast = 0
+    for example, calls in zip(dev, predictions):
+        function_ok += sorted(c.name for c in calls) == sorted(c.name for c in example.calls)
+        exact += _canonical(calls) == _canonical(example.calls)
+        ast += score_example(calls, example).valid
+    n = max(len(dev), 1)
+    return {"function_accuracy": function_ok / n, "exact_match": exact / n, "ast_accuracy": ast / n}
+
+
+def _canonical(calls) -> list[str]:
+    return sorted(json.dumps([c.name, c.arguments], sort_keys=True, default=str) for c in calls)
+
+
+def train_loop(loop_config: dict) -> None:
+    """Ray Train worker: encode this worker's shard, train with deep supervision, report."""
+    config = TrainFCConfig(**loop_config["config"])
+    run_dir = Path(loop_config["run_dir"])
+    settings = config.training
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(config.seed + rank)
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    featurizer = Featurizer(tokenizer, LIMITS)
+    examples = read_examples(run_dir / "data" / "train.parquet")
+    # Every worker runs the same number of batches, or DDP's collective calls would hang.
+    batches_per_epoch = max(1, len(examples) // world // settings.batch_size)
+    features = [featurizer.encode(e) for e in examples[rank::world]]
+    dev = read_examples(run_dir / "data" / "dev.parquet") if rank == 0 else []
+
+    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
+    model = ray.train.torch.prepare_model(core, parallel_strategy_kwargs={"find_unused_parameters": True}) \
+        if world > 1 else core
+    ema = AveragedModel(core, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.95),
+                                  weight_decay=settings.weight_decay)
+    scheduler = _schedule(optimizer, settings, settings.epochs * batches_per_epoch * settings.n_sup)
+    weights = LossWeights(settings.loss_tool, settings.loss_q, settings.loss_arguments)
+    start_epoch = _restore(ray.train.get_checkpoint(), core, ema, optimizer, scheduler)
+
+    rng = random.Random(config.seed + rank)
+    for epoch in range(start_epoch, settings.epochs):
+        model.train()
+        rng.shuffle(features)
+        totals = {"loss": 0.0, "tool": 0.0, "arguments": 0.0, "q": 0.0, "steps": 0, "train_correct": 0.0}
+        for b in _progress(range(batches_per_epoch), rank, f"epoch {epoch + 1}/{settings.epochs}"):
+            batch = collate(features[b * settings.batch_size:(b + 1) * settings.batch_size])
+            carry, active = None, torch.ones(len(batch["pointer"]), dtype=torch.bool)
+            for _ in range(settings.n_sup):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+                    output = model(batch, carry)
+                loss, parts = fc_loss(output, batch, weights, active)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                ema.update_parameters(core)
+                carry = tuple(state.float() for state in output.carry)
+                totals["loss"] += float(loss.detach())
+                for key in ("tool", "arguments", "q"):
+                    totals[key] += float(parts[key])
+                totals["steps"] += 1
+                active = active & (output.q_logit.detach() <= 0)
+                if world == 1 and not active.any():  # with DDP all ranks take the same steps
+                    break
+            totals["train_correct"] += float(parts["correct"].float().mean())
+        metrics = {key: totals[key] / max(totals["steps"], 1) for key in ("loss", "tool", "arguments", "q")}
+        metrics.update(epoch=epoch + 1, train_correct_last_step=totals["train_correct"] / batches_per_epoch,
+                       lr=scheduler.get_last_lr()[0], examples=len(features) * world)
+        with tempfile.TemporaryDirectory() as tmp:
+            if rank == 0:
+                metrics.update(evaluate_dev(ema.module.eval(), featurizer, dev))
+                _save(Path(tmp), core, ema, optimizer, scheduler, epoch + 1)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            else:
+                ray.train.report(metrics)
+
+
+def _progress(items, rank: int, description: str):
+    if rank != 0:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, mininterval=10.0)
+
+
+def _save(directory: Path, core, ema, optimizer, scheduler, epoch: int) -> None:
+    save_file({k: v.contiguous() for k, v in core.state_dict().items()}, directory / "model.safetensors")
+    save_file({k: v.contiguous() for k, v in ema.module.state_dict().items()}, directory / "ema.safetensors")
+    # Optimizer and scheduler states are ours, written by this run: torch.save is fine here.
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch},
+               directory / "trainer_state.pt")
+
+
+def _restore(checkpoint, core, ema, optimizer, scheduler) -> int:
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as directory:
+        directory = Path(directory)
+        core.load_state_dict(load_file(directory / "model.safetensors"))
+        ema.module.load_state_dict(load_file(directory / "ema.safetensors"))
+        state = torch.load(directory / "trainer_state.pt", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return int(state["epoch"])
+
+
+def train_fc(config: TrainFCConfig, resume: bool = False) -> Path:
+    """Prepare, train on Ray Train, export the EMA model to runs/<name>/model; return that path."""
+    run_dir = prepare_run(config, resume)
+    storage = run_dir / "ray_train"
+    latest = _latest_checkpoint(storage) if resume else None
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"config": config.model_dump(mode="json"), "run_dir": str(run_dir)},
+        scaling_config=ScalingConfig(num_workers=config.workers.num_workers, use_gpu=config.workers.use_gpu,
+                                     resources_per_worker={"CPU": config.workers.cpus_per_worker}),
+        run_config=RunConfig(name="fc", storage_path=str(storage),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+        resume_from_checkpoint=latest,
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
+    with result.checkpoint.as_directory() as directory:
+        core.load_state_dict(load_file(Path(directory) / "ema.safetensors"))
+    history = result.metrics_dataframe
+    history.to_parquet(run_dir / "metrics.parquet", index=False)
+    final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    (run_dir / "train_report.json").write_text(json.dumps(final, indent=2))
+    return save_fc_model(core, tokenizer, run_dir / "model", extra={"dev": final})
+
+
+def _latest_checkpoint(storage: Path):
+    found = sorted(storage.glob("fc/*/checkpoint_*"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ConfigError(f"resume: no checkpoint under {storage}")
+    return ray.train.Checkpoint.from_directory(str(found[-1]))

@@ -1,0 +1,90 @@
+"""Where argument values sit in a query, and how copied text becomes a typed JSON value.
+
+Numbers may be written in digits ("3.5", "1,200") or in words ("twenty five"); words are read
+with text2num. Strings are found verbatim, then case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from text_to_num import text2num
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\d])")
+_WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+_MAX_NUMBER_WORDS = 6
+
+Span = tuple[int, int]
+
+
+def parse_number(text: str) -> float | None:
+    """A number from digits or English words, or None."""
+    cleaned = text.strip().replace(",", "")
+    try:
+        return float(cleaned)
+    except ValueError:
+        pass
+    try:
+        return float(text2num(cleaned.lower(), "en"))
+    except (ValueError, TypeError):
+        return None
+
+
+def number_mentions(text: str) -> list[tuple[Span, float]]:
+    """Every number written in `text` with its character span: digit runs, then word runs."""
+    found = [((m.start(), m.end()), float(m.group().replace(",", ""))) for m in _NUMBER.finditer(text)]
+    words = list(_WORD.finditer(text))
+    i = 0
+    while i < len(words):
+        best = None
+        for j in range(min(len(words), i + _MAX_NUMBER_WORDS) - 1, i - 1, -1):
+            span = (words[i].start(), words[j].end())
+            value = parse_number(text[span[0]:span[1]])
+            if value is not None and _only_spaces_between(text, words, i, j):
+                best = (span, value, j)
+                break
+        if best:
+            found.append((best[0], best[1]))
+            i = best[2] + 1
+        else:
+            i += 1
+    return sorted(found)
+
+
+def _only_spaces_between(text: str, words: list[re.Match], i: int, j: int) -> bool:
+    return all(text[words[k].end():words[k + 1].start()].strip() in ("", "and") for k in range(i, j))
+
+
+def locate_value(text: str, value: Any, taken: set[Span] | None = None) -> Span | None:
+    """The character span of `value` in `text` (first unused occurrence), or None."""
+    taken = taken or set()
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        for span, number in number_mentions(text):
+            if span not in taken and abs(number - float(value)) < 1e-9:
+                return span
+        return None
+    needle = str(value)
+    if not needle:
+        return None
+    for haystack, probe in ((text, needle), (text.lower(), needle.lower())):
+        start = haystack.find(probe)
+        while start >= 0:
+            span = (start, start + len(probe))
+            if span not in taken:
+                return span
+            start = haystack.find(probe, start + 1)
+    return None
+
+
+def convert(text: str, param_type: str) -> Any:
+    """Copied text as a value of the parameter's type; None when it does not parse."""
+    text = text.strip()
+    if param_type == "integer":
+        number = parse_number(text)
+        return int(number) if number is not None and float(number).is_integer() else None
+    if param_type == "float":
+        return parse_number(text)
+    return text

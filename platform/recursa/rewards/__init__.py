@@ -1,0 +1,1 @@
+"""Reward functions and the engine that combines them."""
