@@ -11,6 +11,8 @@ $(BIN)/recursa: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
+	# BFCL's data files (the held-out test set); its own dependencies are too heavy and unused.
+	$(BIN)/pip install --quiet --no-deps bfcl-eval==2026.3.23
 	touch $(BIN)/recursa
 
 install: $(BIN)/recursa

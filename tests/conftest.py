@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
+
+# Test models are tiny: one thread is faster than two and immune to a busy machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

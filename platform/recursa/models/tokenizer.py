@@ -30,6 +30,7 @@ import os
 import re
 import string
 import tempfile
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -241,7 +242,10 @@ class SentencePieceTokenizer:
     def __init__(self, model_proto: bytes) -> None:
         """Wrap a serialized SentencePiece model that was trained by ``train``."""
         self._model_proto = bytes(model_proto)
-        self._sp = spm.SentencePieceProcessor(model_proto=self._model_proto)
+        try:
+            self._sp = spm.SentencePieceProcessor(model_proto=self._model_proto)
+        except RuntimeError as e:
+            raise ValueError(f"not a model trained by SentencePieceTokenizer.train: {e}") from e
         self._vocab_size = int(self._sp.get_piece_size())
         self._validate()
 
@@ -422,7 +426,9 @@ _SPECIAL_TOKEN = re.compile(_SPECIALS_ALTERNATION)
 
 
 def _is_vocabulary_char(char: str) -> bool:
-    return char.isprintable() or char in "\t\n\r"
+    """Whether a character seen in a corpus joins the vocabulary: anything but control codes
+    (other than tab, newline and carriage return) and surrogates."""
+    return unicodedata.category(char) not in ("Cc", "Cs") or char in "\t\n\r"
 
 
 class CharTokenizer:
@@ -450,7 +456,7 @@ class CharTokenizer:
     def train(
         cls, texts: Iterable[str], *, min_count: int = 1, max_chars: int | None = None
     ) -> CharTokenizer:
-        """A tokenizer over the printable characters (and tab, newline, CR) seen in ``texts``.
+        """A tokenizer over the characters seen in ``texts``, except control characters.
 
         Keeps characters seen at least ``min_count`` times, at most ``max_chars`` of the most
         frequent ones; special tokens in the texts are not counted as characters.

@@ -20,6 +20,7 @@ from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamS
 _SIMPLE_OR_MULTIPLE = frozenset({"simple", "simple_python", "live_simple", "multiple", "live_multiple"})
 _PARALLEL = frozenset({"parallel", "parallel_multiple", "live_parallel", "live_parallel_multiple"})
 _IRRELEVANCE = frozenset({"irrelevance", "live_irrelevance"})
+_RELEVANCE = frozenset({"live_relevance"})
 
 _OMITTED = ""  # among possible answers: the parameter may be left out
 _STRING_TYPES = frozenset({"string", "any"})  # BFCL checks `any` as a string
@@ -103,28 +104,29 @@ def _json_type(value: Any) -> type:
 
 
 def _has_answer_type(value: Any, options: list) -> bool:
-    """BFCL's 'variable' rule: a value typed like one of the possible answers passes the type check."""
     return any(_json_type(value) is _json_type(option) for option in options if option != _OMITTED)
 
 
-def _has_declared_type(value: Any, spec: ParamSpec, options: list) -> bool:
-    """Whether a value has the declared type; array elements are checked against `items`."""
+def _has_declared_type(value: Any, spec: ParamSpec) -> bool:
+    """Whether a value has the declared type, elements of arrays aside."""
     if spec.type == "any":
         return True
     if spec.type == "object":
         return isinstance(value, dict)
     if spec.type == "array":
-        if not _is_sequence(value):
-            return False
-        if spec.items is None:
-            return True
-        elements = [element for option in options if isinstance(option, list) for element in option]
-        return all(_type_ok(element, spec.items, elements) for element in value)
+        return _is_sequence(value)
     return type(value) in _SCALAR_TYPES[spec.type]
 
 
 def _type_ok(value: Any, spec: ParamSpec, options: list) -> bool:
-    return _has_declared_type(value, spec, options) or _has_answer_type(value, options)
+    """The declared type, array elements checked against `items`; failing that, BFCL's 'variable' rule:
+    a value of the same type as one of the possible answers passes."""
+    if not _has_declared_type(value, spec):
+        return _has_answer_type(value, options)
+    if spec.type != "array" or spec.items is None:
+        return True
+    elements = [element for option in options if isinstance(option, list) for element in option]
+    return all(_type_ok(element, spec.items, elements) for element in value)
 
 
 def _value_ok(value: Any, spec: ParamSpec, options: list) -> bool:
@@ -156,12 +158,12 @@ def check_simple(call: FunctionCall, function: FunctionSpec, answer: PossibleAns
     if expected is None:
         raise ValueError(f"the answer {list(answer)} has no entry for function {function.name!r}")
     if not isinstance(call, FunctionCall):
-        return _invalid(f"prediction is not a FunctionCall: {call!r}")
+        return _invalid(f"prediction is not a FunctionCall but {type(call).__name__}")
     if call.name != function.name:
         return _invalid(f"wrong function name {call.name!r}, expected {function.name!r}")
     arguments = call.arguments
     if not isinstance(arguments, dict):
-        return _invalid(f"arguments are not a dict: {arguments!r}")
+        return _invalid(f"arguments are not a dict but {type(arguments).__name__}")
     for spec in function.parameters:
         if spec.required and spec.name not in arguments:
             return _invalid(f"missing required parameter {spec.name!r}")
@@ -262,6 +264,14 @@ def check_irrelevance(calls: list[FunctionCall]) -> AstResult:
     return _invalid(f"expected no call, got {len(calls)}") if calls else _VALID
 
 
+def check_relevance(calls: list[FunctionCall]) -> AstResult:
+    """Valid iff at least one call was made (BFCL's relevance rule: the calls themselves are not checked)."""
+    calls = _as_list(calls)
+    if calls is None:
+        return _invalid("predictions are not a list")
+    return _VALID if calls else _invalid("expected a call, got none")
+
+
 # --- examples --------------------------------------------------------------------------------
 
 
@@ -295,6 +305,8 @@ def score_example(predicted: list[FunctionCall], example: FCExample) -> AstResul
     by the parallel rule, or the irrelevance rule when no call is expected."""
     if example.category in _IRRELEVANCE:
         return check_irrelevance(predicted)
+    if example.category in _RELEVANCE:
+        return check_relevance(predicted)
     answers = example.possible_answers or possible_answers_from_calls(example)
     if example.category in _SIMPLE_OR_MULTIPLE:
         return check_multiple(predicted, example.functions, answers)

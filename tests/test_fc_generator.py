@@ -1,0 +1,220 @@
+"""The function-calling generator: deterministic, varied, and every expected call derivable from its query."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from recursa.data.fc import domains, phrasing
+from recursa.data.fc.generator import (
+    CATEGORY_SHARES,
+    corpus_text,
+    generate_examples,
+    generate_to_file,
+    iter_examples,
+)
+from recursa.data.fc.schema import FCExample, ParamSpec
+
+N = 2000
+FUNCTIONS = {f.name: (d, f) for d, fns in domains.DOMAINS.items() for f in fns}
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[FCExample]:
+    return generate_examples(N, seed=3)
+
+
+def _canonical(name: str) -> str:
+    """Catalogue name of a styled name: "weather.getWeatherForecast" -> "get_weather_forecast"."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.rsplit(".", 1)[-1]).lower()
+
+
+def _catalogue_param(params: tuple[domains.Param, ...], styled: str) -> domains.Param:
+    return next(p for p in params if p.name == _canonical(styled))
+
+
+def _check_value(spec: ParamSpec, param: domains.Param, value: Any, query: str) -> None:
+    """`value` has the declared type and can be read off the query."""
+    if spec.type == "string":
+        assert isinstance(value, str)
+        if spec.enum:
+            assert value in spec.enum
+            said = (value,) + next(s for v, s in param.options if v == value)
+            assert any(s in query for s in said), (value, query)
+        else:
+            assert value in query, (value, query)
+    elif spec.type in ("integer", "float"):
+        assert isinstance(value, int if spec.type == "integer" else float) and not isinstance(value, bool)
+        assert any(form in query for form in phrasing.number_forms(value)), (value, query)
+    elif spec.type == "boolean":
+        assert isinstance(value, bool)
+    elif spec.type == "array":
+        assert isinstance(value, list) and value
+        for item in value:
+            _check_value(spec.items, param.item, item, query)
+    elif spec.type == "object":
+        assert isinstance(value, dict)
+        fields = {p.name: p for p in spec.properties}
+        assert set(value) <= set(fields)
+        assert all(p.name in value for p in spec.properties if p.required)
+        for key, item in value.items():
+            _check_value(fields[key], _catalogue_param(param.fields, key), item, query)
+
+
+def test_same_seed_same_examples_and_prefix_stable():
+    first = [e.model_dump() for e in generate_examples(300, seed=7)]
+    assert first == [e.model_dump() for e in generate_examples(300, seed=7)]
+    assert first[:50] == [e.model_dump() for e in iter_examples(50, seed=7)]
+    assert first != [e.model_dump() for e in generate_examples(300, seed=8)]
+
+
+def test_ids_unique_and_source_generated(examples):
+    assert len({e.id for e in examples}) == N
+    assert {e.source for e in examples} == {"generated"}
+
+
+def test_categories_in_intended_shares(examples):
+    counts = Counter(e.category for e in examples)
+    assert set(counts) == set(CATEGORY_SHARES)
+    for category, share in CATEGORY_SHARES.items():
+        assert abs(counts[category] / N - share) < 0.03, (category, counts[category])
+
+
+def test_calls_match_offered_functions_and_query(examples):
+    for example in examples:
+        offered = {f.name: f for f in example.functions}
+        assert len(offered) == len(example.functions) <= 6
+        for call in example.calls:
+            spec = offered[call.name]
+            _, fn = FUNCTIONS[_canonical(call.name)]
+            declared = {p.name: p for p in spec.parameters}
+            assert set(call.arguments) <= set(declared)
+            assert all(p.name in call.arguments for p in spec.parameters if p.required)
+            for name, value in call.arguments.items():
+                _check_value(declared[name], _catalogue_param(fn.params, name), value, example.query)
+
+
+def test_call_counts_follow_category(examples):
+    for example in examples:
+        names = [c.name for c in example.calls]
+        if example.category == "irrelevance":
+            assert names == []
+        elif example.category == "simple":
+            assert len(names) == 1 and len(example.functions) == 1
+        elif example.category == "multiple":
+            assert len(names) == 1 and len(example.functions) >= 2
+        elif example.category == "parallel":
+            assert len(names) >= 2 and len(set(names)) == 1
+            assert len({str(c.arguments) for c in example.calls}) == len(names)
+        else:
+            assert len(set(names)) >= 2
+
+
+def test_distractors_and_near_misses(examples):
+    assert sum(len(e.functions) >= 2 for e in examples) / N > 0.7
+    same_domain = sum(
+        len({FUNCTIONS[_canonical(f.name)][0] for f in e.functions}) < len(e.functions) for e in examples
+    )
+    assert same_domain / N > 0.3
+    near_miss_irrelevance = [
+        e for e in examples if e.category == "irrelevance" and len(e.functions) >= 2
+        and len({FUNCTIONS[_canonical(f.name)][0] for f in e.functions}) == 1
+    ]
+    assert near_miss_irrelevance
+
+
+def test_every_param_type_enum_and_default_used(examples):
+    specs: list[ParamSpec] = []
+    stack = [p for e in examples for f in e.functions for p in f.parameters]
+    while stack:
+        spec = stack.pop()
+        specs.append(spec)
+        stack += ([spec.items] if spec.items else []) + (spec.properties or [])
+    assert {s.type for s in specs} >= {"string", "integer", "float", "boolean", "array", "object"}
+    assert any(s.enum for s in specs)
+    assert any(s.items and s.items.type == t for s in specs for t in ("string", "integer", "float"))
+    assert any(not s.required and s.default is not None for s in specs)
+    assert any(not s.required for s in specs) and any(s.required for s in specs)
+
+
+def test_optional_arguments_sometimes_omitted(examples):
+    seen, omitted = 0, 0
+    for example in examples:
+        for call in example.calls:
+            spec = next(f for f in example.functions if f.name == call.name)
+            optional = [p.name for p in spec.parameters if not p.required]
+            seen += sum(name in call.arguments for name in optional)
+            omitted += sum(name not in call.arguments for name in optional)
+    assert seen > 500 and omitted > 500
+
+
+def test_variety(examples):
+    names = {f.name for e in examples for f in e.functions}
+    assert len({FUNCTIONS[_canonical(n)][0] for n in names}) >= 25
+    assert len(names) >= 150
+    assert len({_canonical(n) for n in names}) >= 150
+    assert any("." in n for n in names) and any(re.search("[a-z][A-Z]", n) for n in names)
+    assert len({e.query for e in examples}) >= 1500
+
+
+def test_numbers_sometimes_in_words(examples):
+    def in_words(example: FCExample) -> bool:
+        values = [v for c in example.calls for v in c.arguments.values()]
+        return any(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100 and str(v) not in example.query
+            and phrasing.number_to_words(v) in example.query for v in values
+        )
+
+    assert sum(in_words(e) for e in examples) >= 20
+
+
+def test_number_words():
+    assert phrasing.number_to_words(0) == "zero"
+    assert phrasing.number_to_words(42) == "forty-two"
+    assert phrasing.number_to_words(-7) == "minus seven"
+    assert phrasing.number_to_words(2500) == "two thousand five hundred"
+    assert phrasing.number_forms(2.5) == ("2.5", "two and a half")
+    assert phrasing.number_forms(12500) == ("12500", "12,500")
+
+
+def test_catalogue_is_consistent():
+    assert len(domains.DOMAINS) >= 25 and len(FUNCTIONS) >= 150
+    assert len(FUNCTIONS) == sum(len(fns) for fns in domains.DOMAINS.values())  # names unique
+    assert len({re.sub("_", "", n) for n in FUNCTIONS}) == len(FUNCTIONS)  # and unique in camelCase
+
+    def params_of(param: domains.Param) -> list[domains.Param]:
+        return [param] + ([param.item] if param.item else []) + [f for p in param.fields for f in params_of(p)]
+
+    for _, fn in FUNCTIONS.values():
+        names = {p.name for p in fn.params}
+        assert not re.search(r"\{", fn.verbs[0]), fn.name
+        for phrase in fn.verbs + fn.nouns:
+            assert not phrase.startswith("{") and set(re.findall(r"\{(\w+)\}", phrase)) <= names, fn.name
+        assert all(o in FUNCTIONS for o in fn.overlaps), fn.name
+        for param in (q for p in fn.params for q in params_of(p)):
+            assert param.unit is None or param.unit in phrasing.UNITS, param.name
+            assert param.pool is None or param.pool in domains.POOLS or param.pool in domains.COMPOSITES
+            if param.options and param.default is not None:
+                assert param.default in dict(param.options), (fn.name, param.name)
+            if param.type == "boolean":
+                assert param.yes and param.no
+            else:
+                assert param.clauses and all("{v}" in c for c in param.clauses), (fn.name, param.name)
+
+
+def test_corpus_text_covers_queries_names_and_enums(examples):
+    texts = list(corpus_text(examples[:50]))
+    assert all(e.query in texts for e in examples[:50])
+    assert any(" " in t and "_" not in t and "." not in t for t in texts)
+    enums = {str(v) for e in examples[:50] for f in e.functions for p in f.parameters for v in p.enum or ()}
+    assert enums and enums <= set(texts)
+
+
+def test_generate_to_file_round_trips(tmp_path):
+    from recursa.data.fc.store import read_examples
+
+    path = generate_to_file(40, 5, tmp_path / "fc.jsonl")
+    assert [e.model_dump() for e in read_examples(path)] == [e.model_dump() for e in generate_examples(40, 5)]

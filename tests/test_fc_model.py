@@ -1,0 +1,141 @@
+"""The tool-calling TRM: value alignment, features and targets, heads, decoding, a tiny overfit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
+from recursa.fc.decode import decode_calls, segments
+from recursa.fc.features import ABSENT, ENUM, IGNORE, SPAN, TAG_B, TAG_I, TRUE, Featurizer, collate
+from recursa.fc.model import FunctionCallingTRM, fc_loss
+from recursa.fc.values import convert, locate_value, number_mentions, parse_number
+from recursa.models.tokenizer import CharTokenizer
+from recursa.models.trm import TRMConfig
+from recursa.rewards.fc_ast import score_example
+
+WEATHER = FunctionSpec(name="get_weather", description="Weather for a city", parameters=[
+    ParamSpec(name="city", type="string"),
+    ParamSpec(name="days", type="integer", required=False, default=1),
+    ParamSpec(name="unit", type="string", enum=["celsius", "fahrenheit"], required=False),
+    ParamSpec(name="alerts", type="boolean", required=False),
+    ParamSpec(name="tags", type="array", items=ParamSpec(name="items", type="string"), required=False),
+    ParamSpec(name="loc", type="object", required=False, properties=[
+        ParamSpec(name="lat", type="float"), ParamSpec(name="lon", type="float")]),
+])
+STOCK = FunctionSpec(name="get_stock", description="Stock price", parameters=[ParamSpec(name="ticker")])
+EXAMPLES = [
+    FCExample(id="1", query="Weather in Paris for three days in celsius with alerts, tags rain and wind, at 48.8 and 2.35",
+              functions=[STOCK, WEATHER],
+              calls=[FunctionCall(name="get_weather", arguments={
+                  "city": "Paris", "days": 3, "unit": "celsius", "alerts": True, "tags": ["rain", "wind"],
+                  "loc": {"lat": 48.8, "lon": 2.35}})]),
+    FCExample(id="2", query="Weather in Rome and in Oslo", functions=[WEATHER, STOCK],
+              calls=[FunctionCall(name="get_weather", arguments={"city": "Rome"}),
+                     FunctionCall(name="get_weather", arguments={"city": "Oslo"})]),
+    FCExample(id="3", query="Tell me a joke", functions=[WEATHER, STOCK], calls=[]),
+]
+
+
+@pytest.fixture(scope="module")
+def featurizer() -> Featurizer:
+    texts = [e.query for e in EXAMPLES] + ["get weather stock ticker city days unit alerts tags loc lat lon celsius"]
+    return Featurizer(CharTokenizer.train(texts))
+
+
+def test_numbers_in_digits_and_words():
+    assert parse_number("1,200") == 1200 and parse_number("twenty five") == 25 and parse_number("Paris") is None
+    mentions = dict((value, "x Weather for three days, 2.5 kg and 1,200 m"[a:b]) for (a, b), value in
+                    number_mentions("x Weather for three days, 2.5 kg and 1,200 m"))
+    assert mentions == {3.0: "three", 2.5: "2.5", 1200.0: "1,200"}
+    assert convert("three", "integer") == 3 and convert("2.5", "integer") is None and convert("2.5", "float") == 2.5
+
+
+def test_locate_value_prefers_exact_case_and_skips_taken_spans():
+    text = "from Paris to paris"
+    first = locate_value(text, "paris")
+    assert text[first[0]:first[1]] == "paris"
+    assert locate_value(text, "Paris") == (5, 10)
+    assert locate_value(text, "Paris", taken={(5, 10)}) == (14, 19)
+    assert locate_value(text, True) is None
+
+
+def test_targets_follow_the_gold_calls(featurizer):
+    features = featurizer.encode(EXAMPLES[0])
+    assert features.aligned
+    names = [".".join(p.path) for p in features.params]
+    assert names[:2] == ["ticker", "city"] and "loc.lat" in names and "loc.lon" in names
+    targets = features.targets
+    assert int(targets["pointer"]) == 2  # 0 = no call, 1 = get_stock, 2 = get_weather
+    assert targets["counts"].tolist() == [0, 1]
+    modes = {name: int(targets["modes"][i, 0]) for i, name in enumerate(names)}
+    assert modes == {"ticker": IGNORE, "city": SPAN, "days": SPAN, "unit": ENUM, "alerts": TRUE,
+                     "tags": SPAN, "loc.lat": SPAN, "loc.lon": SPAN}
+    tags = targets["tags"][names.index("tags"), 0]
+    assert (tags == TAG_B).sum() == 2, "an array's elements are separate segments"
+    city = targets["tags"][names.index("city"), 0]
+    copied = [i for i in range(len(city)) if city[i] in (TAG_B, TAG_I)]
+    a, b = features.query_offsets[copied[0]][0], features.query_offsets[copied[-1]][1]
+    assert features.query[a:b] == "Paris"
+    parallel = featurizer.encode(EXAMPLES[1]).targets
+    assert parallel["counts"].tolist() == [2, 0] and int(parallel["modes"][1, 0]) == ABSENT
+
+
+def test_unfindable_value_is_ignored_not_guessed(featurizer):
+    example = EXAMPLES[1].model_copy(update={"calls": [FunctionCall(name="get_weather", arguments={"city": "Lima"})]})
+    features = featurizer.encode(example)
+    assert not features.aligned
+    assert int(features.targets["modes"][0, 0]) == IGNORE
+
+
+def test_heads_shapes_and_masks(featurizer):
+    batch = collate([featurizer.encode(e) for e in EXAMPLES])
+    model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=1, n=1), featurizer.tokenizer.vocab_size)
+    out = model(batch)
+    b, f = batch["function_slots"].shape
+    p = batch["param_slots"].shape[1]
+    assert out.pointer.shape == (b, 1 + f) and out.counts.shape == (b, f, 5)
+    assert out.modes.shape == (b, p, 4, 5) and out.tags.shape[:3] == (b, p, 4)
+    city = 0  # in example 2, the first param (city) of get_weather has no enum: all enum logits masked
+    assert (out.enum[1, city] < -1e3).all()
+    loss, parts = fc_loss(out, batch)
+    assert torch.isfinite(loss) and parts["correct"].shape == (b,)
+
+
+def test_padding_does_not_change_an_example(featurizer):
+    model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=2, n=1), featurizer.tokenizer.vocab_size)
+    alone = collate([featurizer.encode(EXAMPLES[2])])
+    padded = collate([featurizer.encode(EXAMPLES[2]), featurizer.encode(EXAMPLES[0])])
+    with torch.no_grad():
+        a, b = model(alone), model(padded)
+    assert torch.allclose(a.pointer[0], b.pointer[0, : a.pointer.shape[1]], atol=1e-5)
+
+
+def test_segments_from_tags():
+    tags = torch.full((6, 3), -5.0)
+    tags[:, 0] = 5.0  # O everywhere ...
+    tags[1, 1], tags[2, 2], tags[4, 2] = 9.0, 9.0, 9.0  # ... but B I at 1-2 and a stray I at 4
+    assert [(a, b) for a, b, _ in segments(tags)] == [(1, 2), (4, 4)]
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_to_call_with_typed_arguments(featurizer):
+    torch.manual_seed(0)
+    batch = collate([featurizer.encode(e) for e in EXAMPLES])
+    model = FunctionCallingTRM(TRMConfig(hidden_size=64, num_heads=4, T=2, n=2), featurizer.tokenizer.vocab_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(1000):
+        loss, parts = fc_loss(model(batch), batch)
+        if parts["correct"].all():
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    assert parts["correct"].all(), "a tiny model fits three examples"
+    model.eval()
+    features = [featurizer.encode(e, with_targets=False) for e in EXAMPLES]
+    with torch.no_grad():
+        predictions = decode_calls(model(collate(features)), features)
+    assert [score_example(p, e).valid for p, e in zip(predictions, EXAMPLES)] == [True, True, True]
+    assert predictions[0][0].arguments["days"] == 3 and predictions[0][0].arguments["alerts"] is True
