@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 import random
@@ -122,7 +123,7 @@ def test_special_tokens_encode_as_single_ids(tok):
         i = ids.index(tok.special_ids[token])
         assert text[offsets[i][0]:offsets[i][1]] == token
     # <pad> and <unk> are never matched in text; they stay plain characters.
-    assert tok.pad_id not in tok.encode("<pad>") and tok.unk_id not in tok.encode("<unk>")
+    assert tok.encode("<pad>") != [tok.pad_id] and tok.encode("<unk>") != [tok.unk_id]
 
 
 @pytest.mark.parametrize("text", ASCII_TEXTS + NON_ASCII_TEXTS)
@@ -144,7 +145,7 @@ def test_offsets_tile_the_text(tok, text):
     assert len(offsets) == len(ids)
     if text:
         assert offsets[0][0] == 0 and offsets[-1][1] == len(text)
-    for (_, end), (start, _) in zip(offsets, offsets[1:]):
+    for (_, end), (start, _) in itertools.pairwise(offsets):
         assert end == start
     assert all(start <= end for start, end in offsets)
 
@@ -158,7 +159,7 @@ def test_offsets_recover_every_token_and_every_span(tok, text):
 
 def test_offsets_copy_an_argument_value_out_of_a_query(tok):
     query = "Book a table at Café Brûlé in Zürich for 12 people 🎉"
-    ids, offsets = tok.encode_with_offsets(query)
+    _, offsets = tok.encode_with_offsets(query)
     start, end = query.index("Café Brûlé"), query.index(" in Zürich")
     first = next(i for i, (s, e) in enumerate(offsets) if s <= start < e)
     last = next(i for i, (s, e) in enumerate(offsets) if s < end <= e)
@@ -201,7 +202,7 @@ def test_offsets_agree_with_the_immutable_proto_api(sp_tok, monkeypatch):
 
 def test_digits_are_split(tok):
     text = "call 5551234 at 10:45, order #00917"
-    ids, offsets = tok.encode_with_offsets(text)
+    _, offsets = tok.encode_with_offsets(text)
     for start, end in offsets:
         piece = text[start:end]
         if any(c.isdigit() for c in piece):
@@ -246,11 +247,21 @@ def test_save_and_load_give_identical_encodings(tok, tmp_path):
 
 
 def test_load_reports_missing_or_foreign_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+    with pytest.raises(FileNotFoundError, match=r"tokenizer\.json"):
         load_tokenizer(tmp_path)
     (tmp_path / "tokenizer.json").write_text('{"kind": "char"}')
     with pytest.raises(ValueError, match="not a recursa tokenizer"):
         load_tokenizer(tmp_path)
+
+
+def test_long_texts_are_not_dropped_from_training(corpus):
+    # One long document (> 4192 bytes, SentencePiece's default limit) repeating a word seen
+    # nowhere else: only if it is trained on does the word get longer pieces.
+    word = "schema_parameter_description"
+    long_text = " ".join([word] * 400)
+    without = SentencePieceTokenizer.train(corpus[:500], vocab_size=450)
+    with_long = SentencePieceTokenizer.train([*corpus[:500], long_text], vocab_size=450)
+    assert len(with_long.encode(word)) < len(without.encode(word))
 
 
 def test_sentencepiece_tokenizer_pickles(sp_tok):
@@ -262,6 +273,14 @@ def test_sentencepiece_tokenizer_pickles(sp_tok):
 def test_training_is_deterministic_and_validates_arguments(corpus, sp_tok):
     again = SentencePieceTokenizer.train(corpus, vocab_size=450, seed=0)
     assert again.model_proto == sp_tok.model_proto
+    # With more texts than max_sentences, the seed picks the sample.
+    sampled = [
+        SentencePieceTokenizer.train(corpus, vocab_size=450, seed=seed, max_sentences=1000)
+        for seed in (0, 0, 1)
+    ]
+    assert sampled[0].model_proto == sampled[1].model_proto != sampled[2].model_proto
+    with pytest.raises(ValueError, match="empty"):
+        SentencePieceTokenizer.train(["", ""])
     with pytest.raises(ValueError, match="vocab_size"):
         SentencePieceTokenizer.train(corpus, vocab_size=100)
     with pytest.raises(ValueError, match="model_type"):

@@ -127,7 +127,7 @@ def train_fc(
     from recursa.fc.train import train_fc as run
     from recursa.runtime import init_ray
 
-    init_ray()
+    init_ray(log_to_driver=True)  # the workers' progress bars and epoch metrics
     console.print(f"model: {run(settings, resume=resume)}")
 
 

@@ -73,12 +73,18 @@ class FunctionCallingTRM(nn.Module):
         self.mode_head = nn.Linear(hidden, len(MODES))
         self.tag_proj = nn.Linear(hidden, 3 * hidden, bias=False)
         self.enum_proj = nn.Linear(hidden, hidden, bias=False)
+        # Content (the pieces) must dominate the slot embedding at init; the role, position and
+        # ownership embeddings start small so they do not drown it out.
+        for table in (self.role, self.position, self.function_id, self.param_id, self.type_id, self.required):
+            nn.init.normal_(table.weight, std=0.1)
 
     def _bag(self, pieces: Tensor) -> Tensor:
-        """Mean of the piece embeddings of every slot (padding ignored): [B, S, N] -> [B, S, H]."""
+        """Sum of each slot's piece embeddings over sqrt(count): unit scale whatever the length."""
         batch, slots, width = pieces.shape
-        flat = F.embedding_bag(pieces.reshape(-1, width), self.pieces.weight, mode="mean", padding_idx=0)
-        return flat.view(batch, slots, -1)
+        flat = pieces.reshape(-1, width)
+        summed = F.embedding_bag(flat, self.pieces.weight, mode="sum", padding_idx=0)
+        count = (flat != 0).sum(-1, keepdim=True).clamp(min=1)
+        return (summed / count.sqrt()).view(batch, slots, -1)
 
     def embed(self, batch: dict[str, Tensor]) -> Tensor:
         """The TRM input x for a collated batch."""

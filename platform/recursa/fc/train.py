@@ -5,7 +5,8 @@ corpus); a `TorchTrainer` runs `train_loop` on each worker (DDP when there are s
 batch gets up to `n_sup` supervision steps: forward from the carried (y, z), loss, optimizer
 step, carry detached; examples whose Q head says "right" stop early. AdamW with warmup and
 cosine decay, gradient clipping, optional bf16 autocast, an EMA of the weights for evaluation.
-Every epoch reports dev metrics and a checkpoint; `--resume` continues from the latest one.
+Every epoch reports dev metrics and a checkpoint; `--resume` reruns the trainer on the same run
+directory, where Ray Train hands the latest checkpoint to `ray.train.get_checkpoint()`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 import ray.train
 import ray.train.torch
@@ -122,7 +123,7 @@ def train_loop(loop_config: dict) -> None:
     core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
     model = ray.train.torch.prepare_model(core, parallel_strategy_kwargs={"find_unused_parameters": True}) \
         if world > 1 else core
-    ema = AveragedModel(core, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay))
+    ema = AveragedModel(core, avg_fn=_ema_with_warmup(settings.ema_decay))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.95),
                                   weight_decay=settings.weight_decay)
     scheduler = _schedule(optimizer, settings, settings.epochs * batches_per_epoch * settings.n_sup)
@@ -132,10 +133,10 @@ def train_loop(loop_config: dict) -> None:
     rng = random.Random(config.seed + rank)
     for epoch in range(start_epoch, settings.epochs):
         model.train()
-        rng.shuffle(features)
         totals = {"loss": 0.0, "tool": 0.0, "arguments": 0.0, "q": 0.0, "steps": 0, "train_correct": 0.0}
-        for b in _progress(range(batches_per_epoch), rank, f"epoch {epoch + 1}/{settings.epochs}"):
-            batch = collate(features[b * settings.batch_size:(b + 1) * settings.batch_size])
+        batches = length_buckets(features, settings.batch_size, rng)[:batches_per_epoch]
+        for indices in _progress(batches, rank, f"epoch {epoch + 1}/{settings.epochs}"):
+            batch = collate([features[i] for i in indices])
             carry, active = None, torch.ones(len(batch["pointer"]), dtype=torch.bool)
             for _ in range(settings.n_sup):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
@@ -166,6 +167,30 @@ def train_loop(loop_config: dict) -> None:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
             else:
                 ray.train.report(metrics)
+
+
+def _ema_with_warmup(decay: float):
+    """EMA whose decay ramps up as (1 + t) / (10 + t), so early averages are not the init."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        step = float(num_averaged)
+        effective = min(decay, (1.0 + step) / (10.0 + step))
+        return effective * averaged + (1.0 - effective) * current
+
+    return average
+
+
+def length_buckets(features: list, batch_size: int, rng: random.Random, window: int = 50) -> list[list[int]]:
+    """Shuffled batches of similar length: sorting within windows of `window` batches cuts padding."""
+    order = list(range(len(features)))
+    rng.shuffle(order)
+    span = batch_size * window
+    batches = []
+    for start in range(0, len(order), span):
+        part = sorted(order[start:start + span], key=lambda i: len(features[i].role))
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def _progress(items, rank: int, description: str):
@@ -201,7 +226,8 @@ def train_fc(config: TrainFCConfig, resume: bool = False) -> Path:
     """Prepare, train on Ray Train, export the EMA model to runs/<name>/model; return that path."""
     run_dir = prepare_run(config, resume)
     storage = run_dir / "ray_train"
-    latest = _latest_checkpoint(storage) if resume else None
+    if resume and not any(p.is_dir() for p in storage.rglob("checkpoint_*")):
+        raise ConfigError(f"resume: no checkpoint under {storage}")
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"config": config.model_dump(mode="json"), "run_dir": str(run_dir)},
@@ -209,7 +235,6 @@ def train_fc(config: TrainFCConfig, resume: bool = False) -> Path:
                                      resources_per_worker={"CPU": config.workers.cpus_per_worker}),
         run_config=RunConfig(name="fc", storage_path=str(storage),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
-        resume_from_checkpoint=latest,
     )
     result = trainer.fit()
     if result.error:
@@ -224,9 +249,3 @@ def train_fc(config: TrainFCConfig, resume: bool = False) -> Path:
     (run_dir / "train_report.json").write_text(json.dumps(final, indent=2))
     return save_fc_model(core, tokenizer, run_dir / "model", extra={"dev": final})
 
-
-def _latest_checkpoint(storage: Path):
-    found = sorted(storage.glob("fc/*/checkpoint_*"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise ConfigError(f"resume: no checkpoint under {storage}")
-    return ray.train.Checkpoint.from_directory(str(found[-1]))

@@ -18,15 +18,25 @@ _MAX_NUMBER_WORDS = 6
 Span = tuple[int, int]
 
 
+_SIGN_WORDS = ("minus ", "negative ")
+_HALF = " and a half"
+
+
 def parse_number(text: str) -> float | None:
-    """A number from digits or English words, or None."""
+    """A number from digits or English words ("minus twelve", "six and a half"), or None."""
     cleaned = text.strip().replace(",", "")
     try:
         return float(cleaned)
     except ValueError:
         pass
+    words = cleaned.lower()
+    sign = -1.0 if words.startswith(_SIGN_WORDS) else 1.0
+    if sign < 0:
+        words = words.split(" ", 1)[1]
+    half = 0.5 if words.endswith(_HALF) else 0.0
+    words = words.removesuffix(_HALF)
     try:
-        return float(text2num(cleaned.lower(), "en"))
+        return sign * (float(text2num(words, "en")) + half)
     except (ValueError, TypeError):
         return None
 
@@ -53,7 +63,7 @@ def number_mentions(text: str) -> list[tuple[Span, float]]:
 
 
 def _only_spaces_between(text: str, words: list[re.Match], i: int, j: int) -> bool:
-    return all(text[words[k].end():words[k + 1].start()].strip() in ("", "and") for k in range(i, j))
+    return all(text[words[k].end():words[k + 1].start()].strip() in ("", "-") for k in range(i, j))
 
 
 def locate_value(text: str, value: Any, taken: set[Span] | None = None) -> Span | None:

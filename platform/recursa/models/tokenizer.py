@@ -27,12 +27,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import re
 import string
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -41,9 +42,9 @@ import sentencepiece as spm
 
 __all__ = [
     "SPECIAL_TOKENS",
-    "Tokenizer",
-    "SentencePieceTokenizer",
     "CharTokenizer",
+    "SentencePieceTokenizer",
+    "Tokenizer",
     "load_tokenizer",
 ]
 
@@ -74,9 +75,12 @@ CONFIG_FILE = "tokenizer.json"
 SENTENCEPIECE_MODEL_FILE = "tokenizer.model"
 FORMAT_NAME = "recursa.tokenizer"
 FORMAT_VERSION = 1
+# Longest training text, in UTF-8 bytes (SentencePiece's default of 4192 would silently drop
+# prompts that carry function schemas).
+MAX_SENTENCE_BYTES = 1 << 16
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# SentencePiece >= 0.2.3 exposes offsets directly; earlier 0.2.x releases via an immutable proto.
+# Newer sentencepiece releases return offsets directly; older ones through an immutable proto.
 _HAS_OFFSET_MAPPING = hasattr(spm.SentencePieceProcessor, "encode_as_offset_mapping")
 
 
@@ -117,7 +121,7 @@ class Tokenizer(Protocol):
         ...
 
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write the tokenizer to ``directory`` (created if missing); read back by ``load_tokenizer``."""
+        """Write the tokenizer to ``directory`` (created if missing), for ``load_tokenizer``."""
         ...
 
 
@@ -167,7 +171,30 @@ def _byte_to_char_spans(
     begin, end = spans[:, 0], spans[:, 1]
     starts = char_of_byte[begin]
     ends = np.where(end > begin, char_of_byte[np.maximum(end - 1, 0)] + 1, starts)
-    return list(zip(starts.tolist(), ends.tolist()))
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _reservoir_sample(texts: Iterable[str], size: int, rng: random.Random) -> list[str]:
+    """A uniform sample of at most ``size`` non-empty texts, in one pass (algorithm R)."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be an iterable of strings, not a single string")
+    sample: list[str] = []
+    seen = 0
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        if not text:
+            continue
+        seen += 1
+        if len(sample) < size:
+            sample.append(_check_text(text))
+        else:
+            slot = rng.randrange(seen)
+            if slot < size:
+                sample[slot] = _check_text(text)
+    if not sample:
+        raise ValueError("texts is empty: nothing to train a tokenizer on")
+    return sample
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -256,7 +283,8 @@ class SentencePieceTokenizer:
             if self._sp.piece_to_id(token) != i
         ]
         if self._sp.pad_id() != PAD_ID or self._sp.unk_id() != UNK_ID:
-            problems.append(f"pad/unk ids are {self._sp.pad_id()}/{self._sp.unk_id()}, expected 0/1")
+            ids = f"{self._sp.pad_id()}/{self._sp.unk_id()}"
+            problems.append(f"pad/unk ids are {ids}, expected {PAD_ID}/{UNK_ID}")
         if not self._sp.is_byte(self._sp.piece_to_id("<0x00>")):
             problems.append("byte fallback is off")
         if problems:
@@ -281,9 +309,10 @@ class SentencePieceTokenizer:
 
         ``vocab_size`` counts everything: the 13 special tokens, 256 byte-fallback pieces, every
         character kept by ``character_coverage`` and the learned pieces; SentencePiece raises if
-        the corpus is too small to fill it. At most ``max_sentences`` texts, sampled uniformly
-        (deterministic for a given ``seed``), are used; texts longer than 4192 bytes are skipped.
-        ``seed`` sets SentencePiece's process-wide random generator.
+        the corpus is too small to fill it. If there are more than ``max_sentences`` texts, a
+        uniform sample of that many, drawn with ``seed``, is used. Texts longer than
+        ``MAX_SENTENCE_BYTES`` UTF-8 bytes are skipped. The same texts and arguments always give
+        the same model.
         """
         if model_type not in ("unigram", "bpe"):
             raise ValueError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
@@ -296,17 +325,11 @@ class SentencePieceTokenizer:
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1, got {max_sentences}")
 
-        def sentences() -> Iterator[str]:
-            for i, text in enumerate(texts):
-                if not isinstance(text, str):
-                    raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
-                if text:
-                    yield _check_text(text)
-
-        spm.set_random_generator_seed(seed)
+        # Sample here rather than in SentencePiece, whose sampler ignores any seed we pass.
+        sample = _reservoir_sample(texts, max_sentences, random.Random(seed))
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=sentences(),
+            sentence_iterator=iter(sample),
             model_writer=model,
             model_type=model_type,
             vocab_size=vocab_size,
@@ -325,7 +348,8 @@ class SentencePieceTokenizer:
             eos_id=-1,
             user_defined_symbols=list(MATCHED_SPECIAL_TOKENS),
             unk_surface=UNK_SURFACE,
-            input_sentence_size=max_sentences,
+            input_sentence_size=max_sentences,  # already sampled; a guard, never binding
+            max_sentence_length=MAX_SENTENCE_BYTES,
             shuffle_input_sentence=True,
             num_threads=num_threads,
             minloglevel=0 if verbose else 2,
@@ -338,7 +362,13 @@ class SentencePieceTokenizer:
         directory = Path(directory)
         config = _read_config(directory)
         _check_kind(config, cls.kind, directory)
-        model_path = directory / str(config.get("model_file", SENTENCEPIECE_MODEL_FILE))
+        model_file = config.get("model_file", SENTENCEPIECE_MODEL_FILE)
+        if not isinstance(model_file, str) or Path(model_file).name != model_file:
+            raise ValueError(
+                f"{directory / CONFIG_FILE}: model_file must be a file name in the same "
+                f"directory, got {model_file!r}"
+            )
+        model_path = directory / model_file
         if not model_path.is_file():
             raise FileNotFoundError(f"tokenizer model {model_path} does not exist")
         tokenizer = cls(model_path.read_bytes())
@@ -392,7 +422,8 @@ class SentencePieceTokenizer:
         if _HAS_OFFSET_MAPPING:
             mapping = self._sp.encode(text, out_type="offset_mapping", return_bytes=True)
             return list(mapping["ids"]), list(mapping["offsets"])
-        proto = self._sp.encode_as_immutable_proto(text)
+        # Older sentencepiece releases: the same byte offsets, as the pieces' begin/end fields.
+        proto = self._sp.encode_as_immutable_proto(text)  # type: ignore[attr-defined]
         pieces = list(proto.pieces)
         return [p.id for p in pieces], [(p.begin, p.end) for p in pieces]
 
@@ -426,8 +457,7 @@ _SPECIAL_TOKEN = re.compile(_SPECIALS_ALTERNATION)
 
 
 def _is_vocabulary_char(char: str) -> bool:
-    """Whether a character seen in a corpus joins the vocabulary: anything but control codes
-    (other than tab, newline and carriage return) and surrogates."""
+    """Whether a corpus character joins the vocabulary: not a control code, bar tab/CR/LF."""
     return unicodedata.category(char) not in ("Cc", "Cs") or char in "\t\n\r"
 
 
@@ -461,6 +491,8 @@ class CharTokenizer:
         Keeps characters seen at least ``min_count`` times, at most ``max_chars`` of the most
         frequent ones; special tokens in the texts are not counted as characters.
         """
+        if isinstance(texts, str):
+            raise TypeError("texts must be an iterable of strings, not a single string")
         counts: Counter[str] = Counter()
         for i, text in enumerate(texts):
             if not isinstance(text, str):
