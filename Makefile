@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-all install
+.PHONY: demo test install bfcl
 
 $(BIN)/recursa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,10 @@ demo: install
 test: install
 	$(BIN)/pytest -q
 	$(BIN)/pytest -q -m "slow or fault"
+
+# The tool-calling TRM on BFCL end to end: generate data, train jobs/configs/fc_bfcl.yaml on
+# Ray Train, score on BFCL's categories; writes runs/bfcl/bfcl.json. Replaces an earlier run.
+bfcl: install
+	rm -rf runs/bfcl
+	$(BIN)/recursa train fc --config jobs/configs/fc_bfcl.yaml
+	$(BIN)/recursa eval bfcl --checkpoint runs/bfcl/model --out runs/bfcl/bfcl.json

@@ -252,7 +252,23 @@ def _check_kind(config: dict[str, Any], kind: str, directory: Path) -> None:
 # ----------------------------------------------------------------------------- SentencePiece
 
 
-class SentencePieceTokenizer:
+class _SpecialIds:
+    """The special-token ids both tokenizers share."""
+
+    @property
+    def pad_id(self) -> int:
+        return PAD_ID
+
+    @property
+    def unk_id(self) -> int:
+        return UNK_ID
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return dict(SPECIAL_IDS)
+
+
+class SentencePieceTokenizer(_SpecialIds):
     """A SentencePiece model (unigram or BPE) trained with ``train`` for lossless round trips.
 
     Training fixes the options that make offsets and decoding exact: identity normalization, no
@@ -333,6 +349,7 @@ class SentencePieceTokenizer:
             model_writer=model,
             model_type=model_type,
             vocab_size=vocab_size,
+            hard_vocab_limit=False,  # vocab_size is an upper bound: a small corpus gets fewer pieces
             character_coverage=character_coverage,
             # Lossless text <-> pieces, so offsets index the raw input and decode is exact.
             normalization_rule_name="identity",
@@ -393,18 +410,6 @@ class SentencePieceTokenizer:
         return self._vocab_size
 
     @property
-    def pad_id(self) -> int:
-        return PAD_ID
-
-    @property
-    def unk_id(self) -> int:
-        return UNK_ID
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        return dict(SPECIAL_IDS)
-
-    @property
     def model_proto(self) -> bytes:
         """The serialized SentencePiece model."""
         return self._model_proto
@@ -461,7 +466,7 @@ def _is_vocabulary_char(char: str) -> bool:
     return unicodedata.category(char) not in ("Cc", "Cs") or char in "\t\n\r"
 
 
-class CharTokenizer:
+class CharTokenizer(_SpecialIds):
     """One id per character: the special tokens, then a fixed character set; others are ``<unk>``.
 
     For tests and tiny runs. Offsets are exact (one character, or one special token, per token).
@@ -532,18 +537,6 @@ class CharTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(SPECIAL_TOKENS) + len(self._chars)
-
-    @property
-    def pad_id(self) -> int:
-        return PAD_ID
-
-    @property
-    def unk_id(self) -> int:
-        return UNK_ID
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        return dict(SPECIAL_IDS)
 
     @property
     def chars(self) -> tuple[str, ...]:
