@@ -97,14 +97,18 @@ def test_recommended_item_becomes_masked(env):
     assert observation["observations"][1 + 3, -1] == 1.0  # the candidate's token shows it
 
 
-def test_stepping_a_masked_action_raises(env):
+def test_a_masked_action_is_a_costly_no_op(env):
     env.reset(seed=3)
     env.step(tool_action("inventory_check"))
-    with pytest.raises(ValueError):
-        env.step(tool_action("inventory_check"))
+    _, reward, terminated, truncated, info = env.step(tool_action("inventory_check"))
+    assert reward == pytest.approx(-env.config.tool_cost) and not terminated and not truncated
+    assert info["invalid_actions"] == 1 and info["tool_calls"] == 1
     env.step(FIRST_ITEM)
+    utility = env.stats["utility"]
+    env.step(FIRST_ITEM)
+    assert env.stats["utility"] == utility, "recommending twice pays nothing twice"
     with pytest.raises(ValueError):
-        env.step(FIRST_ITEM)
+        env.step(env.num_actions)
 
 
 def test_finish_is_always_allowed_and_masks_match_the_space():

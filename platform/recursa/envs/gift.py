@@ -146,17 +146,22 @@ class GiftRecommendationEnv(gym.Env):
         self.tool_done = np.zeros(NUM_TOOLS, dtype=bool)
         self.recommended = np.zeros(self.config.num_candidates, dtype=bool)
         self.steps = 0
-        self.stats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0,
+        self.stats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0, "invalid_actions": 0,
                       "calls_by_tool": dict.fromkeys(GIFT_TOOL_NAMES, 0)}
         return self._observation(), self._info()
 
     def step(self, action: int):
         action = int(action)
-        if not self.action_mask()[action]:
-            raise ValueError(f"action {action} is masked out in this state")
+        if not 0 <= action < self.num_actions:
+            raise ValueError(f"action {action} is outside Discrete({self.num_actions})")
         self.steps += 1
         reward, done = 0.0, False
-        if action == FINISH:
+        if not self.action_mask()[action]:
+            # Masked actions come from samplers that ignore the mask (e.g. random exploration):
+            # a wasted step that costs like a tool call and changes nothing else.
+            self.stats["invalid_actions"] += 1
+            reward = -self.config.tool_cost
+        elif action == FINISH:
             done = True
         elif action < FIRST_ITEM:
             reward = self._call_tool(action - FIRST_TOOL)
@@ -260,6 +265,7 @@ class GiftRecommendationEnv(gym.Env):
             "tool_cost": self.stats["tool_cost"],
             "tool_calls": self.stats["tool_calls"],
             "tool_failures": self.stats["tool_failures"],
+            "invalid_actions": self.stats["invalid_actions"],
             "calls_by_tool": dict(self.stats["calls_by_tool"]),
             "recommended": int(self.recommended.sum()),
         }
