@@ -30,11 +30,26 @@ def segments(tags: torch.Tensor) -> list[tuple[int, int, float]]:
     return found
 
 
+def _whole_words(text: str, start: int, end: int) -> str:
+    """The span widened to whole words and numbers: digits are single tokens, so a span that
+    stops inside "10" or "3.5" would copy a different number."""
+    def inside(i: int) -> bool:
+        return text[i].isalnum() or (text[i] in ".," and 0 < i < len(text) - 1
+                                     and text[i - 1].isdigit() and text[i + 1].isdigit())
+
+    while start > 0 and inside(start - 1) and inside(start):
+        start -= 1
+    while end < len(text) and inside(end) and inside(end - 1):
+        end += 1
+    return text[start:end]
+
+
 def _span_value(features: Features, tags: torch.Tensor, param_type: str, item_type: str) -> Any:
     spans = segments(tags[: features.num_query])
     if not spans:
         return _MISSING
-    texts = [features.query[features.query_offsets[a][0]:features.query_offsets[b][1]] for a, b, _ in spans]
+    texts = [_whole_words(features.query, features.query_offsets[a][0], features.query_offsets[b][1])
+             for a, b, _ in spans]
     if param_type == "array":
         values = [convert(text, item_type) for text in texts]
         return [v for v in values if v is not None] or _MISSING

@@ -238,7 +238,7 @@ class Featurizer:
         param = features.params[p]
         present, value = _get_path(arguments, param.path)
         if not present:
-            return ABSENT, None, IGNORE
+            return (IGNORE if param.spec.required else ABSENT), None, IGNORE
         if isinstance(value, bool):
             return (TRUE if value else FALSE), None, IGNORE
         if param.spec.enum:
@@ -275,7 +275,7 @@ def _mode_allowed(params: list[SlotParam], enum_param: list[int]) -> np.ndarray:
     allowed = np.zeros((len(params), len(MODES)), dtype=bool)
     with_enum = set(enum_param)
     for p, param in enumerate(params):
-        allowed[p, ABSENT] = True
+        allowed[p, ABSENT] = not param.spec.required  # a call must carry its required arguments
         if param.spec.type == "boolean":
             allowed[p, [TRUE, FALSE]] = True
             continue
