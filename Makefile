@@ -25,8 +25,10 @@ test: install
 	$(BIN)/pytest -q -m "slow or fault"
 
 # The tool-calling TRM on BFCL end to end: generate data, train jobs/configs/fc_bfcl.yaml on
-# Ray Train, score on BFCL's categories; writes runs/bfcl/bfcl.json. Replaces an earlier run.
+# Ray Train, calibrate the no-call decision on BFCL's live (development) categories, score on
+# BFCL's categories; writes runs/bfcl/bfcl.json. Replaces an earlier run.
 bfcl: install
 	rm -rf runs/bfcl
 	$(BIN)/recursa train fc --config jobs/configs/fc_bfcl.yaml
+	$(BIN)/recursa eval calibrate-fc --checkpoint runs/bfcl/model
 	$(BIN)/recursa eval bfcl --checkpoint runs/bfcl/model --out runs/bfcl/bfcl.json

@@ -111,6 +111,40 @@ def test_padding_does_not_change_an_example(featurizer):
     assert torch.allclose(a.pointer[0], b.pointer[0, : a.pointer.shape[1]], atol=1e-5)
 
 
+def test_no_call_calibration_never_lowers_balanced_accuracy(featurizer):
+    from recursa.fc.calibrate import BIASES, calibrate_no_call
+
+    torch.manual_seed(1)
+    model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=1, n=1), featurizer.tokenizer.vocab_size)
+    result = calibrate_no_call(model, featurizer, EXAMPLES)
+    assert result["no_call_bias"] in BIASES
+    assert result["balanced_accuracy_after"] >= result["balanced_accuracy_before"]
+    model.no_call_bias = 100.0  # no call is never chosen
+    features = [featurizer.encode(e, with_targets=False) for e in EXAMPLES]
+    with torch.no_grad():
+        assert all(decode_calls(model(collate(features)), features))
+
+
+def test_decoding_does_not_copy_one_span_into_two_arguments(featurizer):
+    example = FCExample(id="t", query="base 10 and height 5", functions=[FunctionSpec(name="area", parameters=[
+        ParamSpec(name="base", type="integer"), ParamSpec(name="height", type="integer")])])
+    features = featurizer.encode(example, with_targets=False)
+    model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=1, n=1), featurizer.tokenizer.vocab_size)
+    with torch.no_grad():
+        output = model(collate([features]))
+    ten = [i for i, (a, b) in enumerate(features.query_offsets) if example.query[a:b].strip() == "1"][0]
+    output.pointer[:] = torch.tensor([[-9.0, 9.0]])
+    output.counts[:] = torch.tensor([0.0, 9.0, 0.0, 0.0, 0.0])  # one call
+    output.modes[:] = -9.0
+    output.modes[..., 1] = 9.0  # span mode for both parameters
+    output.tags[:] = torch.tensor([9.0, 0.0, 0.0])  # every token O ...
+    output.tags[0, 0, 0, ten] = torch.tensor([0.0, 9.0, 0.0])  # ... but base: B at "1" of "10"
+    output.tags[0, 1, 0, ten] = torch.tensor([0.0, 5.0, 0.0])  # height wants it too, less sure
+    (call,) = decode_calls(output, [features])[0]
+    assert call.arguments["base"] == 10, "a span is widened to the whole number"
+    assert call.arguments.get("height") == 5, "the required height falls back to a free number"
+
+
 def test_segments_from_tags():
     tags = torch.full((6, 3), -5.0)
     tags[:, 0] = 5.0  # O everywhere ...

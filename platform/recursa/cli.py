@@ -155,6 +155,29 @@ def eval_bfcl(
         out.write_text(json.dumps(report, indent=2))
 
 
+@eval_app.command("calibrate-fc")
+def calibrate_fc(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
+    categories: str = typer.Option("live_simple,live_multiple,live_irrelevance", "--categories",
+                                   help="BFCL development categories to calibrate on (never the non-live test)."),
+) -> None:
+    """Calibrate the call / no-call decision on BFCL's live categories; saved in the model."""
+    model_dir = _fc_model_dir(checkpoint)
+    from recursa.data.fc.formats import read_bfcl
+    from recursa.fc.artifact import load_fc_model, set_no_call_bias
+    from recursa.fc.bfcl import LIVE_CATEGORIES
+    from recursa.fc.calibrate import calibrate_no_call
+
+    chosen = [c.strip() for c in categories.split(",")]
+    if not set(chosen) <= set(LIVE_CATEGORIES):
+        raise ConfigError(f"categories: calibrate on live categories only ({', '.join(LIVE_CATEGORIES)})")
+    model, featurizer = load_fc_model(model_dir)
+    examples = [e for category in chosen for e in read_bfcl(category)]
+    result = calibrate_no_call(model, featurizer, examples)
+    set_no_call_bias(model_dir, result["no_call_bias"])
+    console.print(json.dumps(result, indent=2))
+
+
 @infer_app.command("fc")
 def infer_fc(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),

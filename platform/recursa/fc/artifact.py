@@ -31,6 +31,7 @@ def save_fc_model(model: FunctionCallingTRM, tokenizer: Tokenizer, out_dir: str 
         "limits": dataclasses.asdict(model.limits),
         "vocab_size": model.vocab_size,
         "params": count_parameters(model),
+        "no_call_bias": model.no_call_bias,
         **(extra or {}),
     }
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
@@ -45,8 +46,17 @@ def load_fc_model(path: str | Path) -> tuple[FunctionCallingTRM, Featurizer]:
     limits = FCLimits(**settings["limits"])
     model = FunctionCallingTRM(TRMConfig(**settings["trm"]), settings["vocab_size"], limits)
     model.load_state_dict(load_file(path / WEIGHTS))
+    model.no_call_bias = float(settings.get("no_call_bias", 0.0))
     model.eval()
     return model, Featurizer(load_tokenizer(path / TOKENIZER_DIR), limits)
+
+
+def set_no_call_bias(path: str | Path, bias: float) -> None:
+    """Record a calibrated no-call bias in a saved model's settings."""
+    settings_path = Path(path) / SETTINGS
+    settings = json.loads(settings_path.read_text())
+    settings["no_call_bias"] = float(bias)
+    settings_path.write_text(json.dumps(settings, indent=2))
 
 
 def predict_calls(model: FunctionCallingTRM, featurizer: Featurizer, examples: list[FCExample],

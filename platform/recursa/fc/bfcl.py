@@ -22,6 +22,7 @@ EVAL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple",
                    "live_simple", "live_multiple", "live_irrelevance")
 NON_LIVE_AST = ("simple_python", "multiple", "parallel", "parallel_multiple")
 LIVE_AST = ("live_simple", "live_multiple")
+LIVE_CATEGORIES = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance")
 
 
 def evaluate_bfcl(model: FunctionCallingTRM, featurizer: Featurizer,

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from recursa.data.fc.schema import FunctionCall
+from recursa.data.fc.schema import FunctionCall, ParamSpec
 from recursa.fc.features import ENUM, FALSE, SPAN, TAG_B, TAG_I, TAG_O, TRUE, Features
 from recursa.fc.model import FCOutput
 from recursa.fc.values import convert
@@ -30,9 +30,9 @@ def segments(tags: torch.Tensor) -> list[tuple[int, int, float]]:
     return found
 
 
-def _whole_words(text: str, start: int, end: int) -> str:
-    """The span widened to whole words and numbers: digits are single tokens, so a span that
-    stops inside "10" or "3.5" would copy a different number."""
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Character span [start, end) widened to whole words and numbers: digits are single tokens,
+    so a span that stops inside "10" or "3.5" would copy a different number."""
     def inside(i: int) -> bool:
         return text[i].isalnum() or (text[i] in ".," and 0 < i < len(text) - 1
                                      and text[i - 1].isdigit() and text[i + 1].isdigit())
@@ -41,25 +41,52 @@ def _whole_words(text: str, start: int, end: int) -> str:
         start -= 1
     while end < len(text) and inside(end) and inside(end - 1):
         end += 1
-    return text[start:end]
+    return start, end
 
 
-def _span_value(features: Features, tags: torch.Tensor, param_type: str, item_type: str) -> Any:
-    spans = segments(tags[: features.num_query])
-    if not spans:
+def fallback_segments(tags: torch.Tensor, used: set[int]) -> list[tuple[int, int, float]]:
+    """Single segments over the free tokens, likeliest first (least likely O), each extended over
+    the following free tokens tagged I: the candidates when no tag crossed O."""
+    probabilities = tags.softmax(-1)
+    found = []
+    for start in probabilities[:, TAG_O].argsort().tolist():
+        if start in used:
+            continue
+        end = start
+        while end + 1 < len(tags) and end + 1 not in used and int(probabilities[end + 1].argmax()) == TAG_I:
+            end += 1
+        found.append((start, end, float(1.0 - probabilities[start, TAG_O])))
+    return found
+
+
+def _span_value(features: Features, tags: torch.Tensor, spec: ParamSpec, used: set[int]) -> Any:
+    """The copied value of one parameter, typed. Tokens copied for another argument of the call
+    are not copied again; a required argument with no tagged span takes its likeliest free
+    segment that parses as its type."""
+    tags = tags[: features.num_query]
+    target = spec.items.type if spec.type == "array" and spec.items is not None else spec.type
+    target = "string" if spec.type == "array" and spec.items is None else target
+    spans = [s for s in segments(tags) if not used.intersection(range(s[0], s[1] + 1))]
+    if spec.type != "array":
+        spans = sorted(spans, key=lambda s: -s[2])
+    if not spans and spec.required:
+        spans = fallback_segments(tags, used)
+    values = []
+    for a, b, _ in spans:
+        start, end = _whole_words(features.query, features.query_offsets[a][0], features.query_offsets[b][1])
+        value = convert(features.query[start:end], target)
+        if value is not None:
+            values.append(value)
+            used.update(i for i, (s, e) in enumerate(features.query_offsets) if s < end and e > start)
+            if spec.type != "array":
+                break
+    if not values:
         return _MISSING
-    texts = [_whole_words(features.query, features.query_offsets[a][0], features.query_offsets[b][1])
-             for a, b, _ in spans]
-    if param_type == "array":
-        values = [convert(text, item_type) for text in texts]
-        return [v for v in values if v is not None] or _MISSING
-    best = max(range(len(spans)), key=lambda s: spans[s][2])
-    value = convert(texts[best], param_type)
-    return _MISSING if value is None else value
+    return values if spec.type == "array" else values[0]
 
 
-def _argument(output: FCOutput, features: Features, row: int, p: int, k: int) -> Any:
-    param = features.params[p].spec
+def _argument(output: FCOutput, features: Features, row: int, p: int, k: int, used: set[int]) -> Any:
+    spec = features.params[p].spec
     mode = int(output.modes[row, p, k].argmax())
     if mode == TRUE:
         return True
@@ -69,9 +96,23 @@ def _argument(output: FCOutput, features: Features, row: int, p: int, k: int) ->
         scores = output.enum[row, p, k, : len(features.enum_values)]
         return features.enum_values[int(scores.argmax())] if len(features.enum_values) else _MISSING
     if mode == SPAN:
-        item_type = param.items.type if param.items is not None else "string"
-        return _span_value(features, output.tags[row, p, k], param.type, item_type)
+        return _span_value(features, output.tags[row, p, k], spec, used)
     return _MISSING
+
+
+def _call_arguments(output: FCOutput, features: Features, row: int, f: int, k: int) -> dict[str, Any]:
+    """Arguments of call k of function f; confident spans claim their tokens first."""
+    params = [p for p, param in enumerate(features.params) if param.function == f]
+    lq = features.num_query
+    confidence = {p: float(1.0 - output.tags[row, p, k, :lq].softmax(-1)[:, TAG_O].min()) if lq else 0.0
+                  for p in params}
+    arguments: dict[str, Any] = {}
+    used: set[int] = set()
+    for p in sorted(params, key=lambda p: -confidence[p]):
+        value = _argument(output, features, row, p, k, used)
+        if value is not _MISSING:
+            _set_path(arguments, features.params[p].path, value)
+    return arguments
 
 
 def _set_path(arguments: dict, path: tuple[str, ...], value: Any) -> None:
@@ -94,12 +135,7 @@ def decode_calls(output: FCOutput, batch_features: list[Features]) -> list[list[
         calls = []
         for f in order:
             for k in range(counts[f]):
-                arguments: dict[str, Any] = {}
-                for p, param in enumerate(features.params):
-                    if param.function == f:
-                        value = _argument(output, features, row, p, k)
-                        if value is not _MISSING:
-                            _set_path(arguments, param.path, value)
+                arguments = _call_arguments(output, features, row, f, k)
                 calls.append(FunctionCall(name=features.functions[f].name, arguments=arguments))
         results.append(calls)
     return results

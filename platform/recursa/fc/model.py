@@ -73,6 +73,8 @@ class FunctionCallingTRM(nn.Module):
         self.mode_head = nn.Linear(hidden, len(MODES))
         self.tag_proj = nn.Linear(hidden, 3 * hidden, bias=False)
         self.enum_proj = nn.Linear(hidden, hidden, bias=False)
+        # Subtracted from the no-call logit at inference; set by calibration on held-in data.
+        self.no_call_bias = 0.0
         # Content (the pieces) must dominate the slot embedding at init; the role, position and
         # ownership embeddings start small so they do not drown it out.
         for table in (self.role, self.position, self.function_id, self.param_id, self.type_id, self.required):
@@ -107,7 +109,8 @@ class FunctionCallingTRM(nn.Module):
         y = out.y
         hidden = y.shape[-1]
         functions = _gather(y, batch["function_slots"])
-        pointer = torch.cat([self.no_call(y[:, 0]), self.function_score(functions).squeeze(-1)], dim=-1)
+        pointer = torch.cat([self.no_call(y[:, 0]) - self.no_call_bias, self.function_score(functions).squeeze(-1)],
+                            dim=-1)
         pointer_mask = torch.cat([torch.ones_like(batch["function_mask"][:, :1]), batch["function_mask"]], dim=-1)
         params = _gather(y, batch["param_slots"])[:, :, None, :] + self.call_index.weight  # [B, P, K, H]
         modes = self.mode_head(params).masked_fill(~batch["mode_allowed"][:, :, None, :], NEG)
