@@ -47,7 +47,7 @@ def test_train_resume_evaluate_and_infer(ray_session, tmp_path, capsys):
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "tokenizer").is_dir()
     report = json.loads((tmp_path / "tiny" / "train_report.json").read_text())
     assert report["epoch"] == 1
-    assert {"function_accuracy", "exact_match", "ast_accuracy", "loss"} <= set(report)
+    assert {"function_accuracy", "exact_match", "ast_accuracy", "execution_reward", "loss"} <= set(report)
 
     with pytest.raises(ConfigError, match="--resume"):
         train_fc(tiny_config(tmp_path))

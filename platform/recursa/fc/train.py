@@ -36,6 +36,7 @@ from recursa.models.presets import get_preset
 from recursa.models.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
 from recursa.models.trm import TRMConfig
 from recursa.rewards.fc_ast import score_example
+from recursa.rewards.fc_execution import execution_reward
 
 LIMITS = FCLimits()
 
@@ -89,15 +90,17 @@ def _schedule(optimizer: torch.optim.Optimizer, settings, total_steps: int):
 
 
 def evaluate_dev(model: FunctionCallingTRM, featurizer: Featurizer, dev: list[FCExample]) -> dict[str, float]:
-    """Function accuracy, exact-match and AST accuracy of greedy calls on dev examples."""
+    """Function accuracy, exact match, AST accuracy and execution reward of greedy calls on dev."""
     predictions = predict_calls(model, featurizer, dev)
-    function_ok = exact = ast = 0
+    function_ok = exact = ast = executed = 0.0
     for example, calls in zip(dev, predictions):
         function_ok += sorted(c.name for c in calls) == sorted(c.name for c in example.calls)
         exact += _canonical(calls) == _canonical(example.calls)
         ast += score_example(calls, example).valid
+        executed += execution_reward(calls, example)
     n = max(len(dev), 1)
-    return {"function_accuracy": function_ok / n, "exact_match": exact / n, "ast_accuracy": ast / n}
+    return {"function_accuracy": function_ok / n, "exact_match": exact / n, "ast_accuracy": ast / n,
+            "execution_reward": executed / n}
 
 
 def _canonical(calls) -> list[str]:

@@ -1,0 +1,101 @@
+"""Reward by execution: run calls against sandboxed implementations of the offered functions.
+
+Generated functions have no real back end, so each gets a pure implementation built from its
+schema: arguments are validated strictly by type (an integer is not a float, a string is not a
+number, enum values are closed), defaults are filled in, and the result is the canonical call.
+Calls run through a `ToolRegistry`, so a bad call is an error result, never an exception, and a
+slow implementation times out. Two calls that execute to the same result count as equal even
+when one spells out a default the other leaves implicit, or writes 3.0 for 3 in a float.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+
+from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
+from recursa.tools import Tool, ToolRegistry
+
+_SCALARS: dict[str, Any] = {
+    "string": Annotated[str, Strict()],
+    "integer": Annotated[int, Strict()],
+    "float": Annotated[float, Strict()],  # strict still takes an int, as BFCL does
+    "boolean": Annotated[bool, Strict()],
+    "any": Any,
+}
+
+
+class _Forbid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _annotation(spec: ParamSpec, owner: str) -> Any:
+    if spec.enum:
+        return Literal[tuple(spec.enum)]
+    if spec.type == "array":
+        return list[_annotation(spec.items, owner) if spec.items is not None else Any]
+    if spec.type == "object":
+        if not spec.properties:
+            return dict[str, Any]
+        return _arguments_model(spec.properties, f"{owner}_{spec.name}")
+    return _SCALARS[spec.type]
+
+
+def _arguments_model(params: list[ParamSpec], name: str) -> type[BaseModel]:
+    fields = {}
+    for spec in params:
+        annotation = _annotation(spec, name)
+        if spec.required:
+            fields[spec.name] = (annotation, Field(...))
+        else:
+            fields[spec.name] = (Optional[annotation], Field(spec.default))
+    return create_model(name, __base__=_Forbid, **fields)
+
+
+def execution_tool(function: FunctionSpec) -> Tool:
+    """A sandboxed implementation of `function`: strict validation, defaults, canonical result."""
+    model = _arguments_model(function.parameters, "args_" + "".join(c if c.isalnum() else "_" for c in function.name))
+
+    def run(**arguments: Any) -> dict[str, Any]:
+        return {"function": function.name, "arguments": model(**arguments).model_dump(mode="json")}
+
+    safe_name = "".join(c if c.isalnum() or c in "_-" else "_" for c in function.name)[:64] or "function"
+    return Tool(name=safe_name, description=function.description, args_model=_Passthrough, fn=run,
+                cacheable=False)
+
+
+class _Passthrough(BaseModel):
+    """Arguments go to the implementation unvalidated: it validates against the real schema."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def execute(calls: list[FunctionCall], functions: list[FunctionSpec], timeout_s: float = 1.0) -> list[str | None]:
+    """Canonical JSON result of each call, None where it failed (unknown function, bad arguments)."""
+    tools = {f.name: execution_tool(f) for f in functions}
+    results: list[str | None] = []
+    with ToolRegistry(timeout_s=timeout_s, max_concurrency=1) as registry:
+        for tool in tools.values():
+            if tool.name not in registry.names:
+                registry.register(tool)
+        for call in calls:
+            tool = tools.get(call.name) if isinstance(call, FunctionCall) else None
+            if tool is None or not isinstance(call.arguments, dict):
+                results.append(None)
+                continue
+            result = registry.call(tool.name, call.arguments)
+            results.append(json.dumps(result.output, sort_keys=True) if result.ok else None)
+    return results
+
+
+def execution_reward(predicted: list[FunctionCall], example: FCExample) -> float:
+    """Share of expected results reproduced, penalised for extra calls; 1.0 for a right no-call."""
+    if not example.calls:
+        return 0.0 if predicted else 1.0
+    expected = Counter(execute(example.calls, example.functions))
+    produced = Counter(r for r in execute(predicted, example.functions) if r is not None)
+    matched = sum((expected & produced).values())
+    return matched / max(len(example.calls), len(predicted))

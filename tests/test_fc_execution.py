@@ -1,0 +1,58 @@
+"""Reward by execution: sandboxed implementations built from the schema."""
+
+from __future__ import annotations
+
+import pytest
+
+from recursa.data.fc.generator import generate_examples
+from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
+from recursa.rewards.fc_execution import execute, execution_reward
+
+AREA = FunctionSpec(name="geometry.area", parameters=[
+    ParamSpec(name="base", type="float"), ParamSpec(name="height", type="integer"),
+    ParamSpec(name="unit", type="string", enum=["cm", "m"], required=False, default="cm"),
+    ParamSpec(name="tags", type="array", items=ParamSpec(name="items", type="string"), required=False),
+    ParamSpec(name="origin", type="object", required=False, properties=[
+        ParamSpec(name="x", type="integer"), ParamSpec(name="y", type="integer")]),
+])
+EXAMPLE = FCExample(id="e", query="area", functions=[AREA],
+                    calls=[FunctionCall(name="geometry.area", arguments={"base": 3, "height": 4})])
+
+
+def call(**arguments) -> FunctionCall:
+    return FunctionCall(name="geometry.area", arguments=arguments)
+
+
+def test_equal_results_despite_spelled_out_default_and_float_spelling():
+    assert execution_reward([call(base=3.0, height=4, unit="cm")], EXAMPLE) == 1.0
+
+
+@pytest.mark.parametrize("arguments", [
+    {"base": 3, "height": 4.0},  # a float is not an integer
+    {"base": "3", "height": 4},  # a string is not a number
+    {"base": 3, "height": 4, "unit": "inch"},  # enums are closed
+    {"base": 3},  # required argument missing
+    {"base": 3, "height": 4, "colour": "red"},  # undeclared argument
+    {"base": 3, "height": 4, "origin": {"x": 1}},  # nested required field missing
+])
+def test_bad_calls_fail_to_execute(arguments):
+    assert execute([call(**arguments)], [AREA]) == [None]
+    assert execution_reward([call(**arguments)], EXAMPLE) == 0.0
+
+
+def test_wrong_function_and_extra_calls_are_penalised():
+    assert execute([FunctionCall(name="nope", arguments={})], [AREA]) == [None]
+    assert execution_reward([call(base=3, height=4), call(base=1, height=1)], EXAMPLE) == 0.5
+    assert execution_reward([], EXAMPLE) == 0.0
+
+
+def test_no_call_examples_reward_abstaining():
+    abstain = EXAMPLE.model_copy(update={"calls": []})
+    assert execution_reward([], abstain) == 1.0
+    assert execution_reward([call(base=3, height=4)], abstain) == 0.0
+
+
+def test_every_generated_gold_call_executes():
+    for example in generate_examples(300, seed=5):
+        assert None not in execute(example.calls, example.functions), example.id
+        assert execution_reward(example.calls, example) == 1.0
