@@ -131,6 +131,22 @@ def train_fc(
     console.print(f"model: {run(settings, resume=resume)}")
 
 
+@train_app.command("fc-rl")
+def train_fc_rl(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="The supervised model directory to start from."),
+    out: Path = typer.Option(..., "--out", help="Where to write the fine-tuned model directory."),
+    iterations: int = typer.Option(20, "--iterations", min=1, help="PPO iterations (256 episodes each)."),
+    lr: float = typer.Option(1e-5, "--lr", min=0.0, help="PPO learning rate."),
+) -> None:
+    """Fine-tune the tool-calling TRM with PPO, rewarded by executing its calls."""
+    model_dir = _fc_model_dir(checkpoint)
+    from recursa.rl.fc_ppo import finetune_fc
+    from recursa.runtime import init_ray
+
+    init_ray()
+    console.print(json.dumps(finetune_fc(model_dir, out, iterations=iterations, lr=lr), indent=2))
+
+
 @eval_app.command("bfcl")
 def eval_bfcl(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),

@@ -30,7 +30,7 @@ def segments(tags: torch.Tensor) -> list[tuple[int, int, float]]:
     return found
 
 
-def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+def whole_words(text: str, start: int, end: int) -> tuple[int, int]:
     """Character span [start, end) widened to whole words and numbers: digits are single tokens,
     so a span that stops inside "10" or "3.5" would copy a different number."""
     def inside(i: int) -> bool:
@@ -73,7 +73,7 @@ def _span_value(features: Features, tags: torch.Tensor, spec: ParamSpec, used: s
         spans = fallback_segments(tags, used)
     values = []
     for a, b, _ in spans:
-        start, end = _whole_words(features.query, features.query_offsets[a][0], features.query_offsets[b][1])
+        start, end = whole_words(features.query, features.query_offsets[a][0], features.query_offsets[b][1])
         value = convert(features.query[start:end], target)
         if value is not None:
             values.append(value)
