@@ -16,7 +16,7 @@ import numpy as np
 
 from recursa.data.fc.generator import generate_examples
 from recursa.data.fc.schema import FCExample, FunctionCall
-from recursa.fc.decode import whole_words
+from recursa.fc.decode import copy_type, set_path, whole_words
 from recursa.fc.features import ENUM, FALSE, MODES, SPAN, TRUE, FCLimits, Featurizer, Features
 from recursa.fc.values import convert
 from recursa.models.tokenizer import load_tokenizer
@@ -101,10 +101,7 @@ def call_from_action(action: np.ndarray, features: Features, limits: FCLimits) -
             continue
         value = _value(int(modes[p]), int(starts[p]), int(ends[p]), int(enums[p]), p, features)
         if value is not None:
-            target = arguments
-            for key in param.path[:-1]:
-                target = target.setdefault(key, {})
-            target[param.path[-1]] = value
+            set_path(arguments, param.path, value)
     return [FunctionCall(name=features.functions[choice - 1].name, arguments=arguments)]
 
 
@@ -120,8 +117,7 @@ def _value(mode: int, start: int, end: int, enum: int, p: int, features: Feature
         end = min(max(start, end), features.num_query - 1)
         a, b = whole_words(features.query, features.query_offsets[start][0], features.query_offsets[end][1])
         spec = features.params[p].spec
-        target = spec.items.type if spec.type == "array" and spec.items is not None else spec.type
-        value = convert(features.query[a:b], "string" if target == "array" else target)
+        value = convert(features.query[a:b], copy_type(spec))
         return [value] if spec.type == "array" and value is not None else value
     return None
 
@@ -150,12 +146,12 @@ class FunctionCallingEnv(gym.Env):
         index = (options or {}).get("index")
         self.example = self.examples[int(self._rng.integers(len(self.examples))) if index is None else index]
         self.features = self.featurizer.encode(self.example, with_targets=False)
-        return encode_observation(self.features, self.limits), {"id": self.example.id}
+        self.observation = encode_observation(self.features, self.limits)
+        return self.observation, {"id": self.example.id}
 
     def step(self, action):
         calls = call_from_action(np.asarray(action), self.features, self.limits)
         ast = score_example(calls, self.example).valid
         executed = execution_reward(calls, self.example)
         reward = 0.5 * float(ast) + 0.5 * executed
-        observation = encode_observation(self.features, self.limits)
-        return observation, reward, True, False, {"ast": float(ast), "execution": executed}
+        return self.observation, reward, True, False, {"ast": float(ast), "execution": executed}

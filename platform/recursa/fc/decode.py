@@ -59,13 +59,20 @@ def fallback_segments(tags: torch.Tensor, used: set[int]) -> list[tuple[int, int
     return found
 
 
+def copy_type(spec: ParamSpec) -> str:
+    """The type copied text converts to: an array's element type (string when unspecified),
+    otherwise the parameter's own type."""
+    if spec.type != "array":
+        return spec.type
+    return spec.items.type if spec.items is not None else "string"
+
+
 def _span_value(features: Features, tags: torch.Tensor, spec: ParamSpec, used: set[int]) -> Any:
     """The copied value of one parameter, typed. Tokens copied for another argument of the call
     are not copied again; a required argument with no tagged span takes its likeliest free
     segment that parses as its type."""
     tags = tags[: features.num_query]
-    target = spec.items.type if spec.type == "array" and spec.items is not None else spec.type
-    target = "string" if spec.type == "array" and spec.items is None else target
+    target = copy_type(spec)
     spans = [s for s in segments(tags) if not used.intersection(range(s[0], s[1] + 1))]
     if spec.type != "array":
         spans = sorted(spans, key=lambda s: -s[2])
@@ -111,11 +118,12 @@ def _call_arguments(output: FCOutput, features: Features, row: int, f: int, k: i
     for p in sorted(params, key=lambda p: -confidence[p]):
         value = _argument(output, features, row, p, k, used)
         if value is not _MISSING:
-            _set_path(arguments, features.params[p].path, value)
+            set_path(arguments, features.params[p].path, value)
     return arguments
 
 
-def _set_path(arguments: dict, path: tuple[str, ...], value: Any) -> None:
+def set_path(arguments: dict, path: tuple[str, ...], value: Any) -> None:
+    """Put `value` at a (possibly nested) argument path, creating the objects on the way."""
     for key in path[:-1]:
         arguments = arguments.setdefault(key, {})
     arguments[path[-1]] = value

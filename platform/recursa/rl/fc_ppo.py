@@ -19,7 +19,8 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
 from recursa.envs.function_calling import FunctionCallingEnv
-from recursa.fc.artifact import load_fc_model, save_fc_model
+from recursa.models.tokenizer import load_tokenizer
+from recursa.fc.artifact import save_fc_model
 from recursa.rl.fc_module import FunctionCallerModule
 
 FC_ENV_ID = "recursa/FunctionCalling-v0"
@@ -63,9 +64,9 @@ def finetune_fc(model_dir: Path, out_dir: Path, iterations: int = 20, examples: 
                    for _ in range(iterations)]
         module = algo.get_module()
         after = greedy_reward(module, held_out_env, held_out)
-        _, featurizer = load_fc_model(model_dir)
         module.caller.no_call_bias = float(settings.get("no_call_bias", 0.0))
-        save_fc_model(module.caller, featurizer.tokenizer, out_dir, extra={"finetuned_from": str(model_dir)})
+        tokenizer = load_tokenizer(model_dir / "tokenizer")
+        save_fc_model(module.caller, tokenizer, out_dir, extra={"finetuned_from": str(model_dir)})
     finally:
         algo.stop()
     report = {"held_out_reward_before": before, "held_out_reward_after": after, "iterations": iterations,
