@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -11,8 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from recursa.data.fc.schema import FCExample, FunctionCall
 from recursa.fc.decode import decode_calls
-from recursa.fc.features import FCLimits, Featurizer, collate
-from recursa.fc.model import FunctionCallingTRM
+from recursa.fc.features import FCLimits, Featurizer, Features, collate
+from recursa.fc.model import FCOutput, FunctionCallingTRM
 from recursa.models.tokenizer import Tokenizer, load_tokenizer
 from recursa.models.trm import TRMConfig, count_parameters
 
@@ -59,12 +60,19 @@ def set_no_call_bias(path: str | Path, bias: float) -> None:
     settings_path.write_text(json.dumps(settings, indent=2))
 
 
+def batched_outputs(model: FunctionCallingTRM, featurizer: Featurizer, examples: list[FCExample],
+                    batch_size: int = 64) -> Iterator[tuple[list[Features], FCOutput]]:
+    """The model's outputs (no gradients, no targets) batch by batch, with the encoded inputs."""
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            features = [featurizer.encode(e, with_targets=False) for e in examples[start:start + batch_size]]
+            yield features, model(collate(features))
+
+
 def predict_calls(model: FunctionCallingTRM, featurizer: Featurizer, examples: list[FCExample],
                   batch_size: int = 64) -> list[list[FunctionCall]]:
     """Greedy calls for each example (no targets needed)."""
     predictions: list[list[FunctionCall]] = []
-    with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            features = [featurizer.encode(e, with_targets=False) for e in examples[start:start + batch_size]]
-            predictions += decode_calls(model(collate(features)), features)
+    for features, output in batched_outputs(model, featurizer, examples, batch_size):
+        predictions += decode_calls(output, features)
     return predictions

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from recursa.data.fc.schema import FCExample
-from recursa.fc.features import Featurizer, collate
+from recursa.fc.artifact import batched_outputs
+from recursa.fc.features import Featurizer
 from recursa.fc.model import FunctionCallingTRM
 
 BIASES = np.round(np.arange(-4.0, 12.01, 0.25), 2)
@@ -22,12 +23,10 @@ def call_margins(model: FunctionCallingTRM, featurizer: Featurizer, examples: li
                  batch_size: int = 64) -> np.ndarray:
     """Per example: no-call logit minus the best function logit (positive means no call)."""
     margins = []
-    with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            features = [featurizer.encode(e, with_targets=False) for e in examples[start:start + batch_size]]
-            pointer = model(collate(features)).pointer
-            best_function = pointer[:, 1:].max(-1).values if pointer.shape[1] > 1 else torch.full_like(pointer[:, 0], -1e4)
-            margins.append((pointer[:, 0] + model.no_call_bias - best_function).numpy())
+    for _, output in batched_outputs(model, featurizer, examples, batch_size):
+        pointer = output.pointer
+        best_function = pointer[:, 1:].max(-1).values if pointer.shape[1] > 1 else torch.full_like(pointer[:, 0], -1e4)
+        margins.append((pointer[:, 0] + model.no_call_bias - best_function).numpy())
     return np.concatenate(margins)
 
 
