@@ -1,4 +1,4 @@
-"""The tool-calling TRM: value alignment, features and targets, heads, decoding, a tiny overfit."""
+"""The tool-calling TRM: value alignment, features and targets, heads, generation, decoding, a tiny overfit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 from recursa.fc.decode import decode_calls, segments
-from recursa.fc.features import ABSENT, ENUM, IGNORE, SPAN, TAG_B, TAG_I, TRUE, Featurizer, collate
+from recursa.fc.features import (ABSENT, ENUM, GENERATE, IGNORE, MODES, SPAN, TAG_B, TAG_I, TRUE, Featurizer,
+                                 collate)
 from recursa.fc.model import FunctionCallingTRM, fc_loss
 from recursa.fc.values import convert, locate_value, number_mentions, parse_number
 from recursa.models.tokenizer import CharTokenizer
@@ -23,6 +24,8 @@ WEATHER = FunctionSpec(name="get_weather", description="Weather for a city", par
     ParamSpec(name="loc", type="object", required=False, properties=[
         ParamSpec(name="lat", type="float"), ParamSpec(name="lon", type="float")]),
 ])
+FLIGHT = FunctionSpec(name="book_flight", description="Book a flight", parameters=[
+    ParamSpec(name="date", type="string", description="Departure date as YYYY-MM-DD")])
 STOCK = FunctionSpec(name="get_stock", description="Stock price", parameters=[ParamSpec(name="ticker")])
 EXAMPLES = [
     FCExample(id="1", query="Weather in Paris for three days in celsius with alerts, tags rain and wind, at 48.8 and 2.35",
@@ -34,12 +37,15 @@ EXAMPLES = [
               calls=[FunctionCall(name="get_weather", arguments={"city": "Rome"}),
                      FunctionCall(name="get_weather", arguments={"city": "Oslo"})]),
     FCExample(id="3", query="Tell me a joke", functions=[WEATHER, STOCK], calls=[]),
+    FCExample(id="4", query="Book a flight on March fifth", functions=[FLIGHT, STOCK],
+              calls=[FunctionCall(name="book_flight", arguments={"date": "2025-03-05"})]),
 ]
 
 
 @pytest.fixture(scope="module")
 def featurizer() -> Featurizer:
-    texts = [e.query for e in EXAMPLES] + ["get weather stock ticker city days unit alerts tags loc lat lon celsius"]
+    texts = [e.query for e in EXAMPLES] + ["get weather stock ticker city days unit alerts tags loc lat lon celsius",
+                                           "Lima 2025-03-05 YYYY-MM-DD"]
     return Featurizer(CharTokenizer.train(texts))
 
 
@@ -81,11 +87,19 @@ def test_targets_follow_the_gold_calls(featurizer):
     assert parallel["counts"].tolist() == [2, 0] and int(parallel["modes"][1, 0]) == ABSENT
 
 
-def test_unfindable_value_is_ignored_not_guessed(featurizer):
-    example = EXAMPLES[1].model_copy(update={"calls": [FunctionCall(name="get_weather", arguments={"city": "Lima"})]})
-    features = featurizer.encode(example)
-    assert not features.aligned
-    assert int(features.targets["modes"][0, 0]) == IGNORE
+def test_unfindable_string_is_generated_and_unfindable_number_ignored(featurizer):
+    lima = EXAMPLES[1].model_copy(update={"calls": [FunctionCall(name="get_weather", arguments={"city": "Lima"})]})
+    features = featurizer.encode(lima)
+    assert features.aligned and int(features.targets["modes"][0, 0]) == GENERATE
+    pieces = features.targets["generate"][0, 0]
+    assert featurizer.tokenizer.decode(pieces[pieces > 0][:-1].tolist()) == "Lima"
+    assert pieces[pieces > 0][-1] == featurizer.eos_id
+    week = EXAMPLES[1].model_copy(update={"calls": [FunctionCall(name="get_weather", arguments={
+        "city": "Rome", "days": 7})]})
+    features = featurizer.encode(week)
+    assert not features.aligned and int(features.targets["modes"][1, 0]) == IGNORE
+    allowed = {".".join(p.path): bool(features.mode_allowed[i, GENERATE]) for i, p in enumerate(features.params)}
+    assert allowed["city"] and not allowed["unit"] and not allowed["days"], "only free-form strings are generated"
 
 
 def test_heads_shapes_and_masks(featurizer):
@@ -95,7 +109,7 @@ def test_heads_shapes_and_masks(featurizer):
     b, f = batch["function_slots"].shape
     p = batch["param_slots"].shape[1]
     assert out.pointer.shape == (b, 1 + f) and out.counts.shape == (b, f, 5)
-    assert out.modes.shape == (b, p, 4, 5) and out.tags.shape[:3] == (b, p, 4)
+    assert out.modes.shape == (b, p, 4, len(MODES)) and out.tags.shape[:3] == (b, p, 4)
     city = 0  # in example 2, the first param (city) of get_weather has no enum: all enum logits masked
     assert (out.enum[1, city] < -1e3).all()
     loss, parts = fc_loss(out, batch)
@@ -122,7 +136,7 @@ def test_no_call_calibration_never_lowers_balanced_accuracy(featurizer):
     model.no_call_bias = 100.0  # no call is never chosen
     features = [featurizer.encode(e, with_targets=False) for e in EXAMPLES]
     with torch.no_grad():
-        assert all(decode_calls(model(collate(features)), features))
+        assert all(decode_calls(model(collate(features)), features, featurizer.tokenizer))
 
 
 def test_decoding_does_not_copy_one_span_into_two_arguments(featurizer):
@@ -140,7 +154,7 @@ def test_decoding_does_not_copy_one_span_into_two_arguments(featurizer):
     output.tags[:] = torch.tensor([9.0, 0.0, 0.0])  # every token O ...
     output.tags[0, 0, 0, ten] = torch.tensor([0.0, 9.0, 0.0])  # ... but base: B at "1" of "10"
     output.tags[0, 1, 0, ten] = torch.tensor([0.0, 5.0, 0.0])  # height wants it too, less sure
-    (call,) = decode_calls(output, [features])[0]
+    (call,) = decode_calls(output, [features], featurizer.tokenizer)[0]
     assert call.arguments["base"] == 10, "a span is widened to the whole number"
     assert call.arguments.get("height") == 5, "the required height falls back to a free number"
 
@@ -153,7 +167,7 @@ def test_segments_from_tags():
 
 
 @pytest.mark.slow
-def test_tiny_model_learns_to_call_with_typed_arguments(featurizer):
+def test_tiny_model_learns_to_call_with_typed_and_generated_arguments(featurizer):
     torch.manual_seed(0)
     batch = collate([featurizer.encode(e) for e in EXAMPLES])
     model = FunctionCallingTRM(TRMConfig(hidden_size=64, num_heads=4, T=2, n=2), featurizer.tokenizer.vocab_size)
@@ -170,6 +184,7 @@ def test_tiny_model_learns_to_call_with_typed_arguments(featurizer):
     model.eval()
     features = [featurizer.encode(e, with_targets=False) for e in EXAMPLES]
     with torch.no_grad():
-        predictions = decode_calls(model(collate(features)), features)
-    assert [score_example(p, e).valid for p, e in zip(predictions, EXAMPLES)] == [True, True, True]
+        predictions = decode_calls(model(collate(features)), features, featurizer.tokenizer)
+    assert [score_example(p, e).valid for p, e in zip(predictions, EXAMPLES)] == [True] * len(EXAMPLES)
     assert predictions[0][0].arguments["days"] == 3 and predictions[0][0].arguments["alerts"] is True
+    assert predictions[3][0].arguments == {"date": "2025-03-05"}, "a value not in the query is generated"

@@ -17,7 +17,7 @@ import numpy as np
 from recursa.data.fc.generator import generate_examples
 from recursa.data.fc.schema import FCExample, FunctionCall
 from recursa.fc.decode import copy_type, set_path, whole_words
-from recursa.fc.features import ENUM, FALSE, MODES, SPAN, TRUE, FCLimits, Featurizer, Features
+from recursa.fc.features import ENUM, FALSE, GENERATE, MODES, SPAN, TRUE, FCLimits, Featurizer, Features
 from recursa.fc.values import convert
 from recursa.models.tokenizer import load_tokenizer
 from recursa.rewards.fc_ast import score_example
@@ -85,6 +85,7 @@ def encode_observation(features: Features, limits: FCLimits) -> dict[str, np.nda
     out["enum_slots"] = pad(features.enum_slots, limits.max_enum_values)
     out["enum_owner"] = pad(features.enum_param + 1, limits.max_enum_values)
     out["mode_allowed"] = pad(features.mode_allowed.astype(np.int64), limits.max_params, (len(MODES),))
+    out["mode_allowed"][:, GENERATE] = 0  # the action carries no generated text
     return out
 
 

@@ -74,5 +74,5 @@ def predict_calls(model: FunctionCallingTRM, featurizer: Featurizer, examples: l
     """Greedy calls for each example (no targets needed)."""
     predictions: list[list[FunctionCall]] = []
     for features, output in batched_outputs(model, featurizer, examples, batch_size):
-        predictions += decode_calls(output, features)
+        predictions += decode_calls(output, features, featurizer.tokenizer)
     return predictions

@@ -7,9 +7,10 @@ from typing import Any
 import torch
 
 from recursa.data.fc.schema import FunctionCall, ParamSpec
-from recursa.fc.features import ENUM, FALSE, SPAN, TAG_B, TAG_I, TAG_O, TRUE, Features
+from recursa.fc.features import ENUM, FALSE, GENERATE, SPAN, TAG_B, TAG_I, TAG_O, TRUE, Features
 from recursa.fc.model import FCOutput
 from recursa.fc.values import convert
+from recursa.models.tokenizer import Tokenizer
 
 _MISSING = object()
 
@@ -92,9 +93,13 @@ def _span_value(features: Features, tags: torch.Tensor, spec: ParamSpec, used: s
     return values if spec.type == "array" else values[0]
 
 
-def _argument(output: FCOutput, features: Features, row: int, p: int, k: int, used: set[int]) -> Any:
+def _argument(output: FCOutput, features: Features, row: int, p: int, k: int, used: set[int],
+              tokenizer: Tokenizer) -> Any:
     spec = features.params[p].spec
     mode = int(output.modes[row, p, k].argmax())
+    if mode == GENERATE:
+        text = tokenizer.decode(piece for piece in output.generated[row, p, k].tolist() if piece)
+        return text if text else _MISSING
     if mode == TRUE:
         return True
     if mode == FALSE:
@@ -107,7 +112,8 @@ def _argument(output: FCOutput, features: Features, row: int, p: int, k: int, us
     return _MISSING
 
 
-def _call_arguments(output: FCOutput, features: Features, row: int, f: int, k: int) -> dict[str, Any]:
+def _call_arguments(output: FCOutput, features: Features, row: int, f: int, k: int,
+                    tokenizer: Tokenizer) -> dict[str, Any]:
     """Arguments of call k of function f; confident spans claim their tokens first."""
     params = [p for p, param in enumerate(features.params) if param.function == f]
     lq = features.num_query
@@ -116,7 +122,7 @@ def _call_arguments(output: FCOutput, features: Features, row: int, f: int, k: i
     arguments: dict[str, Any] = {}
     used: set[int] = set()
     for p in sorted(params, key=lambda p: -confidence[p]):
-        value = _argument(output, features, row, p, k, used)
+        value = _argument(output, features, row, p, k, used, tokenizer)
         if value is not _MISSING:
             set_path(arguments, features.params[p].path, value)
     return arguments
@@ -129,8 +135,9 @@ def set_path(arguments: dict, path: tuple[str, ...], value: Any) -> None:
     arguments[path[-1]] = value
 
 
-def decode_calls(output: FCOutput, batch_features: list[Features]) -> list[list[FunctionCall]]:
-    """The calls each example's outputs describe: first function chosen, then parallel ones."""
+def decode_calls(output: FCOutput, batch_features: list[Features], tokenizer: Tokenizer) -> list[list[FunctionCall]]:
+    """The calls each example's outputs describe: first function chosen, then parallel ones.
+    `tokenizer` turns generated pieces back into text."""
     results = []
     for row, features in enumerate(batch_features):
         choice = int(output.pointer[row].argmax())
@@ -143,7 +150,7 @@ def decode_calls(output: FCOutput, batch_features: list[Features]) -> list[list[
         calls = []
         for f in order:
             for k in range(counts[f]):
-                arguments = _call_arguments(output, features, row, f, k)
+                arguments = _call_arguments(output, features, row, f, k, tokenizer)
                 calls.append(FunctionCall(name=features.functions[f].name, arguments=arguments))
         results.append(calls)
     return results

@@ -7,7 +7,8 @@ one slot, not a hundred tokens: the TRM attends over about a hundred slots, not 
 
 Targets, per example: which function is called first (or none), how many calls each function
 gets, and for every parameter of every call its mode (absent, copied span, enum value, true,
-false) with the span as B/I/O tags over the query tokens or the enum value's slot.
+false, generated text) with the span as B/I/O tags over the query tokens, the enum value's slot,
+or the pieces of a string value the query does not contain verbatim (ending in <eos>).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from recursa.data.fc.schema import PARAM_TYPES, FCExample, FunctionCall, Functio
 from recursa.fc.values import Span, locate_value
 from recursa.models.tokenizer import Tokenizer
 
-MODES = ("absent", "span", "enum", "true", "false")
-ABSENT, SPAN, ENUM, TRUE, FALSE = range(len(MODES))
+MODES = ("absent", "span", "enum", "true", "false", "generate")
+ABSENT, SPAN, ENUM, TRUE, FALSE, GENERATE = range(len(MODES))
 ROLES = ("cls", "query", "function", "param", "enum")
 CLS, QUERY, FUNCTION, PARAM, ENUM_VALUE = range(len(ROLES))
 TYPE_IDS = {name: index for index, name in enumerate(PARAM_TYPES)}
 IGNORE = -100  # target value the losses skip
 TAG_O, TAG_B, TAG_I = range(3)
+GENERATED_TYPES = frozenset({"string", "any"})  # parameter types whose values may be generated
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class FCLimits:
     max_name_pieces: int = 12
     max_desc_pieces: int = 24
     max_calls: int = 4  # calls of one function in one answer
+    max_generate_pieces: int = 16  # pieces of a generated value, <eos> included
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class Featurizer:
         self.limits = limits
         self._cache: dict[tuple[str, int], list[int]] = {}
         self.cls_id = tokenizer.special_ids.get("<cls>", tokenizer.unk_id)
+        self.eos_id = tokenizer.special_ids["<eos>"]
 
     def _pieces(self, text: str, limit: int) -> list[int]:
         key = (text, limit)
@@ -207,6 +211,7 @@ class Featurizer:
         modes = np.full((num_params, limits.max_calls), IGNORE, dtype=np.int64)
         tags = np.full((num_params, limits.max_calls, lq), IGNORE, dtype=np.int64)
         enum_target = np.full((num_params, limits.max_calls), IGNORE, dtype=np.int64)
+        generate = np.full((num_params, limits.max_calls, limits.max_generate_pieces), IGNORE, dtype=np.int64)
         pointer, aligned = 0, True
         for call in calls:
             if call.name not in names:
@@ -230,8 +235,11 @@ class Featurizer:
                 modes[p, k] = mode
                 tags[p, k] = span_tags if span_tags is not None else TAG_O
                 enum_target[p, k] = enum_index
+                if mode == GENERATE:
+                    pieces = self._generated_pieces(_get_path(call.arguments, features.params[p].path)[1])
+                    generate[p, k, : len(pieces)] = pieces
         features.targets = {"pointer": np.array(pointer), "counts": counts, "modes": modes,
-                            "tags": tags, "enum_target": enum_target}
+                            "tags": tags, "enum_target": enum_target, "generate": generate}
         features.aligned = aligned
 
     def _argument_target(self, features: Features, p: int, arguments: dict, taken: set[Span]):
@@ -253,11 +261,20 @@ class Featurizer:
             span = locate_value(features.query, element, taken)
             tokens = _tokens_in(features.query_offsets, span) if span else []
             if not tokens:
-                return IGNORE, None, IGNORE
+                return (GENERATE if self._generable(param, value) else IGNORE), None, IGNORE
             taken.add(span)
             span_tags[tokens[0]] = TAG_B
             span_tags[tokens[1:]] = TAG_I
         return SPAN, span_tags, IGNORE
+
+
+    def _generable(self, param: SlotParam, value: Any) -> bool:
+        """Whether a value the query does not contain can be a generation target."""
+        return (isinstance(value, str) and param.spec.type in GENERATED_TYPES and not param.spec.enum
+                and 0 < len(self._generated_pieces(value)) <= self.limits.max_generate_pieces)
+
+    def _generated_pieces(self, value: str) -> list[int]:
+        return self.tokenizer.encode(value) + [self.eos_id]
 
 
 def _tokens_in(offsets: list[Span], span: Span) -> list[int]:
@@ -281,6 +298,7 @@ def _mode_allowed(params: list[SlotParam], enum_param: list[int]) -> np.ndarray:
             continue
         allowed[p, SPAN] = True
         allowed[p, ENUM] = p in with_enum
+        allowed[p, GENERATE] = param.spec.type in GENERATED_TYPES and not param.spec.enum
         allowed[p, [TRUE, FALSE]] = param.spec.type == "any"
     return allowed
 
@@ -322,6 +340,7 @@ def collate(batch: list[Features]) -> dict[str, torch.Tensor]:
         out["modes"] = _pad_targets([t["modes"] for t in targets], (np_, k))
         out["enum_target"] = _pad_targets([t["enum_target"] for t in targets], (np_, k))
         out["tags"] = _pad_targets([t["tags"] for t in targets], (np_, k, lq))
+        out["generate"] = _pad_targets([t["generate"] for t in targets], (np_, k, targets[0]["generate"].shape[-1]))
     return out
 
 

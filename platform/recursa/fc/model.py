@@ -3,9 +3,11 @@
 Heads read the answer state y:
   - function choice: a pointer over the offered functions plus "no call" (from CLS),
   - calls per function (0..max_calls), for parallel answers,
-  - per parameter and call index: a mode (absent, copy a span, enum value, true, false),
-    B/I/O tags over the query tokens for copied spans (several segments for arrays),
-    and a pointer over the parameter's enum values,
+  - per parameter and call index: a mode (absent, copy a span, enum value, true, false,
+    generate), B/I/O tags over the query tokens for copied spans (several segments for arrays),
+    a pointer over the parameter's enum values, and for generated values a small GRU decoder
+    over the tokenizer's pieces (output embedding tied to the input one), started from the
+    parameter's state,
   - the core's Q head on CLS: is the whole current answer right (halting).
 """
 
@@ -19,10 +21,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recursa.data.fc.schema import PARAM_TYPES
-from recursa.fc.features import IGNORE, MODES, ROLES, FCLimits
+from recursa.fc.features import GENERATE, IGNORE, MODES, ROLES, FCLimits
+from recursa.models.tokenizer import SPECIAL_IDS
 from recursa.models.trm import Carry, TRMConfig, TRMCore
 
 NEG = -1e4  # logit of a masked choice (finite, so ignored rows never produce NaN)
+EOS = SPECIAL_IDS["<eos>"]
 
 
 class FCOutput(NamedTuple):
@@ -33,6 +37,12 @@ class FCOutput(NamedTuple):
     enum: Tensor  # [B, P, K, E]
     q_logit: Tensor  # [B]
     carry: Carry
+    # With generation targets in the batch (training): teacher-forced logits of the targeted
+    # (param, call) rows [N, G, V] and which rows they are [B, P, K]. Without: greedy pieces of
+    # every row whose mode is "generate", <eos> and after as 0 [B, P, K, G].
+    generate_logits: Tensor | None = None
+    generate_rows: Tensor | None = None
+    generated: Tensor | None = None
 
 
 class LossWeights(NamedTuple):
@@ -73,6 +83,10 @@ class FunctionCallingTRM(nn.Module):
         self.mode_head = nn.Linear(hidden, len(MODES))
         self.tag_proj = nn.Linear(hidden, 3 * hidden, bias=False)
         self.enum_proj = nn.Linear(hidden, hidden, bias=False)
+        self.generate_init = nn.Linear(hidden, hidden)
+        self.generate_start = nn.Parameter(torch.zeros(hidden))
+        self.generator = nn.GRU(hidden, hidden, batch_first=True)
+        self.generate_norm = nn.RMSNorm(hidden)
         # Subtracted from the no-call logit at inference; set by calibration on held-in data.
         self.no_call_bias = 0.0
         # Content (the pieces) must dominate the slot embedding at init; the role, position and
@@ -122,6 +136,15 @@ class FunctionCallingTRM(nn.Module):
         enum = torch.einsum("bpkh,beh->bpke", self.enum_proj(params), enums) / math.sqrt(hidden)
         owner = batch["enum_param"][:, None, :] == torch.arange(params.shape[1])[None, :, None]
         enum = enum.masked_fill(~owner[:, :, None, :], NEG)
+        if "generate" in batch:
+            rows = batch["generate"][..., 0] != IGNORE
+            generation = {"generate_logits": self.teacher_forced(params[rows], batch["generate"][rows]),
+                          "generate_rows": rows}
+        else:
+            rows = modes.argmax(-1) == GENERATE
+            generated = torch.zeros((*rows.shape, self.limits.max_generate_pieces), dtype=torch.long)
+            generated[rows] = self.greedy(params[rows])
+            generation = {"generated": generated}
         return FCOutput(
             pointer=pointer.masked_fill(~pointer_mask, NEG),
             counts=self.count_head(functions),
@@ -130,7 +153,42 @@ class FunctionCallingTRM(nn.Module):
             enum=enum,
             q_logit=out.q_logit,
             carry=out.carry,
+            **generation,
         )
+
+    def _piece_logits(self, hidden: Tensor) -> Tensor:
+        return F.linear(self.generate_norm(hidden), self.pieces.weight) / math.sqrt(hidden.shape[-1])
+
+    def _start(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        """The decoder's first input and initial hidden state for parameter states [N, H]."""
+        return self.generate_start.expand(states.shape[0], 1, -1), torch.tanh(self.generate_init(states))[None]
+
+    def teacher_forced(self, states: Tensor, targets: Tensor) -> Tensor:
+        """Piece logits [N, G, V] of target pieces [N, G] (IGNORE-padded), each step fed the truth."""
+        first, hidden = self._start(states)
+        previous = self.pieces(targets[:, :-1].clamp(min=0))
+        out, _ = self.generator(torch.cat([first, previous], dim=1), hidden)
+        return self._piece_logits(out)
+
+    def greedy(self, states: Tensor) -> Tensor:
+        """Greedy pieces [N, G] for parameter states [N, H]; <eos> and what follows are 0."""
+        length = self.limits.max_generate_pieces
+        pieces = torch.zeros((states.shape[0], length), dtype=torch.long)
+        if not len(states):
+            return pieces
+        step, hidden = self._start(states)
+        open_rows = torch.ones(states.shape[0], dtype=torch.bool)
+        for i in range(length):
+            out, hidden = self.generator(step, hidden)
+            logits = self._piece_logits(out[:, 0])
+            logits[:, 0] = NEG  # never pad
+            choice = logits.argmax(-1)
+            open_rows &= choice != EOS
+            pieces[:, i] = choice * open_rows
+            if not open_rows.any():
+                break
+            step = self.pieces(choice)[:, None]
+        return pieces
 
 
 def _ce(logits: Tensor, target: Tensor) -> Tensor:
@@ -144,7 +202,7 @@ def _ce(logits: Tensor, target: Tensor) -> Tensor:
 def _all_right(logits: Tensor, target: Tensor) -> Tensor:
     """Per example: every non-ignored argmax equals its target. target [B, ...]."""
     wrong = (logits.argmax(-1) != target) & (target != IGNORE)
-    return ~wrong.reshape(wrong.shape[0], -1).any(-1)
+    return ~wrong.flatten(1).any(-1)
 
 
 def fc_loss(output: FCOutput, batch: dict[str, Tensor], weights: LossWeights = LossWeights(),
@@ -156,17 +214,21 @@ def fc_loss(output: FCOutput, batch: dict[str, Tensor], weights: LossWeights = L
     if active is not None:
         keep = active.clone()
         batch = {**batch, "pointer": batch["pointer"].masked_fill(~keep, IGNORE)}
-        for key in ("counts", "modes", "enum_target", "tags"):
+        for key in ("counts", "modes", "enum_target", "tags", "generate"):
             shape = (-1,) + (1,) * (batch[key].dim() - 1)
             batch[key] = batch[key].masked_fill(~keep.view(shape), IGNORE)
     tool = _ce(output.pointer, batch["pointer"]) + _ce(output.counts, batch["counts"])
+    generate_target = batch["generate"][output.generate_rows]
     arguments = _ce(output.modes, batch["modes"]) + _ce(output.tags, batch["tags"]) + \
-        _ce(output.enum, batch["enum_target"])
+        _ce(output.enum, batch["enum_target"]) + _ce(output.generate_logits, generate_target)
     with torch.no_grad():
+        wrong_rows = (~_all_right(output.generate_logits, generate_target)).long()
+        example = output.generate_rows.nonzero()[:, 0]
+        generated_wrong = torch.zeros_like(batch["pointer"]).index_add_(0, example, wrong_rows) > 0
         correct = (
             (output.pointer.argmax(-1) == batch["pointer"]) | (batch["pointer"] == IGNORE)
         ) & _all_right(output.counts, batch["counts"]) & _all_right(output.modes, batch["modes"]) & \
-            _all_right(output.tags, batch["tags"]) & _all_right(output.enum, batch["enum_target"])
+            _all_right(output.tags, batch["tags"]) & _all_right(output.enum, batch["enum_target"]) & ~generated_wrong
     q_weight = active.float() if active is not None else torch.ones_like(output.q_logit)
     q = F.binary_cross_entropy_with_logits(output.q_logit, correct.float(), weight=q_weight)
     total = weights.tool * tool + weights.arguments * arguments + weights.q * q
