@@ -7,7 +7,7 @@ import torch
 
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 from recursa.fc.decode import decode_calls, segments
-from recursa.fc.features import (ABSENT, ENUM, GENERATE, IGNORE, MODES, SPAN, TAG_B, TAG_I, TRUE, Featurizer,
+from recursa.fc.features import (ABSENT, ENUM, GENERATE, IGNORE, MODES, QUERY, SPAN, TAG_B, TAG_I, TRUE, Featurizer,
                                  collate)
 from recursa.fc.model import FunctionCallingTRM, fc_loss
 from recursa.fc.values import convert, locate_value, number_mentions, parse_number
@@ -83,6 +83,8 @@ def test_targets_follow_the_gold_calls(featurizer):
     copied = [i for i in range(len(city)) if city[i] in (TAG_B, TAG_I)]
     a, b = features.query_offsets[copied[0]][0], features.query_offsets[copied[-1]][1]
     assert features.query[a:b] == "Paris"
+    weather_slot, stock_slot = features.function_slots[1], features.function_slots[0]
+    assert features.match[weather_slot] > features.match[stock_slot], "the query names the weather function"
     parallel = featurizer.encode(EXAMPLES[1]).targets
     assert parallel["counts"].tolist() == [2, 0] and int(parallel["modes"][1, 0]) == ABSENT
 
@@ -188,3 +190,17 @@ def test_tiny_model_learns_to_call_with_typed_and_generated_arguments(featurizer
     assert [score_example(p, e).valid for p, e in zip(predictions, EXAMPLES)] == [True] * len(EXAMPLES)
     assert predictions[0][0].arguments["days"] == 3 and predictions[0][0].arguments["alerts"] is True
     assert predictions[3][0].arguments == {"date": "2025-03-05"}, "a value not in the query is generated"
+
+
+def test_piece_dropout_hides_query_words_but_keeps_targets(featurizer):
+    from recursa.fc.train import drop_pieces
+
+    torch.manual_seed(0)
+    batch = collate([featurizer.encode(e) for e in EXAMPLES])
+    unk = featurizer.tokenizer.unk_id
+    dropped = drop_pieces(batch, 0.5, unk)
+    query = batch["role"] == QUERY
+    hidden = (dropped["name_pieces"][..., 0] == unk) & (batch["name_pieces"][..., 0] != unk)
+    assert hidden.any() and not (hidden & ~query).any(), "only query pieces become <unk>"
+    assert (dropped["desc_pieces"] == 0).sum() > (batch["desc_pieces"] == 0).sum()
+    assert torch.equal(dropped["tags"], batch["tags"]) and drop_pieces(batch, 0.0, unk) is batch

@@ -204,6 +204,9 @@ class FCTrainingSettings(StrictModel):
     loss_tool: float = Field(1.0, ge=0.0)
     loss_q: float = Field(0.5, ge=0.0)
     loss_arguments: float = Field(2.0, ge=0.0)
+    # Share of query pieces replaced by <unk> and of schema description pieces dropped, per batch:
+    # teaches the model to copy and decide from context when a word is unknown.
+    piece_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class WorkerSettings(StrictModel):

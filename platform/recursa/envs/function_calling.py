@@ -17,13 +17,13 @@ import numpy as np
 from recursa.data.fc.generator import generate_examples
 from recursa.data.fc.schema import FCExample, FunctionCall
 from recursa.fc.decode import copy_type, set_path, whole_words
-from recursa.fc.features import ENUM, FALSE, GENERATE, MODES, SPAN, TRUE, FCLimits, Featurizer, Features
+from recursa.fc.features import (ENUM, FALSE, GENERATE, MODES, SLOT_FIELDS, SPAN, TRUE, FCLimits, Featurizer,
+                                 Features)
 from recursa.fc.values import convert
 from recursa.models.tokenizer import load_tokenizer
 from recursa.rewards.fc_ast import score_example
 from recursa.rewards.fc_execution import execution_reward
 
-SLOT_FIELDS = ("name_pieces", "desc_pieces", "role", "position", "function_id", "param_id", "type_id", "required")
 
 
 def slot_count(limits: FCLimits) -> int:

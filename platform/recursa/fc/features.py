@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from recursa.data.fc.schema import PARAM_TYPES, FCExample, FunctionCall, FunctionSpec, ParamSpec
+from recursa.fc.overlap import (FUNCTION_BASE, PARAM_BASE, STOPWORDS, content_words, query_match_ids,
+                                schema_match_id, word_spans)
 from recursa.fc.values import Span, locate_value
 from recursa.models.tokenizer import Tokenizer
 
@@ -31,6 +33,8 @@ CLS, QUERY, FUNCTION, PARAM, ENUM_VALUE = range(len(ROLES))
 TYPE_IDS = {name: index for index, name in enumerate(PARAM_TYPES)}
 IGNORE = -100  # target value the losses skip
 TAG_O, TAG_B, TAG_I = range(3)
+SLOT_FIELDS = ("name_pieces", "desc_pieces", "role", "position", "function_id", "param_id", "type_id", "required",
+               "match")  # per-slot arrays, in the order the model embeds them
 GENERATED_TYPES = frozenset({"string", "any"})  # parameter types whose values may be generated
 
 
@@ -69,6 +73,7 @@ class Features:
     param_id: np.ndarray  # [S] 1 + owning parameter, 0 for none
     type_id: np.ndarray  # [S]
     required: np.ndarray  # [S]
+    match: np.ndarray  # [S] word-overlap id (see overlap.py)
     num_query: int
     function_slots: np.ndarray  # [F]
     param_slots: np.ndarray  # [P]
@@ -141,24 +146,29 @@ class Featurizer:
         ids, offsets = self.tokenizer.encode_with_offsets(example.query)
         ids, offsets = ids[: limits.max_query_tokens], offsets[: limits.max_query_tokens]
         functions = self._kept_functions(example, with_targets)
-        rows: list[tuple[list[int], list[int], int, int, int, int, int, int]] = [
-            ([self.cls_id], [], CLS, 0, 0, 0, 0, 0)
+        params: list[SlotParam] = [param for f, function in enumerate(functions)
+                                   for param in flatten_params(function, f)][: limits.max_params]
+        query_words = {word for _, word in word_spans(example.query)} - STOPWORDS
+        matches = query_match_ids(example.query, offsets,
+                                  set().union(*(content_words(p.path[-1]) for p in params)),
+                                  set().union(*(content_words(f"{f.name} {f.description}") for f in functions)))
+        rows: list[tuple[list[int], list[int], int, int, int, int, int, int, int]] = [
+            ([self.cls_id], [], CLS, 0, 0, 0, 0, 0, 0)
         ]
-        rows += [([piece], [], QUERY, position, 0, 0, 0, 0) for position, piece in enumerate(ids)]
-        params: list[SlotParam] = []
+        rows += [([piece], [], QUERY, position, 0, 0, 0, 0, match)
+                 for position, (piece, match) in enumerate(zip(ids, matches))]
         for f, function in enumerate(functions):
             rows.append((self._pieces(_words(function.name), limits.max_name_pieces),
-                         self._pieces(function.description, limits.max_desc_pieces), FUNCTION, f, f + 1, 0, 0, 0))
-            for param in flatten_params(function, f):
-                if len(params) < limits.max_params:
-                    params.append(param)
+                         self._pieces(function.description, limits.max_desc_pieces), FUNCTION, f, f + 1, 0, 0, 0,
+                         schema_match_id(FUNCTION_BASE, function.name, function.description, query_words)))
         function_slots = [1 + len(ids) + f for f in range(len(functions))]
         param_slots, enum_slots, enum_param, enum_values = [], [], [], []
         for p, param in enumerate(params):
             param_slots.append(len(rows))
             rows.append((self._pieces(_words(".".join(param.path)), limits.max_name_pieces),
                          self._pieces(param.spec.description, limits.max_desc_pieces), PARAM, p,
-                         param.function + 1, p + 1, TYPE_IDS[param.spec.type], int(param.spec.required)))
+                         param.function + 1, p + 1, TYPE_IDS[param.spec.type], int(param.spec.required),
+                         schema_match_id(PARAM_BASE, param.path[-1], param.spec.description, query_words)))
         for p, param in enumerate(params):
             for value in (param.spec.enum or []):
                 if len(enum_values) < limits.max_enum_values:
@@ -166,7 +176,7 @@ class Featurizer:
                     enum_param.append(p)
                     enum_values.append(value)
                     rows.append((self._pieces(str(value), limits.max_name_pieces), [], ENUM_VALUE,
-                                 len(enum_values) - 1, param.function + 1, p + 1, TYPE_IDS[param.spec.type], 0))
+                                 len(enum_values) - 1, param.function + 1, p + 1, TYPE_IDS[param.spec.type], 0, 0))
         features = Features(
             name_pieces=_pad_rows([r[0] for r in rows], limits.max_name_pieces),
             desc_pieces=_pad_rows([r[1] for r in rows], limits.max_desc_pieces),
@@ -176,6 +186,7 @@ class Featurizer:
             param_id=np.array([r[5] for r in rows], dtype=np.int64),
             type_id=np.array([r[6] for r in rows], dtype=np.int64),
             required=np.array([r[7] for r in rows], dtype=np.int64),
+            match=np.array([r[8] for r in rows], dtype=np.int64),
             num_query=len(ids),
             function_slots=np.array(function_slots, dtype=np.int64),
             param_slots=np.array(param_slots, dtype=np.int64),
@@ -321,8 +332,7 @@ def collate(batch: list[Features]) -> dict[str, torch.Tensor]:
             out[i, : len(value)] = value
         return torch.from_numpy(out)
 
-    out = {name: stack(name, s) for name in
-           ("name_pieces", "desc_pieces", "role", "position", "function_id", "param_id", "type_id", "required")}
+    out = {name: stack(name, s) for name in SLOT_FIELDS}
     out["slot_mask"] = torch.from_numpy(np.array([[i < len(f.role) for i in range(s)] for f in batch]))
     out["query_mask"] = torch.from_numpy(np.array([[i < f.num_query for i in range(lq)] for f in batch]))
     out["function_slots"] = stack("function_slots", nf)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from recursa.data.fc.schema import PARAM_TYPES
 from recursa.fc.features import GENERATE, IGNORE, MODES, ROLES, FCLimits
+from recursa.fc.overlap import NUM_MATCH_IDS
 from recursa.models.tokenizer import SPECIAL_IDS
 from recursa.models.trm import Carry, TRMConfig, TRMCore
 
@@ -74,6 +75,7 @@ class FunctionCallingTRM(nn.Module):
         self.param_id = nn.Embedding(limits.max_params + 1, hidden)
         self.type_id = nn.Embedding(len(PARAM_TYPES), hidden)
         self.required = nn.Embedding(2, hidden)
+        self.match = nn.Embedding(NUM_MATCH_IDS, hidden)
         self.input_norm = nn.RMSNorm(hidden, elementwise_affine=False)
         self.trm = TRMCore(config)
         self.no_call = nn.Linear(hidden, 1)
@@ -91,7 +93,8 @@ class FunctionCallingTRM(nn.Module):
         self.no_call_bias = 0.0
         # Content (the pieces) must dominate the slot embedding at init; the role, position and
         # ownership embeddings start small so they do not drown it out.
-        for table in (self.role, self.position, self.function_id, self.param_id, self.type_id, self.required):
+        for table in (self.role, self.position, self.function_id, self.param_id, self.type_id, self.required,
+                      self.match):
             nn.init.normal_(table.weight, std=0.1)
 
     def _bag(self, pieces: Tensor) -> Tensor:
@@ -113,6 +116,7 @@ class FunctionCallingTRM(nn.Module):
             + self.param_id(batch["param_id"])
             + self.type_id(batch["type_id"])
             + self.required(batch["required"])
+            + self.match(batch["match"])
         )
         return self.input_norm(x)
 

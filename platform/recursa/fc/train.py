@@ -30,7 +30,7 @@ from recursa.data.fc.generator import corpus_text, generate_examples
 from recursa.data.fc.schema import FCExample
 from recursa.data.fc.store import read_examples, write_examples
 from recursa.fc.artifact import predict_calls, save_fc_model
-from recursa.fc.features import FCLimits, Featurizer, collate
+from recursa.fc.features import QUERY, FCLimits, Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
 from recursa.models.presets import get_preset
 from recursa.models.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
@@ -139,7 +139,7 @@ def train_loop(loop_config: dict) -> None:
         totals = {"loss": 0.0, "tool": 0.0, "arguments": 0.0, "q": 0.0, "steps": 0, "train_correct": 0.0}
         batches = length_buckets(features, settings.batch_size, rng)[:batches_per_epoch]
         for indices in _progress(batches, rank, f"epoch {epoch + 1}/{settings.epochs}"):
-            batch = collate([features[i] for i in indices])
+            batch = drop_pieces(collate([features[i] for i in indices]), settings.piece_dropout, tokenizer.unk_id)
             carry, active = None, torch.ones(len(batch["pointer"]), dtype=torch.bool)
             for _ in range(settings.n_sup):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
@@ -170,6 +170,20 @@ def train_loop(loop_config: dict) -> None:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
             else:
                 ray.train.report(metrics)
+
+
+def drop_pieces(batch: dict[str, torch.Tensor], rate: float, unk_id: int) -> dict[str, torch.Tensor]:
+    """A copy of `batch` with query pieces turned into <unk> and description pieces dropped at `rate`.
+
+    Targets are positions and pieces of the original text, so they stay valid.
+    """
+    if rate <= 0:
+        return batch
+    query = batch["role"] == QUERY
+    names = batch["name_pieces"].clone()
+    names[..., 0] = names[..., 0].masked_fill(query & (torch.rand(query.shape) < rate), unk_id)
+    descriptions = batch["desc_pieces"].masked_fill(torch.rand(batch["desc_pieces"].shape) < rate, 0)
+    return {**batch, "name_pieces": names, "desc_pieces": descriptions}
 
 
 def _ema_with_warmup(decay: float):

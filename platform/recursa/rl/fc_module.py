@@ -20,8 +20,7 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from safetensors.torch import load_file
 from torch import nn
 
-from recursa.envs.function_calling import SLOT_FIELDS
-from recursa.fc.features import TAG_B, TAG_I, FCLimits
+from recursa.fc.features import SLOT_FIELDS, TAG_B, TAG_I, FCLimits
 from recursa.fc.model import NEG, FunctionCallingTRM
 from recursa.models.trm import TRMConfig
 
