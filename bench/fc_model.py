@@ -9,7 +9,7 @@ Three measurements in one run, on generated data (BFCL is never touched here):
 - ``depth``: dev accuracy after the same number of steps for several (T, n) at equal
   parameters, including T=1, n=1 (no recursion), which shows what recursion buys.
 
-Run:  .venv/bin/python bench/fc_model.py [--quick] [--steps 400] [--out FILE]
+Run:  .venv/bin/python bench/fc_model.py [--quick] [--steps 400] [--parts throughput,depth] [--out FILE]
 Writes JSON (default runs/bench/fc_model.json) and prints tables. A full run takes about
 15 minutes on 2 cores; --quick about 2.
 """
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny numbers, a smoke run")
     parser.add_argument("--steps", type=int, default=400, help="training steps per depth setting")
     parser.add_argument("--examples", type=int, default=20_000, help="generated training examples")
+    parser.add_argument("--parts", default="throughput,depth", help="comma-separated: throughput, depth")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/fc_model.json"))
     args = parser.parse_args()
     steps, examples, dev_size, timed = (20, 2_000, 100, 3) if args.quick else (args.steps, args.examples, 500, 10)
@@ -87,9 +88,10 @@ def main() -> None:
     featurizer = Featurizer(tokenizer)
     features = [featurizer.encode(e) for e in train]
 
+    parts = set(args.parts.split(","))
     sized = {"tiny": get_preset("tiny"), "small": get_preset("small"), "fc_bfcl": BFCL_CONFIG}
     throughput = {}
-    for name, config in sized.items():
+    for name, config in sized.items() if "throughput" in parts else ():
         model = FunctionCallingTRM(config, tokenizer.vocab_size)
         throughput[name] = {
             "params": count_parameters(model), "T": config.T, "n": config.n,
@@ -98,7 +100,7 @@ def main() -> None:
         }
 
     depth = []
-    for T, n in DEPTHS:
+    for T, n in DEPTHS if "depth" in parts else ():
         config = TRMConfig(hidden_size=96, num_layers=2, num_heads=4, T=T, n=n)
         model = FunctionCallingTRM(config, tokenizer.vocab_size)
         torch.manual_seed(0)

@@ -64,6 +64,8 @@ def test_locate_value_prefers_exact_case_and_skips_taken_spans():
     assert locate_value(text, "Paris") == (5, 10)
     assert locate_value(text, "Paris", taken={(5, 10)}) == (14, 19)
     assert locate_value(text, True) is None
+    assert locate_value("flights from Paris", "FR") is None, "never inside a word"
+    assert locate_value("ship to CA today", "ca") == (8, 10)
 
 
 def test_targets_follow_the_gold_calls(featurizer):

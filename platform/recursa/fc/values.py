@@ -1,7 +1,7 @@
 """Where argument values sit in a query, and how copied text becomes a typed JSON value.
 
 Numbers may be written in digits ("3.5", "1,200") or in words ("twenty five"); words are read
-with text2num. Strings are found verbatim, then case-insensitively.
+with text2num. Strings are found verbatim, then case-insensitively, always as whole words.
 """
 
 from __future__ import annotations
@@ -83,10 +83,19 @@ def locate_value(text: str, value: Any, taken: set[Span] | None = None) -> Span 
         start = haystack.find(probe)
         while start >= 0:
             span = (start, start + len(probe))
-            if span not in taken:
+            if span not in taken and _whole_words(text, span):
                 return span
             start = haystack.find(probe, start + 1)
     return None
+
+
+def _whole_words(text: str, span: Span) -> bool:
+    """Whether a span neither starts nor ends inside a word: "FR" is not in "from", and copied
+    spans are widened to whole words when decoded."""
+    start, end = span
+    cuts_start = start > 0 and text[start - 1].isalnum() and text[start].isalnum()
+    cuts_end = end < len(text) and text[end - 1].isalnum() and text[end].isalnum()
+    return not (cuts_start or cuts_end)
 
 
 def convert(text: str, param_type: str) -> Any:
