@@ -1,14 +1,21 @@
-"""The function-calling generator: deterministic, varied, and every expected call derivable from its query."""
+"""The function-calling generator: deterministic, varied, and every expected call derivable from its query.
+
+String arguments are copied from the query, except enum values (said or given as a synonym) and
+derived values, which the query words differently from their canonical form ("March 3rd, 2025"
+for "2025-03-03").
+"""
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from recursa.data.fc import domains, phrasing
+from recursa.data.fc import canonical, domains, phrasing
 from recursa.data.fc.generator import (
     CATEGORY_SHARES,
     corpus_text,
@@ -37,10 +44,14 @@ def _catalogue_param(params: tuple[domains.Param, ...], styled: str) -> domains.
 
 
 def _check_value(spec: ParamSpec, param: domains.Param, value: Any, query: str) -> None:
-    """`value` has the declared type and can be read off the query."""
+    """`value` has the declared type and can be read off the query (or derived from it)."""
     if spec.type == "string":
         assert isinstance(value, str)
-        if spec.enum:
+        if param.derive:
+            assert canonical.KINDS[param.derive].pattern.fullmatch(value), (param.derive, value)
+            assert not canonical.written_in(query, value), (value, query)
+            assert len(value) <= 2 or value not in query, (value, query)
+        elif spec.enum:
             assert value in spec.enum
             said = (value,) + next(s for v, s in param.options if v == value)
             assert any(s in query for s in said), (value, query)
@@ -95,6 +106,57 @@ def test_calls_match_offered_functions_and_query(examples):
             assert all(p.name in call.arguments for p in spec.parameters if p.required)
             for name, value in call.arguments.items():
                 _check_value(declared[name], _catalogue_param(fn.params, name), value, example.query)
+
+
+def _string_arguments(example: FCExample) -> Iterator[tuple[domains.Param, str]]:
+    """Each string argument of the example's calls with its catalogue parameter."""
+    def walk(param: domains.Param, value: Any) -> Iterator[tuple[domains.Param, str]]:
+        if param.type == "string":
+            yield param, value
+        elif param.type == "array":
+            for item in value:
+                yield from walk(param.item, item)
+        elif param.type == "object":
+            for key, item in value.items():
+                yield from walk(_catalogue_param(param.fields, key), item)
+
+    for call in example.calls:
+        _, fn = FUNCTIONS[_canonical(call.name)]
+        for name, value in call.arguments.items():
+            yield from walk(_catalogue_param(fn.params, name), value)
+
+
+def test_derived_arguments_cover_every_kind_in_a_tenth_of_strings(examples):
+    strings = [pair for e in examples for pair in _string_arguments(e)]
+    kinds = Counter(param.derive for param, _ in strings if param.derive)
+    assert set(kinds) == set(canonical.KINDS)
+    assert 0.07 < sum(kinds.values()) / len(strings) < 0.16
+
+
+def test_dates_and_times_are_said_in_every_day_ways():
+    def said(kind: str, value: str) -> set[str]:
+        return {canonical.KINDS[kind].say(random.Random(i), value) for i in range(300)}
+
+    assert {"March 14, 2025", "the 14th of March 2025", "Friday, March 14, 2025", "3/14/2025", "14.03.2025",
+            "March fourteenth, 2025"} <= said("date", "2025-03-14")
+    assert {"7:30 pm", "half past seven in the evening", "seven thirty pm"} <= said("time", "19:30")
+    assert {"quarter to ten in the morning", "9:45 am"} <= said("time", "09:45")
+    assert {"noon", "12 pm"} <= said("time", "12:00")
+    assert not any("10:30" in text for text in said("time", "10:30"))
+    assert said("city_state", "Salt Lake City, UT") == {"Salt Lake City, Utah", "Salt Lake City in Utah"}
+    assert said("currency_code", "JPY") == {"Japanese yen", "yen"}
+    assert said("slug", "budget-tracker") == {"Budget Tracker", "Budget tracker", "budget tracker"}
+
+
+def test_every_canonical_kind_draws_its_format_and_never_says_the_value():
+    rng = random.Random(0)
+    for name, kind in canonical.KINDS.items():
+        for _ in range(500):
+            value = kind.draw(rng)
+            assert kind.pattern.fullmatch(value), (name, value)
+            assert value not in kind.say(rng, value), (name, value)
+    for table in (canonical.COUNTRIES, canonical.CURRENCIES, canonical.LANGUAGES):
+        assert all(code not in name for code, names in table.items() for name in names)
 
 
 def test_call_counts_follow_category(examples):
@@ -197,6 +259,7 @@ def test_catalogue_is_consistent():
         for param in (q for p in fn.params for q in params_of(p)):
             assert param.unit is None or param.unit in phrasing.UNITS, param.name
             assert param.pool is None or param.pool in domains.POOLS or param.pool in domains.COMPOSITES
+            assert param.derive is None or (param.derive in canonical.KINDS and not param.pool and not param.options)
             if param.options and param.default is not None:
                 assert param.default in dict(param.options), (fn.name, param.name)
             if param.type == "boolean":

@@ -9,12 +9,16 @@ other's requests, so the generator never offers one as a wrong answer for the ot
 
 Pools are plain tuples of values; composite pools are templates over other pools in which "#"
 is a digit, "&" a non-zero digit, "^" an upper-case letter and "{pool|lower}" a lower-cased draw.
+A derived parameter takes its values from a kind in `canonical` instead: the query says
+"March 3rd, 2025" and the call passes "2025-03-03".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
+
+from recursa.data.fc import canonical
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Param:
     required: bool = True
     default: Any = None
     pool: str | None = None
+    derive: str | None = None  # a kind in canonical.KINDS: the value is passed canonical, said otherwise
     low: float = 0
     high: float = 0
     step: int = 1
@@ -72,6 +77,11 @@ def _alts(text: str) -> tuple[str, ...]:
 def text(name: str, description: str, pool: str, clauses: str) -> Param:
     """A string drawn from `pool`."""
     return Param(name, "string", description, _alts(clauses), pool=pool)
+
+
+def derived(name: str, description: str, kind: str, clauses: str) -> Param:
+    """A string in the canonical format of `kind` (see `canonical.KINDS`), worded otherwise in the query."""
+    return Param(name, "string", description, _alts(clauses), derive=kind)
 
 
 def integer(name: str, description: str, low: int, high: int, clauses: str, *, unit: str | None = None,
@@ -139,15 +149,7 @@ POOLS: dict[str, tuple[str, ...]] = {
         "Edinburgh", "Manchester", "Krakow", "Tallinn", "Riga", "Marrakesh", "Doha", "Kyoto", "Lyon",
         "Marseille", "Valencia", "Florence", "Nice", "Glasgow", "Perth", "Brisbane", "Calgary",
     ),
-    "country": (
-        "France", "Italy", "Germany", "Spain", "Portugal", "Ireland", "Netherlands", "Belgium",
-        "Austria", "Switzerland", "Poland", "Hungary", "Greece", "Turkey", "Egypt", "Kenya",
-        "Nigeria", "South Africa", "Morocco", "India", "Thailand", "Vietnam", "Indonesia",
-        "Philippines", "Japan", "South Korea", "China", "Australia", "New Zealand", "Canada",
-        "United States", "Mexico", "Brazil", "Argentina", "Chile", "Peru", "Colombia", "Norway",
-        "Sweden", "Finland", "Denmark", "Iceland", "Estonia", "Czech Republic", "Croatia",
-        "Singapore", "United Kingdom", "Qatar",
-    ),
+    "country": tuple(names[0].removeprefix("the ") for names in canonical.COUNTRIES.values()),
     "first_name": (
         "Maria", "James", "Aisha", "Wei", "Carlos", "Priya", "Lukas", "Sofia", "Kenji", "Amara",
         "Oliver", "Fatima", "Mateo", "Chloe", "Ivan", "Yuki", "Noah", "Leila", "Daniel", "Ingrid",
@@ -167,10 +169,6 @@ POOLS: dict[str, tuple[str, ...]] = {
         "AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "TSLA", "META", "NFLX", "IBM", "ORCL", "INTC",
         "AMD", "JPM", "BAC", "KO", "PEP", "WMT", "DIS", "NKE", "SBUX", "MCD", "XOM", "CVX", "PFE",
         "JNJ", "BA", "CAT", "GE", "UBER", "SHOP", "SAP", "ADBE", "CRM", "PYPL", "SONY", "TM",
-    ),
-    "currency": (
-        "USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "CNY", "INR", "BRL", "MXN", "SEK",
-        "NOK", "DKK", "PLN", "ZAR", "SGD", "HKD", "KRW", "TRY",
     ),
     "crypto": ("BTC", "ETH", "SOL", "ADA", "DOT", "XRP", "DOGE", "LTC", "AVAX", "LINK"),
     "airport": (
@@ -454,9 +452,16 @@ OFF_TOPIC: tuple[str, ...] = (
 # Shared parameters
 
 CITY = text("city", "Name of the city", "city", "in {v}|for {v}")
-COUNTRY = text("country", "Name of the country", "country", "in {v}|for {v}")
-DATE = text("date", "Date in YYYY-MM-DD format", "date", "on {v}|for {v}")
-TIME = text("time", "Time of day in 24-hour HH:MM format", "time", "at {v}")
+COUNTRY_CODE = derived("country", "ISO 3166-1 alpha-2 country code, e.g. FR", "country_code", "in {v}|for {v}")
+DATE = derived("date", "Date in YYYY-MM-DD format", "date", "on {v}|for {v}")
+TIME = derived("time", "Time of day in 24-hour HH:MM format", "time", "at {v}")
+# The same formats said exactly as they are passed ("on 2025-03-14", "at 19:30").
+DATE_VERBATIM = text("date", "Date in YYYY-MM-DD format", "date", "on {v}|for {v}")
+TIME_VERBATIM = text("time", "Time of day in 24-hour HH:MM format", "time", "at {v}")
+STATE = derived("state", "Two-letter US state code, e.g. CA", "state", "in {v}|for {v}")
+US_LOCATION = derived("location", "City and state as 'City, ST', e.g. 'Austin, TX'", "city_state",
+                      "in {v}|near {v}|around {v}")
+LANGUAGE_CODE = derived("language", "ISO 639-1 language code, e.g. fr", "language_code", "in {v}")
 PERSON = text("name", "Full name of the person", "person", "for {v}")
 EMAIL = text("email", "Email address", "email", "at {v}")
 LIMIT = integer("limit", "Maximum number of results to return", 2, 20,
@@ -468,7 +473,7 @@ TICKER = text("ticker", "Stock ticker symbol, e.g. AAPL", "ticker",
               "of {v}|for {v}|for ticker {v}|for {v} shares")
 AIRPORT = text("origin", "IATA code of the departure airport", "airport", "from {v}|departing {v}")
 ORDER_ID = text("order_id", "Identifier of the order", "order_id", "for order {v}|on order {v}")
-CURRENCY = text("currency", "ISO 4217 currency code", "currency", "in {v}|priced in {v}")
+CURRENCY = derived("currency", "ISO 4217 currency code, e.g. EUR", "currency_code", "in {v}|priced in {v}")
 PRODUCT = text("product", "Product name or search phrase", "product", "for {v}|for a {v}")
 TEAM = text("team", "Name of the team", "team", "for {v}|of {v}")
 SEASON = year("season", "Season start year", 2015, 2024, "for the {v} season|in the {v} season")
@@ -491,9 +496,8 @@ DIET = choice("diet", "Dietary restriction", {"vegetarian": "", "vegan": "",
                                               "dairy_free": "dairy-free"},
               "that are {v}|suitable for a {v} diet")
 LANGUAGE = choice("target_language", "ISO 639-1 code of the target language",
-                  {"es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
-                   "ja": "Japanese", "pt": "Portuguese", "zh": "Chinese", "ko": "Korean",
-                   "ar": "Arabic", "nl": "Dutch", "en": "English"}, "into {v}|to {v}")
+                  {code: "|".join(canonical.LANGUAGES[code])
+                   for code in ("es", "fr", "de", "it", "ja", "pt", "zh", "ko", "ar", "nl", "en")}, "into {v}|to {v}")
 SPECIES = choice("species", "Animal species", {"dog": "puppy", "cat": "kitten"}, "for a {v}")
 DEPARTMENT = choice("department", "Company department",
                     {"engineering": "Engineering", "sales": "Sales", "marketing": "Marketing",
@@ -539,7 +543,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "the current weather|the weather right now|the current conditions"),
         fn("get_historical_weather", "Get recorded weather for a city on a past date",
            "get the historical weather|look up past weather records|find out what the weather was",
-           (CITY, DATE), "the historical weather|the recorded weather|the weather records"),
+           (CITY, DATE_VERBATIM), "the historical weather|the recorded weather|the weather records"),
         fn("get_air_quality", "Get the air quality index for a city",
            "check the air quality|get the air quality index|look up pollution levels",
            (CITY, choice("pollutant", "Pollutant to report", {"pm25": "PM2.5", "pm10": "PM10",
@@ -559,7 +563,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "the weather alerts|any active weather warnings"),
         fn("get_uv_index", "Get the UV index forecast for a city on a date",
            "get the UV index|check the UV forecast|find out how strong the sun will be",
-           (CITY, DATE.opt()), "the UV index|the UV forecast"),
+           (CITY, DATE_VERBATIM.opt()), "the UV index|the UV forecast"),
     ),
     "finance": (
         fn("get_stock_price", "Get the latest share price of a listed company",
@@ -584,8 +588,8 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "change {amount} {from_currency} into {to_currency}",
            (number("amount", "Amount of money to convert", 5, 5000, "of {v}|for an amount of {v}",
                    decimals=2),
-            text("from_currency", "ISO code of the source currency", "currency", "from {v}"),
-            text("to_currency", "ISO code of the target currency", "currency", "to {v}|into {v}")),
+            CURRENCY.named("from_currency", "ISO 4217 code of the source currency", "from {v}"),
+            CURRENCY.named("to_currency", "ISO 4217 code of the target currency", "to {v}|into {v}")),
            ordered=True),
         fn("calculate_loan_payment", "Calculate the monthly payment of an amortized loan",
            "calculate the monthly loan payment|work out the loan installment|figure out the monthly repayment",
@@ -611,6 +615,12 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "list the dividend payments|get the dividend history|check past dividends",
            (TICKER, year("since_year", "First year to include", 2010, 2023, "since {v}|starting from {v}").opt()),
            "the dividend history|the past dividend payments"),
+        fn("get_sales_tax_rate", "Get the sales tax rate of a US state",
+           "look up the sales tax rate|check the sales tax|find the sales tax in {state}",
+           (STATE, flag("include_local", "Add the average local rate",
+                        "including local taxes|with the local rate added", "state rate only|without local taxes")
+            .opt(False)),
+           "the sales tax rate in {state}|the state sales tax"),
     ),
     "banking": (
         fn("get_account_balance", "Get the balance of one of the user's accounts",
@@ -668,16 +678,17 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
         fn("get_flight_status", "Get the live status of a flight",
            "check the flight status|track the flight|see if a flight is on time",
            (text("flight_number", "Airline flight number, e.g. BA287", "flight_number", "of flight {v}|for flight {v}"),
-            DATE.opt()), "the status of flight {flight_number}|the flight status"),
+            DATE_VERBATIM.opt()), "the status of flight {flight_number}|the flight status"),
         fn("get_travel_advisory", "Get the government travel advisory for a country",
            "check the travel advisory|look up travel warnings|see whether it is safe to travel",
            (text("country", "Destination country", "country", "for {v}|for travel to {v}"),),
            "the travel advisory|the current travel warnings"),
         fn("check_visa_requirements", "Check whether a citizen of one country needs a visa for another",
            "check the visa requirements|find out whether I need a visa|look up entry rules",
-           (text("citizenship", "Country that issued the passport", "country",
-                 "for a citizen of {v}|with a passport from {v}"),
-            text("destination", "Country to visit", "country", "traveling to {v}|to visit {v}|for entry into {v}")),
+           (COUNTRY_CODE.named("citizenship", "ISO 3166-1 alpha-2 code of the country that issued the passport",
+                               "for a citizen of {v}|with a passport from {v}"),
+            COUNTRY_CODE.named("destination", "ISO 3166-1 alpha-2 code of the country to visit",
+                               "traveling to {v}|to visit {v}|for entry into {v}")),
            "the visa requirements|the entry requirements"),
         fn("find_car_rental", "Find rental cars available in a city",
            "find a rental car|look for car rentals|search rental car offers",
@@ -897,7 +908,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            (TEAM,), "the live score|the score right now", overlaps="get_match_result"),
         fn("get_match_result", "Get the final result of a team's game on a date",
            "get the match result|find out who won|look up the final score",
-           (TEAM, DATE.named("date", "Match date in YYYY-MM-DD format", "on {v}|played on {v}")),
+           (TEAM, DATE_VERBATIM.named("date", "Match date in YYYY-MM-DD format", "on {v}|played on {v}")),
            "the result of the game|the final score", overlaps="get_live_score"),
         fn("get_head_to_head", "Get the head-to-head record between two teams",
            "get the head-to-head record|compare the record between two teams",
@@ -938,7 +949,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
         fn("find_concerts", "Find upcoming concerts in a city",
            "find concerts|look for live music|search for gigs",
            (CITY, ARTIST.named("artist", "Only concerts by this artist", "by {v}|featuring {v}").opt(),
-            DATE.named("date", "Only concerts on this date (YYYY-MM-DD)", "on {v}").opt()),
+            DATE_VERBATIM.named("date", "Only concerts on this date (YYYY-MM-DD)", "on {v}").opt()),
            "upcoming concerts|live shows"),
     ),
     "movies": (
@@ -957,19 +968,25 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "details about {title}|info on the movie {title}"),
         fn("get_showtimes", "Get cinema showtimes for a movie in a city",
            "get showtimes|find out when a movie is playing|check cinema listings",
-           (MOVIE, CITY, DATE.opt()), "the showtimes|showtimes for {title}"),
+           (MOVIE, CITY, DATE_VERBATIM.opt()), "the showtimes|showtimes for {title}"),
         fn("book_movie_tickets", "Book cinema tickets for a showing",
            "book movie tickets|reserve seats at the cinema|buy tickets for {title}",
            (MOVIE, TIME.named("time", "Showing time in HH:MM", "for the {v} showing|at {v}"),
             integer("tickets", "Number of tickets", 1, 8, "for {v}", unit="person"))),
         fn("get_streaming_availability", "Find which streaming services carry a movie",
            "check where a movie is streaming|find out which service streams {title}",
-           (MOVIE, text("country", "Country of the viewer", "country", "in {v}").opt()),
+           (MOVIE, COUNTRY_CODE.named("country", "ISO 3166-1 alpha-2 code of the viewer's country", "in {v}").opt()),
            "streaming options for {title}|where to stream {title}"),
         fn("get_actor_filmography", "List the movies an actor has appeared in",
            "list the films of an actor|get an actor's filmography",
            (text("actor", "Full name of the actor", "person", "for {v}|of {v}"), LIMIT.opt(10)),
            "the filmography of {actor}|movies starring {actor}"),
+        fn("get_subtitles", "Get subtitles for a movie in a language",
+           "get subtitles|download subtitles for {title}|find subtitles",
+           (MOVIE, LANGUAGE_CODE.named("language", "ISO 639-1 code of the subtitle language", "in {v}"),
+            flag("hearing_impaired", "Subtitles for the hearing impaired", "for the hearing impaired|with sound cues",
+                 "standard ones|without sound cues").opt(False)),
+           "subtitles in {language} for {title}|subtitles for {title}"),
     ),
     "shopping": (
         fn("search_products", "Search the store catalogue for products",
@@ -1058,7 +1075,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
             text("location", "Where the event takes place", "meeting_place", "in {v}|at {v}").opt())),
         fn("list_events", "List the events in the user's calendar on a date",
            "list my events|show my calendar|check what is on my calendar",
-           (DATE, choice("calendar", "Which calendar", {"work": "", "personal": "", "family": ""},
+           (DATE_VERBATIM, choice("calendar", "Which calendar", {"work": "", "personal": "", "family": ""},
                          "in my {v} calendar|on the {v} calendar").opt()), "my events on {date}|my schedule"),
         fn("cancel_event", "Cancel an event in the user's calendar",
            "cancel an event|remove {title} from my calendar|delete a calendar entry",
@@ -1074,7 +1091,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            overlaps="create_event"),
         fn("convert_time_zone", "Convert a time from one time zone to another",
            "convert a time between time zones|convert {time} from {from_zone} to {to_zone}",
-           (TIME.named("time", "Time in HH:MM", "of {v}|for {v}"),
+           (TIME_VERBATIM.named("time", "Time in HH:MM", "of {v}|for {v}"),
             text("from_zone", "IANA time zone of the input", "time_zone", "from {v}"),
             text("to_zone", "IANA time zone of the output", "time_zone", "to {v}|into {v}")),
            "what {time} in {from_zone} is in {to_zone}", ordered=True),
@@ -1113,6 +1130,14 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            (PERSON.named("name", "Full name", "for {v}|named {v}"),
             text("phone", "Phone number", "phone", "with phone {v}|with the number {v}").opt(),
             EMAIL.named("email", "Email address", "and email {v}|with email {v}").opt())),
+        fn("create_channel", "Create a team chat channel",
+           "create a chat channel|set up a new channel|make a channel called {name}",
+           (derived("name", "Channel name in lower case with words joined by hyphens, e.g. 'design-team'", "slug",
+                    'called "{v}"|named {v}'),
+            flag("private", "Make the channel private", "as a private channel|and keep it private",
+                 "as a public channel|open to everyone").opt(False),
+            listing("members", "People to add", text("person", "Name", "person", "{v}"), "with {v}|adding {v}", 1, 3)
+            .opt())),
     ),
     "maps": (
         fn("get_directions", "Get directions between two places",
@@ -1230,7 +1255,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                           "with {v}|that have {v}", 1, 3).opt()), "gyms in {city}"),
         fn("get_step_count", "Get the user's step count for a date",
            "get my step count|check how many steps I took",
-           (DATE,), "my step count on {date}|my steps"),
+           (DATE_VERBATIM,), "my step count on {date}|my steps"),
     ),
     "real_estate": (
         fn("search_listings", "Search homes for sale or rent in a city",
@@ -1252,7 +1277,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "get current mortgage rates|check mortgage rates|look up home loan rates",
            (choice("loan_type", "Loan product", {"30_year_fixed": "30-year fixed", "15_year_fixed": "15-year fixed",
                                                  "5_1_arm": "5/1 ARM"}, "for a {v} loan|on a {v}"),
-            text("state", "US state or region", "jurisdiction", "in {v}").opt()), "current mortgage rates"),
+            STATE.opt()), "current mortgage rates"),
         fn("calculate_mortgage_payment", "Calculate the monthly payment on a home mortgage",
            "calculate a mortgage payment|work out my monthly mortgage",
            (integer("home_price", "Purchase price in US dollars", 100000, 2000000,
@@ -1268,7 +1293,8 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                          "about {v}|covering {v}")), "the {metric} in {city}"),
         fn("schedule_viewing", "Schedule a viewing of a listed property",
            "schedule a viewing|book a house tour|arrange to see listing {listing_id}",
-           (text("listing_id", "Listing identifier", "listing_id", "for listing {v}|of {v}"), DATE, TIME)),
+           (text("listing_id", "Listing identifier", "listing_id", "for listing {v}|of {v}"), DATE_VERBATIM,
+            TIME_VERBATIM)),
         fn("calculate_rental_yield", "Calculate the gross rental yield of a property",
            "calculate the rental yield|work out the return on a rental property",
            (integer("price", "Purchase price in US dollars", 50000, 1500000,
@@ -1277,6 +1303,11 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
             integer("monthly_rent", "Monthly rent in US dollars", 500, 8000,
                     "renting at {v} a month|with monthly rent of {v}",
                     unit="dollar", step=50)), "the rental yield"),
+        fn("get_property_tax_rate", "Get the property tax rate in a US city",
+           "look up the property tax rate|check property taxes|find out the property tax in {location}",
+           (US_LOCATION, flag("homestead", "Apply the homestead exemption", "with the homestead exemption",
+                              "without any exemption").opt(False)),
+           "the property tax rate in {location}|the local property tax"),
     ),
     "cars": (
         fn("get_car_specs", "Get the technical specifications of a car model",
@@ -1315,6 +1346,11 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                    "with a car using {v}|at a consumption of {v}", unit="l100km"),
             number("fuel_price", "Fuel price per liter in US dollars", 0.8, 2.5,
                    "at {v} per liter|with fuel at {v} a liter", unit="dollar", decimals=2)), "the fuel cost"),
+        fn("find_gas_prices", "Find current fuel prices near a US city",
+           "find gas prices|check fuel prices|look for cheap gas near {location}",
+           (US_LOCATION, choice("fuel", "Fuel grade", {"regular": "unleaded", "premium": "", "diesel": ""},
+                                "for {v}|for {v} fuel").opt("regular")),
+           "gas prices near {location}|the cheapest gas around {location}"),
     ),
     "education": (
         fn("search_courses", "Search courses by subject and level",
@@ -1391,7 +1427,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            (CITY, DATE), "the sunrise and sunset times|the sunrise time"),
         fn("get_moon_phase", "Get the phase of the moon on a date",
            "get the moon phase|check the phase of the moon",
-           (DATE,), "the moon phase on {date}|the phase of the moon"),
+           (DATE_VERBATIM,), "the moon phase on {date}|the phase of the moon"),
         fn("get_visible_planets", "List planets visible from a city on a night",
            "list the visible planets|find which planets I can see",
            (CITY, DATE.named("date", "Night in YYYY-MM-DD format", "on the night of {v}|on {v}")),
@@ -1555,7 +1591,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
     "energy": (
         fn("get_electricity_price", "Get the current electricity price in a city",
            "get the electricity price|check power prices|look up the cost of electricity",
-           (CITY, DATE.opt()), "the current electricity price|the price of electricity"),
+           (CITY, DATE_VERBATIM.opt()), "the current electricity price|the price of electricity"),
         fn("estimate_solar_output", "Estimate the energy a solar installation produces",
            "estimate solar panel output|calculate how much power my solar panels produce",
            (number("capacity_kw", "Installed capacity in kilowatts", 1, 20, "with a capacity of {v}|rated at {v}",
@@ -1582,7 +1618,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                  "including non-renewable plans|any energy source").opt(False)), "energy plans near {zip_code}"),
         fn("get_carbon_intensity", "Get the carbon intensity of a country's power grid",
            "get the grid carbon intensity|check how clean the electricity is",
-           (text("country", "Country", "country", "in {v}|for {v}"),), "the carbon intensity of the grid in {country}"),
+           (COUNTRY_CODE,), "the carbon intensity of the grid in {country}"),
     ),
     "hr": (
         fn("get_employee_info", "Get an employee's profile",
@@ -1620,6 +1656,15 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "list the team members|get everyone in a department|show who works in {department}",
            (DEPARTMENT, flag("include_contractors", "Include contractors", "including contractors",
                              "employees only|without contractors").opt(False)), "the members of the {department} team"),
+        fn("search_jobs", "Search job listings in a US city",
+           "search job listings|look for job openings|find {title} jobs in {location}",
+           (text("title", "Job title or keywords", "job_title", "for {v} roles|for a {v} position"), US_LOCATION,
+            flag("include_remote", "Include remote positions", "including remote roles|remote ones too",
+                 "on-site only|no remote roles").opt(False)),
+           "openings for {title} roles in {location}|job openings in {location}"),
+        fn("get_minimum_wage", "Get the minimum hourly wage in a US state",
+           "look up the minimum wage|check the minimum wage|find out the minimum wage in {state}",
+           (STATE, year("year", "Year", 2020, 2026, "in {v}|for {v}").opt()), "the minimum wage in {state}"),
     ),
     "smart_home": (
         fn("set_thermostat", "Set the thermostat to a target temperature",
@@ -1693,7 +1738,9 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            (text("topic", "Topic or keyword", "book_topic", "about {v}|on {v}"),
             text("author", "Author's full name", "person", "by {v}|written by {v}").opt(),
             choice("format", "Edition format", {"ebook": "e-book", "paperback": "", "hardcover": "", "audiobook": ""},
-                   "as {v}|in {v} format").opt()), "books about {topic}"),
+                   "as {v}|in {v} format").opt(),
+            LANGUAGE_CODE.named("language", "ISO 639-1 code of the book's language", "written in {v}|in {v}").opt()),
+           "books about {topic}"),
         fn("get_book_details", "Get details of a book by ISBN",
            "get book details|look up a book by ISBN|look up ISBN {isbn}",
            (text("isbn", "ISBN-13", "isbn", "with ISBN {v}|for ISBN {v}"),), "the details of the book {isbn}"),
@@ -1722,7 +1769,9 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "get the latest headlines|show today's top stories|fetch the news",
            (choice("category", "News section", {"business": "", "technology": "tech", "sports": "", "science": "",
                                                 "health": "", "politics": "", "entertainment": "showbiz"},
-                   "in {v}|from the {v} section"), COUNTRY.opt(), LIMIT.opt(10)),
+                   "in {v}|from the {v} section"), COUNTRY_CODE.opt(),
+            LANGUAGE_CODE.named("language", "ISO 639-1 code of the articles' language",
+                                "written in {v}|in the {v} language").opt(), LIMIT.opt(10)),
            "the latest {category} headlines|today's top stories"),
         fn("search_news", "Search news articles",
            "search the news|find news articles|look for recent coverage",
@@ -1756,15 +1805,15 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
         fn("schedule_post", "Schedule a social media post for later",
            "schedule a social media post|queue a post for later",
            (text("text", "Post text", "post_text", 'saying "{v}"|with the text "{v}"'),
-            DATE.named("date", "Publication date (YYYY-MM-DD)", "for {v}|on {v}"),
-            TIME.named("time", "Publication time (HH:MM)", "at {v}")), overlaps="create_post"),
+            DATE_VERBATIM.named("date", "Publication date (YYYY-MM-DD)", "for {v}|on {v}"),
+            TIME_VERBATIM.named("time", "Publication time (HH:MM)", "at {v}")), overlaps="create_post"),
         fn("get_follower_count", "Get how many followers an account has",
            "get the follower count|check how many followers an account has",
            (text("username", "Account handle", "username", "for {v}|of {v}"),),
            "the follower count of {username}|the number of followers of {username}"),
         fn("get_trending_topics", "Get trending topics in a country",
            "get the trending topics|see what is trending|list trending hashtags",
-           (COUNTRY.opt(), LIMIT.opt(10)), "the trending topics|the current trends"),
+           (COUNTRY_CODE.opt(), LIMIT.opt(10)), "the trending topics|the current trends"),
         fn("get_post_analytics", "Get engagement metrics of a post",
            "get post analytics|check how a post performed|pull engagement numbers",
            (text("post_id", "Post identifier", "post_id", "for post {v}|of post {v}"),

@@ -12,11 +12,15 @@ picks its category (shares in CATEGORY_SHARES), which says what its calls look l
 - irrelevance: no offered function fits the request (a same-domain near miss, other domains'
   functions, or an off-topic request), so there are no calls.
 
-Every argument is recoverable from the query: strings appear verbatim (enum values verbatim or
-as a listed synonym), numbers in digits or words, booleans as phrases; optional arguments the
-query leaves out are left out of the call. Function names come in snake_case, camelCase and
-dotted styles, and argument names follow the style. FunctionSpec objects are cached and shared
-between examples: treat them as read-only.
+Every argument is recoverable from the query: numbers in digits or words, booleans as phrases,
+enum values verbatim or as a listed synonym, other strings verbatim, except derived ones. A
+derived argument (see `canonical`) is passed in a canonical format the parameter's description
+states, and the query words it otherwise: "March 3rd, 2025" for "2025-03-03", "7 pm" for "19:00",
+"Austin, Texas" for "Austin, TX", "euros" for "EUR". A derived value is never written in its
+query as a word of its own: an example whose query happens to contain one is drawn again.
+Optional arguments the query leaves out are left out of the call. Function names come in
+snake_case, camelCase and dotted styles, and argument names follow the style. FunctionSpec
+objects are cached and shared between examples: treat them as read-only.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from recursa.data.fc import phrasing
+from recursa.data.fc import canonical, phrasing
 from recursa.data.fc.domains import COMPOSITES, DOMAINS, OFF_TOPIC, POOLS, Fn, Param
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 
@@ -43,6 +47,7 @@ NEAR_MISS_RATE = 0.55  # chance a distractor comes from a target's own domain
 FRONT_RATE = 0.12  # chance a clause is moved before the request
 FRONTABLE = ("in ", "on ", "for ", "at ", "from ", "during ", "over ", "within ", "starting ")
 DESCRIPTION_VARIANTS = 3
+MAX_ATTEMPTS = 8  # draws of an example before one whose query writes out a derived value is kept
 
 _ENTRIES: tuple[tuple[str, Fn], ...] = tuple((d, f) for d, fns in DOMAINS.items() for f in fns)
 _BY_DOMAIN: dict[str, tuple[int, ...]] = {
@@ -89,7 +94,16 @@ def _fill_token(rng: random.Random, match: re.Match[str]) -> str:
 
 def _source(param: Param) -> Any:
     """What two string parameters share when they must not take the same value in one call."""
-    return param.options or param.pool
+    return param.options or param.pool or param.derive
+
+
+def _draw_string(rng: random.Random, param: Param) -> str:
+    """An enum value, a canonical value of a derived kind, or a pool value."""
+    if param.options:
+        return rng.choice(param.options)[0]
+    if param.derive:
+        return canonical.KINDS[param.derive].draw(rng)
+    return _draw_pool(rng, param.pool)
 
 
 def _draw(rng: random.Random, param: Param, taken: set) -> Any:
@@ -105,7 +119,7 @@ def _draw(rng: random.Random, param: Param, taken: set) -> Any:
     if param.type == "object":
         return {f.name: _draw(rng, f, set()) for f in param.fields if f.required or rng.random() < OPTIONAL_RATE}
     for _ in range(10):
-        value = rng.choice(param.options)[0] if param.options else _draw_pool(rng, param.pool)
+        value = _draw_string(rng, param)
         if (_source(param), value) not in taken:
             break
     taken.add((_source(param), value))
@@ -156,6 +170,8 @@ def _parallel_args(rng: random.Random, fn: Fn) -> list[dict[str, Any]]:
 
 def _say(rng: random.Random, param: Param, value: Any) -> str:
     """A value as the query says it, without its clause."""
+    if param.derive:
+        return canonical.KINDS[param.derive].say(rng, value)
     if param.options:
         synonyms = next(s for v, s in param.options if v == value)
         return rng.choice(synonyms) if synonyms and rng.random() < 0.5 else value
@@ -343,6 +359,39 @@ _BUILDERS = {
 }
 
 
+def _derived_values(params: tuple[Param, ...], args: dict[str, Any]) -> Iterator[str]:
+    """The values of derived parameters among `args`, inside arrays and objects too."""
+    for p in params:
+        if p.name in args:
+            yield from _derived_in(p, args[p.name])
+
+
+def _derived_in(param: Param, value: Any) -> Iterator[str]:
+    if param.derive:
+        yield value
+    elif param.type == "array":
+        for item in value:
+            yield from _derived_in(param.item, item)
+    elif param.type == "object":
+        yield from _derived_values(param.fields, value)
+
+
+def _writes_derived(built: Built) -> bool:
+    """Whether the query happens to write out a derived value (elsewhere: "US" in "the US Open")."""
+    query, _, calls = built
+    return any(canonical.written_in(query, value)
+               for i, args in calls for value in _derived_values(_ENTRIES[i][1].params, args))
+
+
+def _build(rng: random.Random, category: str) -> Built:
+    """An example of `category`, drawn again while its query writes out a derived value."""
+    for _ in range(MAX_ATTEMPTS - 1):
+        built = _BUILDERS[category](rng)
+        if not _writes_derived(built):
+            return built
+    return _BUILDERS[category](rng)
+
+
 # --- schema objects ------------------------------------------------------------------------------
 
 def _camel(name: str) -> str:
@@ -397,7 +446,7 @@ def _example(seed: int, index: int) -> FCExample:
     """Example `index` of the stream for `seed`."""
     rng = random.Random(f"recursa-fc:{seed}:{index}")
     category = rng.choices(list(CATEGORY_SHARES), weights=list(CATEGORY_SHARES.values()))[0]
-    query, offered, calls = _BUILDERS[category](rng)
+    query, offered, calls = _build(rng, category)
     rng.shuffle(offered)
     base_style = rng.choices(list(NAME_STYLES), weights=list(NAME_STYLES.values()))[0]
     mixed = rng.random() < 0.15

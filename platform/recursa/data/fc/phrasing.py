@@ -107,6 +107,26 @@ def number_to_words(n: int) -> str:
     raise ValueError(f"no words for {n}")
 
 
+_IRREGULAR_ORDINALS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                       "nine": "ninth", "twelve": "twelfth"}
+
+
+def ordinal(n: int) -> str:
+    """An ordinal in digits: 1 -> "1st", 12 -> "12th", 22 -> "22nd"."""
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def ordinal_words(n: int) -> str:
+    """An ordinal in words: 1 -> "first", 20 -> "twentieth", 31 -> "thirty-first"."""
+    words = number_to_words(n)
+    cut = max(words.rfind("-"), words.rfind(" ")) + 1
+    head, last = words[:cut], words[cut:]
+    if last in _IRREGULAR_ORDINALS:
+        return head + _IRREGULAR_ORDINALS[last]
+    return head + (last[:-1] + "ieth" if last.endswith("y") else last + "th")
+
+
 def float_digits(value: float) -> str:
     """A float written with no trailing zeros: 3.50 -> "3.5", 3.0 -> "3"."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
