@@ -268,6 +268,27 @@ def test_catalogue_is_consistent():
                 assert param.clauses and all("{v}" in c for c in param.clauses), (fn.name, param.name)
 
 
+def test_composite_pools_refer_to_known_pools():
+    for name, templates in domains.COMPOSITES.items():
+        for template in templates:
+            for ref in re.findall(r"\{(\w+)(?:\|\w+)?\}", template):
+                assert ref in domains.POOLS or ref in domains.COMPOSITES, (name, ref)
+
+
+def test_values_are_open_ended(examples):
+    pools = Counter()
+    made_up_cities, long_names = set(), set()
+    for example in examples:
+        for param, value in _string_arguments(example):
+            pools[param.pool] += 1
+            if param.pool == "place" and value not in domains.POOLS["city"]:
+                made_up_cities.add(value)
+            if param.pool == "person" and len(value.split()) > 2:
+                long_names.add(value)
+    assert len(made_up_cities) >= 20 and len(long_names) >= 10
+    assert {"company", "repo", "file_path", "email", "url"} <= set(pools)
+
+
 def test_corpus_text_covers_queries_names_and_enums(examples):
     texts = list(corpus_text(examples[:50]))
     assert all(e.query in texts for e in examples[:50])

@@ -63,7 +63,7 @@ _SCALARS = ("string", "integer", "float")
 _PARALLEL_OK: tuple[int, ...] = tuple(
     i for i, (_, f) in enumerate(_ENTRIES) if any(p.required and p.type in _SCALARS for p in f.params)
 )
-_TOKEN = re.compile(r"\{(\w+)(\|lower)?\}|[#&^]")
+_TOKEN = re.compile(r"\{(\w+)(?:\|(lower|title))?\}|[#&^]")
 _SLOT = re.compile(r"\{(\w+)\}")
 
 # What a category builder returns: the query, catalogue indexes offered, and (index, arguments) calls.
@@ -80,7 +80,7 @@ def _draw_pool(rng: random.Random, pool: str) -> str:
 
 
 def _fill_token(rng: random.Random, match: re.Match[str]) -> str:
-    """A random digit, non-zero digit, capital letter, or draw from the referenced pool."""
+    """A random digit, non-zero digit, capital letter, or draw from the referenced pool (re-cased)."""
     token = match.group(0)
     if token == "#":
         return str(rng.randrange(10))
@@ -89,7 +89,9 @@ def _fill_token(rng: random.Random, match: re.Match[str]) -> str:
     if token == "^":
         return chr(ord("A") + rng.randrange(26))
     value = _draw_pool(rng, match.group(1))
-    return value.lower() if match.group(2) else value
+    if match.group(2) == "lower":
+        return value.lower()
+    return phrasing.capitalize(value) if match.group(2) == "title" else value
 
 
 def _source(param: Param) -> Any:
