@@ -222,6 +222,19 @@ def test_variety(examples):
     assert len({e.query for e in examples}) >= 1500
 
 
+def test_requests_are_framed_in_many_ways(examples):
+    queries = [e.query for e in examples]
+    contexts = phrasing.CONTEXTS + tuple(c for domain in domains.CONTEXTS.values() for c in domain)
+    share = {
+        "casual": sum(q[0].islower() and q[-1] not in ".?!" for q in queries) / N,
+        "lead-in": sum(q.startswith(phrasing.LEAD_INS) for q in queries) / N,
+        "context": sum(any(c in q for c in contexts) for q in queries) / N,
+        "first person": sum(any(o.strip() in q for o in phrasing.SELF_OPENERS) for q in queries) / N,
+        "question": sum(q.rstrip().endswith("?") for q in queries) / N,
+    }
+    assert all(value > 0.04 for value in share.values()), share
+
+
 def test_numbers_sometimes_in_words(examples):
     def in_words(example: FCExample) -> bool:
         values = [v for c in example.calls for v in c.arguments.values()]
@@ -244,6 +257,7 @@ def test_number_words():
 
 def test_catalogue_is_consistent():
     assert len(domains.DOMAINS) >= 25 and len(FUNCTIONS) >= 150
+    assert set(domains.CONTEXTS) <= set(domains.DOMAINS)
     assert len(FUNCTIONS) == sum(len(fns) for fns in domains.DOMAINS.values())  # names unique
     assert len({re.sub("_", "", n) for n in FUNCTIONS}) == len(FUNCTIONS)  # and unique in camelCase
 

@@ -533,6 +533,45 @@ OFF_TOPIC: tuple[str, ...] = (
     "Which is better, cats or dogs? Just give me your opinion.",
 )
 
+# A sentence of context a request in the domain may open with (no numbers, no argument values).
+CONTEXTS: dict[str, tuple[str, ...]] = {
+    "weather": ("I'm heading out later.", "We're planning a picnic."),
+    "finance": ("I'm reviewing my portfolio.", "I'm thinking about investing."),
+    "banking": ("I'm trying to get my finances in order.", "Payday was yesterday."),
+    "travel": ("I'm planning a trip.", "My vacation is coming up."),
+    "math": ("I'm doing my homework.", "I'm checking my answers."),
+    "geometry": ("I'm working on a geometry assignment.",),
+    "physics": ("I'm studying for my physics exam.",),
+    "chemistry": ("I'm in the middle of a lab report.",),
+    "cooking": ("I'm cooking for friends tonight.", "I'm trying to eat healthier."),
+    "sports": ("I missed the game last night.", "I'm a huge sports fan."),
+    "music": ("I'm in the mood for some music.",),
+    "movies": ("It's movie night.",),
+    "shopping": ("I'm doing some online shopping.",),
+    "shipping": ("I'm sending a parcel.", "My package hasn't arrived yet."),
+    "calendar": ("My week is getting busy.",),
+    "messaging": ("I need to get in touch with someone.",),
+    "maps": ("I'm new in town.",),
+    "health": ("I haven't been feeling great.",),
+    "fitness": ("I'm getting back into training.",),
+    "real_estate": ("We're thinking about moving.",),
+    "cars": ("My car needs some attention.",),
+    "education": ("I'm going back to school.",),
+    "history": ("I'm reading up on history.",),
+    "astronomy": ("I love stargazing.",),
+    "language": ("I'm learning languages.",),
+    "games": ("I've got some free time tonight.",),
+    "legal": ("I have a legal question.",),
+    "energy": ("Our electricity bill was high last month.",),
+    "hr": ("I'm sorting out some staff matters.",),
+    "smart_home": ("I'm about to leave the house.",),
+    "dining": ("We're going out tonight.",),
+    "library": ("I'm looking for something to read.",),
+    "news": ("I've been out of the loop.",),
+    "social": ("I'm managing our social media.",),
+    "dev": ("I'm working on our codebase.",),
+}
+
 # ---------------------------------------------------------------------------------------------
 # Shared parameters
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from recursa.data.fc import canonical, phrasing
-from recursa.data.fc.domains import COMPOSITES, DOMAINS, OFF_TOPIC, POOLS, Fn, Param
+from recursa.data.fc.domains import COMPOSITES, CONTEXTS, DOMAINS, OFF_TOPIC, POOLS, Fn, Param
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 
 CATEGORY_SHARES: dict[str, float] = {
@@ -45,6 +45,7 @@ NAME_STYLES: dict[str, float] = {"snake": 0.45, "camel": 0.2, "dotted": 0.25, "d
 OPTIONAL_RATE = 0.45  # chance an optional parameter is mentioned (and passed)
 NEAR_MISS_RATE = 0.55  # chance a distractor comes from a target's own domain
 FRONT_RATE = 0.12  # chance a clause is moved before the request
+CONTEXT_RATE = 0.15  # chance a request opens with a sentence of context
 FRONTABLE = ("in ", "on ", "for ", "at ", "from ", "during ", "over ", "within ", "starting ")
 DESCRIPTION_VARIANTS = 3
 MAX_ATTEMPTS = 8  # draws of an example before one whose query writes out a derived value is kept
@@ -233,7 +234,14 @@ def _body(rng: random.Random, texts: list[str]) -> str:
     return (", " if rng.random() < 0.15 else " ").join(texts)
 
 
-def _call_request(rng: random.Random, fn: Fn, args: dict[str, Any]) -> str:
+def _context(rng: random.Random, domain: str | None) -> str:
+    """Sometimes a sentence of context from the domain or a general one, else ""."""
+    if rng.random() >= CONTEXT_RATE:
+        return ""
+    return rng.choice(CONTEXTS.get(domain, ()) + phrasing.CONTEXTS)
+
+
+def _call_request(rng: random.Random, domain: str, fn: Fn, args: dict[str, Any]) -> str:
     """A complete request for one call."""
     phrase, noun = _phrase(rng, fn, args, allow_noun=True)
     clauses = _clauses(rng, fn, args, _slots(phrase))
@@ -244,7 +252,8 @@ def _call_request(rng: random.Random, fn: Fn, args: dict[str, Any]) -> str:
         clauses.remove(chosen)
         front = chosen[0]
     body = _body(rng, [text for text, _ in clauses])
-    return phrasing.request(rng, _inline(rng, fn, phrase, args), body, noun=noun, front=front)
+    return phrasing.request(rng, _inline(rng, fn, phrase, args), body, noun=noun, front=front,
+                            context=_context(rng, domain))
 
 
 def _call_phrase(rng: random.Random, fn: Fn, args: dict[str, Any]) -> str:
@@ -298,8 +307,9 @@ def _distractors(rng: random.Random, targets: list[int], count: int, near_miss_r
 def _simple(rng: random.Random) -> Built:
     """One function, offered alone and called once."""
     target = rng.randrange(len(_ENTRIES))
-    args = _sample_args(rng, _ENTRIES[target][1])
-    return _call_request(rng, _ENTRIES[target][1], args), [target], [(target, args)]
+    domain, fn = _ENTRIES[target]
+    args = _sample_args(rng, fn)
+    return _call_request(rng, domain, fn, args), [target], [(target, args)]
 
 
 def _multiple(rng: random.Random) -> Built:
@@ -311,13 +321,14 @@ def _multiple(rng: random.Random) -> Built:
 def _parallel(rng: random.Random) -> Built:
     """Several calls of one function, sometimes offered among distractors."""
     target = rng.choice(_PARALLEL_OK)
-    fn = _ENTRIES[target][1]
+    domain, fn = _ENTRIES[target]
     calls = _parallel_args(rng, fn)
     phrase, noun, body = _parallel_phrase(rng, fn, calls, allow_noun=True)
     offered = [target]
     if rng.random() < 0.6:
         offered += _distractors(rng, offered, rng.randint(1, MAX_FUNCTIONS - 2))
-    return phrasing.request(rng, phrase, body, noun=noun), offered, [(target, c) for c in calls]
+    query = phrasing.request(rng, phrase, body, noun=noun, context=_context(rng, domain))
+    return query, offered, [(target, c) for c in calls]
 
 
 def _parallel_multiple(rng: random.Random) -> Built:
@@ -338,7 +349,7 @@ def _parallel_multiple(rng: random.Random) -> Built:
             phrases.append(_call_phrase(rng, fn, target_calls[0]))
         calls += [(target, c) for c in target_calls]
     offered = targets + _distractors(rng, targets, rng.randint(0, MAX_FUNCTIONS - len(targets)))
-    return phrasing.chained_request(rng, phrases), offered, calls
+    return phrasing.chained_request(rng, phrases, _context(rng, _ENTRIES[targets[0]][0])), offered, calls
 
 
 def _irrelevance(rng: random.Random) -> Built:
@@ -346,7 +357,7 @@ def _irrelevance(rng: random.Random) -> Built:
     count = rng.randint(1, MAX_FUNCTIONS)
     roll = rng.random()
     if roll < 0.2:
-        return phrasing.dressed(rng, rng.choice(OFF_TOPIC)), _distractors(rng, [], count), []
+        return phrasing.dressed(rng, rng.choice(OFF_TOPIC), _context(rng, None)), _distractors(rng, [], count), []
     query, targets, _ = _simple(rng)
     if roll < 0.65:
         offered = _distractors(rng, targets, count, near_miss_rate=0.9)
