@@ -2,8 +2,8 @@
 
 A user says "March 3rd, 2025", "half past seven in the evening", "Austin, Texas" or "euros"; the
 function wants "2025-03-03", "19:30", "Austin, TX" or "EUR". Each kind here draws a canonical
-value, says it in one of several everyday ways, and knows the value's format. What a query says
-never contains the value itself, so a model has to produce it rather than copy it.
+value, lists the everyday ways to say it, and knows the value's format. No way of saying a value
+contains the value itself, so a model has to produce it rather than copy it.
 """
 
 from __future__ import annotations
@@ -11,20 +11,25 @@ from __future__ import annotations
 import calendar
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from recursa.data.fc import phrasing
 
 
 @dataclass(frozen=True)
 class Kind:
-    """A canonical format: how to draw a value, how a query says it, and the value's pattern."""
+    """A canonical format: how to draw a value, the ways a query says one, and the values' pattern."""
 
     draw: Callable[[random.Random], str]
-    say: Callable[[random.Random, str], str]
+    forms: Callable[[str], Sequence[str]]
     pattern: re.Pattern[str]
+
+    def say(self, rng: random.Random, value: str) -> str:
+        """One of the ways to say `value`."""
+        return rng.choice(self.forms(value))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,25 +132,25 @@ _DATE_FORMS = (
     "{mon} {day}, {year}", "{weekday}, {month} {day}, {year}", "{month} {nth_words}, {year}",
     "{m}/{day}/{year}", "{dd}.{mm}.{year}", "{year}/{mm}/{dd}",
 )
-_YEARS = (2024, 2025, 2026)
+_FIRST_DAY = date(2024, 1, 1).toordinal()
+_DAYS = date(2027, 1, 1).toordinal() - _FIRST_DAY  # dates fall in 2024-2026
 _HOURS = tuple(range(6, 23))
 _MINUTES = (0, 0, 0, 0, 15, 30, 30, 45, 5, 10, 20, 40, 50)
 
 
 def _draw_date(rng: random.Random) -> str:
-    year, month = rng.choice(_YEARS), rng.randint(1, 12)
-    return f"{year}-{month:02d}-{rng.randint(1, calendar.monthrange(year, month)[1]):02d}"
+    return date.fromordinal(_FIRST_DAY + rng.randrange(_DAYS)).isoformat()
 
 
-def _say_date(rng: random.Random, value: str) -> str:
-    """A date as people write it: "March 14, 2025", "the 14th of March 2025", "3/14/2025" (US order)."""
+@lru_cache(maxsize=None)
+def _date_forms(value: str) -> tuple[str, ...]:
+    """Ways to write a date: "March 14, 2025", "the 14th of March 2025", "3/14/2025" (US order), ..."""
     day = date.fromisoformat(value)
     month = MONTHS[day.month - 1]
-    return rng.choice(_DATE_FORMS).format(
-        month=month, mon=month[:3], day=day.day, nth=phrasing.ordinal(day.day),
-        nth_words=phrasing.ordinal_words(day.day), weekday=WEEKDAYS[day.weekday()], year=day.year,
-        m=day.month, mm=f"{day.month:02d}", dd=f"{day.day:02d}",
-    )
+    fields = dict(month=month, mon=month[:3], day=day.day, nth=phrasing.ordinal(day.day),
+                  nth_words=phrasing.ordinal_words(day.day), weekday=WEEKDAYS[day.weekday()], year=day.year,
+                  m=day.month, mm=f"{day.month:02d}", dd=f"{day.day:02d}")
+    return tuple(form.format(**fields) for form in _DATE_FORMS)
 
 
 def _draw_time(rng: random.Random) -> str:
@@ -169,8 +174,10 @@ def _minutes_past(minute: int, hour12: int) -> str:
     return f"{named.get(minute) or phrasing.number_to_words(60 - minute)} to {following}"
 
 
-def _time_forms(hour: int, minute: int) -> list[str]:
-    """Ways to say a time of day on a 12-hour clock, in digits and in words."""
+@lru_cache(maxsize=None)
+def _time_forms(value: str) -> tuple[str, ...]:
+    """Ways to say an "HH:MM" time on a 12-hour clock, in digits and in words, that do not contain it."""
+    hour, minute = int(value[:2]), int(value[3:])
     hour12, part = hour % 12 or 12, _part_of_day(hour)
     suffix = "am" if hour < 12 else "pm"
     clock = f"{hour12}:{minute:02d}"
@@ -184,13 +191,7 @@ def _time_forms(hour: int, minute: int) -> list[str]:
         forms.append(f"{_minutes_past(minute, hour12)} {part}")
         if minute >= 10:
             forms.append(f"{phrasing.number_to_words(hour12)} {phrasing.number_to_words(minute)} {suffix}")
-    return forms
-
-
-def _say_time(rng: random.Random, value: str) -> str:
-    """A time as people say it ("7:30 pm", "half past seven in the evening"), never as `value` itself."""
-    forms = _time_forms(int(value[:2]), int(value[3:]))
-    return rng.choice([form for form in forms if value not in form])
+    return tuple(form for form in forms if value not in form)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,41 +202,44 @@ def _draw_city_state(rng: random.Random) -> str:
     return f"{city}, {state}"
 
 
-def _say_city_state(rng: random.Random, value: str) -> str:
+def _city_state_forms(value: str) -> tuple[str, ...]:
     """A "City, ST" location with its state named: "Austin, Texas" or "Austin in Texas"."""
     city, state = value.rsplit(", ", 1)
-    return f"{city}{rng.choice((', ', ', ', ' in '))}{US_STATES[state]}"
+    return f"{city}, {US_STATES[state]}", f"{city} in {US_STATES[state]}"
 
 
 def _draw_slug(rng: random.Random) -> str:
-    return "-".join(rng.sample(SLUG_WORDS, rng.choice((2, 2, 3))))
+    """Two or three distinct words joined by hyphens."""
+    count = 3 if rng.random() < 0.3 else 2
+    words: list[str] = []
+    while len(words) < count:
+        word = rng.choice(SLUG_WORDS)
+        if word not in words:
+            words.append(word)
+    return "-".join(words)
 
 
-def _say_slug(rng: random.Random, value: str) -> str:
+def _slug_forms(value: str) -> tuple[str, ...]:
     """A slug as words: "budget-tracker" as "Budget Tracker", "Budget tracker" or "budget tracker"."""
     words = value.split("-")
-    style = rng.randrange(3)
-    if style == 0:
-        return " ".join(w.capitalize() for w in words)
-    return phrasing.capitalize(" ".join(words)) if style == 1 else " ".join(words)
+    return " ".join(w.capitalize() for w in words), phrasing.capitalize(" ".join(words)), " ".join(words)
 
 
 def _table_kind(table: dict[str, tuple[str, ...]], pattern: str) -> Kind:
     """A kind whose values are the keys of `table`, said as one of their names."""
     codes = tuple(table)
-    return Kind(draw=lambda rng: rng.choice(codes), say=lambda rng, value: rng.choice(table[value]),
-                pattern=re.compile(pattern))
+    return Kind(draw=lambda rng: rng.choice(codes), forms=table.__getitem__, pattern=re.compile(pattern))
 
 
 KINDS: dict[str, Kind] = {
-    "date": Kind(_draw_date, _say_date, re.compile(r"\d{4}-\d{2}-\d{2}")),
-    "time": Kind(_draw_time, _say_time, re.compile(r"\d{2}:\d{2}")),
+    "date": Kind(_draw_date, _date_forms, re.compile(r"\d{4}-\d{2}-\d{2}")),
+    "time": Kind(_draw_time, _time_forms, re.compile(r"\d{2}:\d{2}")),
     "state": _table_kind({code: (name,) for code, name in US_STATES.items()}, r"[A-Z]{2}"),
-    "city_state": Kind(_draw_city_state, _say_city_state, re.compile(r"[A-Z][\w .'-]+, [A-Z]{2}")),
+    "city_state": Kind(_draw_city_state, _city_state_forms, re.compile(r"[A-Z][\w .'-]+, [A-Z]{2}")),
     "country_code": _table_kind(COUNTRIES, r"[A-Z]{2}"),
     "currency_code": _table_kind(CURRENCIES, r"[A-Z]{3}"),
     "language_code": _table_kind(LANGUAGES, r"[a-z]{2}"),
-    "slug": Kind(_draw_slug, _say_slug, re.compile(r"[a-z]+(?:-[a-z]+)+")),
+    "slug": Kind(_draw_slug, _slug_forms, re.compile(r"[a-z]+(?:-[a-z]+)+")),
 }
 
 

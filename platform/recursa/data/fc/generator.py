@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import string
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -65,6 +66,7 @@ _PARALLEL_OK: tuple[int, ...] = tuple(
     i for i, (_, f) in enumerate(_ENTRIES) if any(p.required and p.type in _SCALARS for p in f.params)
 )
 _TOKEN = re.compile(r"\{(\w+)(?:\|(lower|title))?\}|[#&^]")
+_CHARACTERS = {"#": string.digits, "&": string.digits[1:], "^": string.ascii_uppercase}
 _SLOT = re.compile(r"\{(\w+)\}")
 
 # What a category builder returns: the query, catalogue indexes offered, and (index, arguments) calls.
@@ -77,22 +79,33 @@ def _draw_pool(rng: random.Random, pool: str) -> str:
     """A value of a plain pool, or a composite pool's template filled in."""
     if pool in POOLS:
         return rng.choice(POOLS[pool])
-    return _TOKEN.sub(lambda m: _fill_token(rng, m), rng.choice(COMPOSITES[pool]))
+    parts = []
+    for text, token, case in _steps(rng.choice(COMPOSITES[pool])):
+        parts.append(text)
+        if token:
+            parts.append(_fill_token(rng, token, case))
+    return "".join(parts)
 
 
-def _fill_token(rng: random.Random, match: re.Match[str]) -> str:
+@lru_cache(maxsize=None)
+def _steps(template: str) -> tuple[tuple[str, str, str], ...]:
+    """A template as (text, token, case) steps: the text before a token ("#", "&", "^" or a pool
+    name, "" at the end) and how to case the token's value ("lower", "title" or "")."""
+    steps, start = [], 0
+    for match in _TOKEN.finditer(template):
+        steps.append((template[start:match.start()], match.group(1) or match.group(0), match.group(2) or ""))
+        start = match.end()
+    return (*steps, (template[start:], "", ""))
+
+
+def _fill_token(rng: random.Random, token: str, case: str) -> str:
     """A random digit, non-zero digit, capital letter, or draw from the referenced pool (re-cased)."""
-    token = match.group(0)
-    if token == "#":
-        return str(rng.randrange(10))
-    if token == "&":
-        return str(rng.randrange(1, 10))
-    if token == "^":
-        return chr(ord("A") + rng.randrange(26))
-    value = _draw_pool(rng, match.group(1))
-    if match.group(2) == "lower":
+    if token in _CHARACTERS:
+        return rng.choice(_CHARACTERS[token])
+    value = _draw_pool(rng, token)
+    if case == "lower":
         return value.lower()
-    return phrasing.capitalize(value) if match.group(2) == "title" else value
+    return phrasing.capitalize(value) if case == "title" else value
 
 
 def _source(param: Param) -> Any:
@@ -389,11 +402,19 @@ def _derived_in(param: Param, value: Any) -> Iterator[str]:
         yield from _derived_values(param.fields, value)
 
 
+def _has_derived(param: Param) -> bool:
+    return bool(param.derive) or (param.item is not None and _has_derived(param.item)) or any(
+        _has_derived(f) for f in param.fields)
+
+
+_WITH_DERIVED = frozenset(i for i, (_, f) in enumerate(_ENTRIES) if any(_has_derived(p) for p in f.params))
+
+
 def _writes_derived(built: Built) -> bool:
     """Whether the query happens to write out a derived value (elsewhere: "US" in "the US Open")."""
     query, _, calls = built
-    return any(canonical.written_in(query, value)
-               for i, args in calls for value in _derived_values(_ENTRIES[i][1].params, args))
+    return any(canonical.written_in(query, value) for i, args in calls if i in _WITH_DERIVED
+               for value in _derived_values(_ENTRIES[i][1].params, args))
 
 
 def _build(rng: random.Random, category: str) -> Built:
