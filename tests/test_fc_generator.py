@@ -318,12 +318,14 @@ def test_values_are_open_ended(examples):
     assert {"company", "repo", "file_path", "email", "url"} <= set(pools)
 
 
-def test_corpus_text_covers_queries_names_and_enums(examples):
-    texts = list(corpus_text(examples[:50]))
-    assert all(e.query in texts for e in examples[:50])
+def test_corpus_text_covers_queries_names_enums_and_derived_values(examples):
+    texts = list(corpus_text(examples[:200]))
+    assert all(e.query in texts for e in examples[:200])
     assert any(" " in t and "_" not in t and "." not in t for t in texts)
-    enums = {str(v) for e in examples[:50] for f in e.functions for p in f.parameters for v in p.enum or ()}
+    enums = {str(v) for e in examples[:200] for f in e.functions for p in f.parameters for v in p.enum or ()}
     assert enums and enums <= set(texts)
+    derived = {value for e in examples[:200] for param, value in _string_arguments(e) if param.derive}
+    assert derived and derived <= set(texts)
 
 
 def test_generate_to_file_round_trips(tmp_path):

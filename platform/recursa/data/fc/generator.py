@@ -534,9 +534,19 @@ def _param_texts(params: Iterable[ParamSpec]) -> Iterator[str]:
             yield from _param_texts(p.properties)
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """The strings inside a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
+
+
 def corpus_text(examples: Iterable[FCExample]) -> Iterator[str]:
     """Texts a tokenizer should learn from: queries, function names (as written and as words),
-    descriptions, parameter names and descriptions, and enum values."""
+    descriptions, parameter names and descriptions, enum values, and the string arguments a query
+    does not write out (derived values such as "2025-03-03"), which a model has to spell out."""
     for example in examples:
         yield example.query
         for spec in example.functions:
@@ -544,3 +554,5 @@ def corpus_text(examples: Iterable[FCExample]) -> Iterator[str]:
             yield _name_words(spec.name)
             yield spec.description
             yield from _param_texts(spec.parameters)
+        for call in example.calls:
+            yield from (text for text in _strings(call.arguments) if not canonical.written_in(example.query, text))
