@@ -8,7 +8,6 @@ contains the value itself, so a model has to produce it rather than copy it.
 
 from __future__ import annotations
 
-import calendar
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -125,8 +124,9 @@ SLUG_WORDS: tuple[str, ...] = (
 # ---------------------------------------------------------------------------------------------
 # Dates and times
 
-MONTHS = tuple(calendar.month_name)[1:]
-WEEKDAYS = tuple(calendar.day_name)
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _DATE_FORMS = (
     "{month} {day}, {year}", "{month} {nth}, {year}", "{day} {month} {year}", "the {nth} of {month} {year}",
     "{mon} {day}, {year}", "{weekday}, {month} {day}, {year}", "{month} {nth_words}, {year}",
