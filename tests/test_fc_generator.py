@@ -1,14 +1,22 @@
-"""The function-calling generator: deterministic, varied, and every expected call derivable from its query."""
+"""The function-calling generator: deterministic, varied, and every expected call derivable from its query.
+
+String arguments are copied from the query, except enum values (said or given as a synonym) and
+derived values, which the query words differently from their canonical form ("March 3rd, 2025"
+for "2025-03-03").
+"""
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
+from datetime import date, timedelta
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from recursa.data.fc import domains, phrasing
+from recursa.data.fc import canonical, domains, phrasing
 from recursa.data.fc.generator import (
     CATEGORY_SHARES,
     corpus_text,
@@ -37,10 +45,14 @@ def _catalogue_param(params: tuple[domains.Param, ...], styled: str) -> domains.
 
 
 def _check_value(spec: ParamSpec, param: domains.Param, value: Any, query: str) -> None:
-    """`value` has the declared type and can be read off the query."""
+    """`value` has the declared type and can be read off the query (or derived from it)."""
     if spec.type == "string":
         assert isinstance(value, str)
-        if spec.enum:
+        if param.derive:
+            assert canonical.KINDS[param.derive].pattern.fullmatch(value), (param.derive, value)
+            assert not canonical.written_in(query, value), (value, query)
+            assert len(value) <= 2 or value not in query, (value, query)
+        elif spec.enum:
             assert value in spec.enum
             said = (value,) + next(s for v, s in param.options if v == value)
             assert any(s in query for s in said), (value, query)
@@ -95,6 +107,71 @@ def test_calls_match_offered_functions_and_query(examples):
             assert all(p.name in call.arguments for p in spec.parameters if p.required)
             for name, value in call.arguments.items():
                 _check_value(declared[name], _catalogue_param(fn.params, name), value, example.query)
+
+
+def _string_arguments(example: FCExample) -> Iterator[tuple[domains.Param, str]]:
+    """Each string argument of the example's calls with its catalogue parameter."""
+    def walk(param: domains.Param, value: Any) -> Iterator[tuple[domains.Param, str]]:
+        if param.type == "string":
+            yield param, value
+        elif param.type == "array":
+            for item in value:
+                yield from walk(param.item, item)
+        elif param.type == "object":
+            for key, item in value.items():
+                yield from walk(_catalogue_param(param.fields, key), item)
+
+    for call in example.calls:
+        _, fn = FUNCTIONS[_canonical(call.name)]
+        for name, value in call.arguments.items():
+            yield from walk(_catalogue_param(fn.params, name), value)
+
+
+def test_derived_arguments_cover_every_kind_in_a_tenth_of_strings(examples):
+    strings = [pair for e in examples for pair in _string_arguments(e)]
+    kinds = Counter(param.derive for param, _ in strings if param.derive)
+    assert set(kinds) == set(canonical.KINDS)
+    assert 0.07 < sum(kinds.values()) / len(strings) < 0.16
+
+
+def test_dates_times_places_and_slugs_are_said_in_everyday_ways():
+    def forms(kind: str, value: str) -> set[str]:
+        return set(canonical.KINDS[kind].forms(value))
+
+    assert {"March 14, 2025", "the 14th of March 2025", "Friday, March 14, 2025", "3/14/2025", "14.03.2025",
+            "March fourteenth, 2025"} <= forms("date", "2025-03-14")
+    assert {"7:30 pm", "half past seven in the evening", "seven thirty pm"} <= forms("time", "19:30")
+    assert {"quarter to ten in the morning", "9:45 am"} <= forms("time", "09:45")
+    assert {"noon", "12 pm"} <= forms("time", "12:00")
+    assert "10:30 am" not in forms("time", "10:30") and "half past ten in the morning" in forms("time", "10:30")
+    assert forms("city_state", "Salt Lake City, UT") == {"Salt Lake City, Utah", "Salt Lake City in Utah"}
+    assert forms("currency_code", "JPY") == {"Japanese yen", "yen"}
+    assert forms("slug", "budget-tracker") == {"Budget Tracker", "Budget tracker", "budget tracker"}
+
+
+def _every_value(kind: str) -> list[str]:
+    """Every value a kind can draw (slugs: a sample)."""
+    if kind == "date":
+        return [(date(2024, 1, 1) + timedelta(days=d)).isoformat() for d in range(3 * 366)]
+    if kind == "time":
+        return [f"{h:02d}:{m:02d}" for h in range(24) for m in range(0, 60, 5)]
+    if kind == "city_state":
+        return [f"{city}, {state}" for city, state in canonical.US_CITIES]
+    tables = {"state": canonical.US_STATES, "country_code": canonical.COUNTRIES,
+              "currency_code": canonical.CURRENCIES, "language_code": canonical.LANGUAGES}
+    if kind in tables:
+        return list(tables[kind])
+    rng = random.Random(0)
+    return [canonical.KINDS[kind].draw(rng) for _ in range(300)]
+
+
+@pytest.mark.parametrize("kind", sorted(canonical.KINDS))
+def test_no_way_of_saying_a_derived_value_contains_it(kind):
+    rng = random.Random(1)
+    assert all(canonical.KINDS[kind].pattern.fullmatch(canonical.KINDS[kind].draw(rng)) for _ in range(300))
+    for value in _every_value(kind):
+        forms = canonical.KINDS[kind].forms(value)
+        assert forms and all(value not in form for form in forms), (value, forms)
 
 
 def test_call_counts_follow_category(examples):
@@ -160,6 +237,19 @@ def test_variety(examples):
     assert len({e.query for e in examples}) >= 1500
 
 
+def test_requests_are_framed_in_many_ways(examples):
+    queries = [e.query for e in examples]
+    contexts = phrasing.CONTEXTS + tuple(c for domain in domains.CONTEXTS.values() for c in domain)
+    share = {
+        "casual": sum(q[0].islower() and q[-1] not in ".?!" for q in queries) / N,
+        "lead-in": sum(q.startswith(phrasing.LEAD_INS) for q in queries) / N,
+        "context": sum(any(c in q for c in contexts) for q in queries) / N,
+        "first person": sum(any(o.strip() in q for o in phrasing.SELF_OPENERS) for q in queries) / N,
+        "question": sum(q.rstrip().endswith("?") for q in queries) / N,
+    }
+    assert all(value > 0.04 for value in share.values()), share
+
+
 def test_numbers_sometimes_in_words(examples):
     def in_words(example: FCExample) -> bool:
         values = [v for c in example.calls for v in c.arguments.values()]
@@ -182,6 +272,7 @@ def test_number_words():
 
 def test_catalogue_is_consistent():
     assert len(domains.DOMAINS) >= 25 and len(FUNCTIONS) >= 150
+    assert set(domains.CONTEXTS) <= set(domains.DOMAINS)
     assert len(FUNCTIONS) == sum(len(fns) for fns in domains.DOMAINS.values())  # names unique
     assert len({re.sub("_", "", n) for n in FUNCTIONS}) == len(FUNCTIONS)  # and unique in camelCase
 
@@ -197,6 +288,7 @@ def test_catalogue_is_consistent():
         for param in (q for p in fn.params for q in params_of(p)):
             assert param.unit is None or param.unit in phrasing.UNITS, param.name
             assert param.pool is None or param.pool in domains.POOLS or param.pool in domains.COMPOSITES
+            assert param.derive is None or (param.derive in canonical.KINDS and not param.pool and not param.options)
             if param.options and param.default is not None:
                 assert param.default in dict(param.options), (fn.name, param.name)
             if param.type == "boolean":
@@ -205,12 +297,35 @@ def test_catalogue_is_consistent():
                 assert param.clauses and all("{v}" in c for c in param.clauses), (fn.name, param.name)
 
 
-def test_corpus_text_covers_queries_names_and_enums(examples):
-    texts = list(corpus_text(examples[:50]))
-    assert all(e.query in texts for e in examples[:50])
+def test_composite_pools_refer_to_known_pools():
+    for name, templates in domains.COMPOSITES.items():
+        for template in templates:
+            for ref in re.findall(r"\{(\w+)(?:\|\w+)?\}", template):
+                assert ref in domains.POOLS or ref in domains.COMPOSITES, (name, ref)
+
+
+def test_values_are_open_ended(examples):
+    pools = Counter()
+    made_up_cities, long_names = set(), set()
+    for example in examples:
+        for param, value in _string_arguments(example):
+            pools[param.pool] += 1
+            if param.pool == "place" and value not in domains.POOLS["city"]:
+                made_up_cities.add(value)
+            if param.pool == "person" and len(value.split()) > 2:
+                long_names.add(value)
+    assert len(made_up_cities) >= 20 and len(long_names) >= 10
+    assert {"company", "repo", "file_path", "email", "url"} <= set(pools)
+
+
+def test_corpus_text_covers_queries_names_enums_and_derived_values(examples):
+    texts = list(corpus_text(examples[:200]))
+    assert all(e.query in texts for e in examples[:200])
     assert any(" " in t and "_" not in t and "." not in t for t in texts)
-    enums = {str(v) for e in examples[:50] for f in e.functions for p in f.parameters for v in p.enum or ()}
+    enums = {str(v) for e in examples[:200] for f in e.functions for p in f.parameters for v in p.enum or ()}
     assert enums and enums <= set(texts)
+    derived = {value for e in examples[:200] for param, value in _string_arguments(e) if param.derive}
+    assert derived and derived <= set(texts)
 
 
 def test_generate_to_file_round_trips(tmp_path):

@@ -8,13 +8,17 @@ does. Alternatives are written "a|b|c". Functions listed in `overlaps` could par
 other's requests, so the generator never offers one as a wrong answer for the other.
 
 Pools are plain tuples of values; composite pools are templates over other pools in which "#"
-is a digit, "&" a non-zero digit, "^" an upper-case letter and "{pool|lower}" a lower-cased draw.
+is a digit, "&" a non-zero digit, "^" an upper-case letter, "{pool|lower}" a lower-cased draw and
+"{pool|title}" a draw with its first letter upper-cased. A derived parameter takes its values from
+a kind in `canonical` instead: the query says "March 3rd, 2025" and the call passes "2025-03-03".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
+
+from recursa.data.fc import canonical
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Param:
     required: bool = True
     default: Any = None
     pool: str | None = None
+    derive: str | None = None  # a kind in canonical.KINDS: the value is passed canonical, said otherwise
     low: float = 0
     high: float = 0
     step: int = 1
@@ -72,6 +77,11 @@ def _alts(text: str) -> tuple[str, ...]:
 def text(name: str, description: str, pool: str, clauses: str) -> Param:
     """A string drawn from `pool`."""
     return Param(name, "string", description, _alts(clauses), pool=pool)
+
+
+def derived(name: str, description: str, kind: str, clauses: str) -> Param:
+    """A string in the canonical format of `kind` (see `canonical.KINDS`), worded otherwise in the query."""
+    return Param(name, "string", description, _alts(clauses), derive=kind)
 
 
 def integer(name: str, description: str, low: int, high: int, clauses: str, *, unit: str | None = None,
@@ -138,22 +148,23 @@ POOLS: dict[str, tuple[str, ...]] = {
         "Geneva", "Munich", "Hamburg", "Milan", "Naples", "Barcelona", "Seville", "Porto",
         "Edinburgh", "Manchester", "Krakow", "Tallinn", "Riga", "Marrakesh", "Doha", "Kyoto", "Lyon",
         "Marseille", "Valencia", "Florence", "Nice", "Glasgow", "Perth", "Brisbane", "Calgary",
+        "Ho Chi Minh City", "Kuala Lumpur", "Tel Aviv", "Abu Dhabi", "New Delhi", "Las Vegas",
+        "San Diego", "Salt Lake City", "St. Petersburg", "Addis Ababa", "Dar es Salaam", "Quebec City",
+        "Frankfurt am Main", "Aix-en-Provence", "Stratford-upon-Avon", "Cluj-Napoca", "Port Louis",
+        "Panama City", "San José", "Santo Domingo", "La Paz", "Porto Alegre", "Belo Horizonte",
+        "Chiang Mai", "Phnom Penh", "Da Nang", "Kota Kinabalu", "Santa Cruz de Tenerife",
     ),
-    "country": (
-        "France", "Italy", "Germany", "Spain", "Portugal", "Ireland", "Netherlands", "Belgium",
-        "Austria", "Switzerland", "Poland", "Hungary", "Greece", "Turkey", "Egypt", "Kenya",
-        "Nigeria", "South Africa", "Morocco", "India", "Thailand", "Vietnam", "Indonesia",
-        "Philippines", "Japan", "South Korea", "China", "Australia", "New Zealand", "Canada",
-        "United States", "Mexico", "Brazil", "Argentina", "Chile", "Peru", "Colombia", "Norway",
-        "Sweden", "Finland", "Denmark", "Iceland", "Estonia", "Czech Republic", "Croatia",
-        "Singapore", "United Kingdom", "Qatar",
-    ),
+    "country": tuple(names[0].removeprefix("the ") for names in canonical.COUNTRIES.values()),
     "first_name": (
         "Maria", "James", "Aisha", "Wei", "Carlos", "Priya", "Lukas", "Sofia", "Kenji", "Amara",
         "Oliver", "Fatima", "Mateo", "Chloe", "Ivan", "Yuki", "Noah", "Leila", "Daniel", "Ingrid",
         "Omar", "Grace", "Ravi", "Elena", "Tomás", "Hannah", "Kwame", "Mei", "Lucas", "Zara",
         "Samuel", "Nadia", "Erik", "Ana", "David", "Emma", "Hiro", "Isabel", "Jonas", "Layla",
         "Marco", "Nina", "Pedro", "Rosa", "Sven", "Tara", "Victor", "Yara", "Ben", "Clara",
+        "Siobhan", "Thandiwe", "Dmitri", "Anika", "Mohammed", "Lucía", "Björn", "Chiara", "Jean-Luc",
+        "Anne-Marie", "Xiomara", "Oluwaseun", "Aarav", "Saoirse", "Keanu", "Ngozi", "Astrid", "Rafael",
+        "Gabriela", "Tariq", "Min-jun", "Ayşe", "Mehmet", "Kofi", "Esperanza", "Magnus", "Freya",
+        "Joaquín", "Olga", "Rania", "Tobias", "Wiktoria",
     ),
     "last_name": (
         "Garcia", "Smith", "Okafor", "Chen", "Rodriguez", "Patel", "Müller", "Rossi", "Tanaka",
@@ -161,16 +172,28 @@ POOLS: dict[str, tuple[str, ...]] = {
         "Cohen", "Larsen", "Khan", "Murphy", "Sharma", "Novak", "Silva", "Schmidt", "Boateng",
         "Wong", "Dubois", "Ali", "Johnson", "Kowalski", "Andersson", "Lopez", "Kim", "Nguyen",
         "Moreau", "Costa", "Jensen", "Rahman", "Ito", "Walker", "Bianchi", "Ortiz", "Berg",
+        "McAllister", "Nakamura", "Adeyemi", "Ivanova", "Gonzalez", "Hernández", "Kaur", "Yilmaz",
+        "Fitzgerald", "Papadopoulos", "Abernathy", "Lindqvist", "Dlamini", "Chowdhury", "Okonkwo",
+        "Vasquez", "Svensson", "Takahashi", "Zhang", "Park", "Delacroix", "Sørensen", "Kowalczyk",
     ),
-    "email_domain": ("example.com", "mail.example.org", "company.example", "work.example.net"),
+    "name_particle": ("van der", "de la", "von", "da", "di", "van", "del"),
+    # Syllables of made-up words: names, towns, brands and companies no list can memorise.
+    "syllable": ("ba", "ka", "lo", "mi", "ren", "tor", "vel", "sa", "dri", "mo", "nu", "qua", "zel",
+                 "fi", "gar", "hen", "is", "jo", "ku", "lan", "mar", "nor", "pe", "ros", "sil", "ta",
+                 "vin", "wen", "xo", "ya", "zu", "bri", "cor", "dex", "el", "tri", "ves", "an", "om"),
+    "town_suffix": ("ville", "burg", "ford", "field", "haven", "mouth", "ton", "stad", "dale", "wick"),
+    "town_word": ("Springs", "Falls", "Harbor", "Heights", "Valley", "Bay", "Junction", "Creek"),
+    "company_name": ("Northwind Traders", "Blue Harbor Logistics", "Greenleaf Organics", "Summit Peak Outfitters",
+                     "Red Kite Studios", "Silver Line Transit", "Bright Path Learning", "Oak and Ember"),
+    "company_suffix": ("Labs", "Industries", "Holdings", "Group", "Systems", "Analytics", "Logistics",
+                       "Foods", "Health", "Partners", "Technologies", "Studio", "Robotics", "Bank"),
+    "brand_suffix": ("ify", "ly", "io", "ora", "ex", "able", "hub"),
+    "mail_provider": ("example.com", "mail.example.org", "company.example", "work.example.net", "gmail.com",
+                      "outlook.com", "yahoo.com", "proton.me", "icloud.com"),
     "ticker": (
         "AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "TSLA", "META", "NFLX", "IBM", "ORCL", "INTC",
         "AMD", "JPM", "BAC", "KO", "PEP", "WMT", "DIS", "NKE", "SBUX", "MCD", "XOM", "CVX", "PFE",
         "JNJ", "BA", "CAT", "GE", "UBER", "SHOP", "SAP", "ADBE", "CRM", "PYPL", "SONY", "TM",
-    ),
-    "currency": (
-        "USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "CNY", "INR", "BRL", "MXN", "SEK",
-        "NOK", "DKK", "PLN", "ZAR", "SGD", "HKD", "KRW", "TRY",
     ),
     "crypto": ("BTC", "ETH", "SOL", "ADA", "DOT", "XRP", "DOGE", "LTC", "AVAX", "LINK"),
     "airport": (
@@ -182,8 +205,6 @@ POOLS: dict[str, tuple[str, ...]] = {
     "airline_code": ("BA", "AF", "LH", "UA", "DL", "AA", "KL", "EK", "QF", "SQ", "IB", "AZ", "TK"),
     "savings_goal": ("a new laptop", "summer vacation", "emergency fund", "wedding", "new car",
                      "home renovation", "college tuition", "a new bike"),
-    "payment_note": ("rent", "dinner last night", "birthday gift", "concert tickets", "utilities",
-                     "groceries", "taxi share", "book club dues"),
     "product": (
         "wireless earbuds", "mechanical keyboard", "running shoes", "espresso machine", "yoga mat",
         "4K monitor", "standing desk", "hiking backpack", "smartwatch", "air fryer",
@@ -191,8 +212,8 @@ POOLS: dict[str, tuple[str, ...]] = {
         "desk lamp", "gaming mouse", "winter jacket", "sunglasses", "coffee grinder",
         "noise-cancelling headphones", "robot vacuum", "tablet stand", "camping tent", "e-reader",
     ),
-    "brand": ("Sony", "Samsung", "Nike", "Adidas", "Bosch", "Philips", "Lenovo", "Dell", "Canon",
-              "Logitech", "Anker", "Patagonia"),
+    "brand_name": ("Sony", "Samsung", "Nike", "Adidas", "Bosch", "Philips", "Lenovo", "Dell", "Canon",
+                   "Logitech", "Anker", "Patagonia", "Asus", "Garmin", "Dyson", "Braun", "Puma", "Xiaomi"),
     "cuisine": ("Italian", "Mexican", "Thai", "Japanese", "Indian", "French", "Greek", "Lebanese",
                 "Korean", "Vietnamese", "Spanish", "Turkish", "Ethiopian", "Peruvian", "Chinese",
                 "Moroccan"),
@@ -282,31 +303,12 @@ POOLS: dict[str, tuple[str, ...]] = {
     "flawed_sentence": ("She don't like apples.", "Their going to the park tomorrow.",
                         "I has three brother.", "Me and him goes to school.",
                         "The datas is incorrect.", "He run every mornings."),
-    "email_subject": ("Quarterly report", "Lunch on Friday", "Project kickoff", "Invoice reminder",
-                      "Team offsite plans", "Welcome aboard", "Updated contract",
-                      "Travel itinerary"),
-    "email_body": ("Please find the draft attached.", "Are you free to meet next week?",
-                   "Thanks for the quick turnaround.", "The deadline moved to Monday.",
-                   "Looking forward to catching up.", "Can you review the slides before noon?"),
-    "email_keyword": ("invoice", "flight", "meeting notes", "contract", "password reset",
-                      "newsletter", "receipt", "offer letter"),
-    "text_message": ("Running late, sorry!", "On my way", "Call me when you can",
-                     "Dinner is ready", "Don't forget the keys", "Happy birthday!"),
     "channel": ("general", "random", "engineering", "design-team", "announcements", "support"),
-    "channel_message": ("Deploy finished successfully", "Standup moved to 10:30",
-                        "New release notes are up", "Who has the meeting room key?",
-                        "Lunch is on the table"),
     "auto_reply": ("I am out of the office with limited access to email.",
                    "I'm on vacation and will reply when I'm back.",
                    "Away at a conference this week."),
-    "event_title": ("Team standup", "Dentist appointment", "Budget review", "Yoga class",
-                    "Parent-teacher meeting", "Sprint planning", "Coffee with Sam",
-                    "Quarterly all-hands", "Book club"),
     "meeting_place": ("Room 4B", "the main office", "Cafe Central", "the library",
                       "conference room A", "the rooftop terrace"),
-    "reminder": ("call the dentist", "pay the rent", "water the plants", "submit the report",
-                 "pick up the dry cleaning", "renew my passport", "buy a birthday card",
-                 "take out the recycling"),
     "time_zone": ("America/New_York", "Europe/London", "Asia/Tokyo", "Australia/Sydney",
                   "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata", "America/Sao_Paulo",
                   "Africa/Nairobi", "Asia/Singapore"),
@@ -369,8 +371,6 @@ POOLS: dict[str, tuple[str, ...]] = {
     "claim": ("the Great Wall of China is visible from space", "bats are blind",
               "lightning never strikes the same place twice",
               "goldfish have a three-second memory", "humans use only ten percent of their brains"),
-    "post_text": ("Excited to share our new product launch!", "Throwback to an amazing summer trip",
-                  "We're hiring, come join the team", "Big thanks to everyone who came tonight"),
     "restaurant": ("Casa Lola", "The Golden Fork", "Sakura House", "Bistro Verde", "Trattoria Nonna",
                    "Spice Route", "The Copper Pot", "Blue Lagoon Grill", "Le Petit Jardin", "Taco Loco"),
     "post_metric": ("likes", "shares", "comments", "impressions", "saves", "clicks"),
@@ -380,40 +380,123 @@ POOLS: dict[str, tuple[str, ...]] = {
     "date_year": ("2024", "2025", "2026"),
     "hour": tuple(f"{h:02d}" for h in range(7, 22)),
     "minute": ("00", "15", "30", "45"),
+    "tech_word": canonical.SLUG_WORDS,
+    "issue_label": ("bug", "enhancement", "documentation", "good first issue", "help wanted", "question",
+                    "performance"),
+    "department_code": ("ENG", "FIN", "OPS", "MKT", "SLS", "LGL"),
+    "service_suffix": ("api", "worker", "service", "gateway", "scheduler", "frontend"),
+    "file_extension": ("txt", "md", "csv", "json", "pdf", "docx"),
 }
 
 COMPOSITES: dict[str, tuple[str, ...]] = {
-    "person": ("{first_name} {last_name}",),
+    "pseudo_word": ("{syllable}{syllable}", "{syllable}{syllable}", "{syllable}{syllable}{syllable}"),
+    "town": ("{pseudo_word|title}{town_suffix}", "{pseudo_word|title} {town_word}", "Port {pseudo_word|title}",
+             "San {pseudo_word|title}"),
+    "place": ("{city}", "{city}", "{city}", "{city}", "{city}", "{town}"),
+    "person": ("{first_name} {last_name}", "{first_name} {last_name}", "{first_name} {last_name}",
+               "{first_name} {last_name}", "{first_name} ^. {last_name}", "{first_name} {last_name}-{last_name}",
+               "{first_name} {name_particle} {last_name}", "{pseudo_word|title} {last_name}",
+               "{first_name} {pseudo_word|title}"),
+    "company": ("{company_name}", "{pseudo_word|title} {company_suffix}", "{pseudo_word|title}{brand_suffix}",
+                "{last_name} and {last_name}", "{city} {company_suffix}"),
+    "brand": ("{brand_name}", "{brand_name}", "{pseudo_word|title}", "{pseudo_word|title}{brand_suffix}"),
+    "product_name": ("{product}", "{product}", "{product}", "{brand} {product}", "{pseudo_word|title} {product}",
+                     "{brand_name} ^^-&## {product}"),
+    "email_domain": ("{mail_provider}", "{mail_provider}", "{pseudo_word}.com", "{pseudo_word}.io",
+                     "{pseudo_word}.co.uk", "mail.{pseudo_word}.org"),
     "doctor": ("Dr. {first_name} {last_name}", "Dr. {last_name}"),
-    "email": ("{first_name|lower}.{last_name|lower}@{email_domain}",
-              "{first_name|lower}@{email_domain}"),
+    "email": ("{first_name|lower}.{last_name|lower}@{email_domain}", "{first_name|lower}@{email_domain}",
+              "{first_name|lower}{last_name|lower}@{email_domain}",
+              "{first_name|lower}_{last_name|lower}##@{email_domain}",
+              "{pseudo_word}.{pseudo_word}@{email_domain}", "{tech_word}@{email_domain}"),
     "date": ("{date_year}-{month}-{day}",),
     "time": ("{hour}:{minute}",),
     "address": ("&## {street} {street_type}", "&# {street} {street_type}"),
     "phone": ("+1-555-&##-####", "+44 7700 &#####"),
     "zip_code": ("&####",),
-    "order_id": ("ORD-&#####",),
+    "order_id": ("ORD-&#####", "&##-#######-#######", "^^&#####", "{date_year}-&####-^"),
     "tracking_number": ("1Z&##^^^#######", "TRK&########"),
-    "sku": ("SKU-&###-^^",),
+    "sku": ("SKU-&###-^^", "^^-&####", "&#####-^", "{pseudo_word}-&##"),
     "coupon_code": ("SAVE&0", "WELCOME&#", "SPRING&#", "VIP&##", "FREESHIP"),
     "flight_number": ("{airline_code}&##", "{airline_code}&#"),
     "card_digits": ("####",),
     "student_id": ("S&######",),
     "course_code": ("{course_prefix} &##",),
-    "employee_id": ("EMP-&####",),
+    "employee_id": ("EMP-&####", "E&#####", "{department_code}-&###"),
     "listing_id": ("MLS-&#####",),
     "vin": ("&^^^^##&##^######",),
     "license_plate": ("^^&-&###", "&^^^###"),
     "case_number": ("{date_year}-CV-&####",),
     "isbn": ("978-&-###-#####-#",),
     "loan_id": ("LN-&#####",),
-    "confirmation_code": ("RSV-^^&###",),
+    "confirmation_code": ("RSV-^^&###", "^&^#^#", "&#^^^#"),
     "account_id": ("ACC-&#######",),
     "post_id": ("&#########",),
     "gamer_tag": ("{tag_adjective}{tag_animal}&#",),
-    "username": ("@{first_name|lower}_{last_name|lower}", "@{tag_adjective|lower}{tag_animal|lower}&#"),
-    "url": ("https://{news_site}/{date_year}/{month}/{article_slug}",),
+    "username": ("@{first_name|lower}_{last_name|lower}", "@{tag_adjective|lower}{tag_animal|lower}&#",
+                 "@{pseudo_word}{pseudo_word}", "@{pseudo_word}_{tech_word}"),
+    "url": ("https://{news_site}/{date_year}/{month}/{article_slug}",
+            "https://www.{pseudo_word}.com/{tech_word}/{article_slug}", "http://{pseudo_word}.io/blog/{article_slug}",
+            "https://{news_site}/articles/&#####"),
     "door_code": ("&###",),
+    # Free text: fixed lines and templates of several words.
+    "text_message": ("Running late, sorry!", "On my way", "Call me when you can", "Dinner is ready",
+                     "Don't forget the keys", "Happy birthday!", "Can you pick up some {ingredient} on the way home?",
+                     "Meet me at the {landmark} later", "See you at {restaurant} tonight",
+                     "Say hi to {first_name} for me", "Call me when you land in {city}",
+                     "I left my charger at {meeting_place}"),
+    "channel_message": ("Deploy finished successfully", "Standup moved to 10:30", "New release notes are up",
+                        "Who has the meeting room key?", "Lunch is on the table", "Welcome {first_name} to the team!",
+                        "Can someone review my {tech_word} changes?", "The {tech_word} dashboard is down again",
+                        "Reminder: {event_title} is on {weekday}", "{service_name} is back up"),
+    "post_text": ("Excited to share our new product launch!", "Throwback to an amazing summer trip",
+                  "We're hiring, come join the team", "Big thanks to everyone who came tonight",
+                  "Loving the views in {city} this week", "Just finished reading {book}!",
+                  "Huge thanks to {company} for hosting us", "Can't believe {team} pulled that off"),
+    "reminder": ("call the dentist", "pay the rent", "water the plants", "submit the report",
+                 "pick up the dry cleaning", "renew my passport", "buy a birthday card", "take out the recycling",
+                 "call {first_name} back", "pick up {ingredient} from the store", "book a table at {restaurant}",
+                 "send {person} the {tech_word} notes", "check in for the flight to {city}"),
+    "payment_note": ("rent", "dinner last night", "birthday gift", "concert tickets", "utilities", "groceries",
+                     "taxi share", "book club dues", "dinner at {restaurant}", "{first_name}'s birthday present",
+                     "tickets for {artist}", "my share of the {city} trip"),
+    "email_subject": ("Quarterly report", "Lunch on Friday", "Project kickoff", "Invoice reminder",
+                      "Team offsite plans", "Welcome aboard", "Updated contract", "Travel itinerary",
+                      "{event_title} follow-up", "Question about the {product}", "Invoice from {company}",
+                      "Plans for {weekday}"),
+    "email_body": ("Please find the draft attached.", "Are you free to meet next week?",
+                   "Thanks for the quick turnaround.", "The deadline moved to Monday.",
+                   "Looking forward to catching up.", "Can you review the slides before noon?",
+                   "Could you send me the {tech_word} report by {weekday}?", "Thanks again for dinner at {restaurant}.",
+                   "Looking forward to seeing you in {city}.", "I have shared the {tech_word} folder with {person}."),
+    "email_keyword": ("invoice", "flight", "meeting notes", "contract", "password reset", "newsletter", "receipt",
+                      "offer letter", "invoice from {company}", "{city} trip", "{event_title}", "{first_name}"),
+    "event_title": ("Team standup", "Dentist appointment", "Budget review", "Yoga class", "Parent-teacher meeting",
+                    "Sprint planning", "Coffee with Sam", "Quarterly all-hands", "Book club",
+                    "Coffee with {first_name}", "{subject} study group", "Lunch with {person}",
+                    "Interview at {company}", "{tech_word|title} review"),
+    "news_query": ("{news_topic}", "{news_topic}", "{news_topic} in {city}", "{company} earnings",
+                   "{team} transfer rumors", "{news_topic} and {news_topic}"),
+    # Software: repositories, branches, paths, services.
+    "repo": ("{first_name|lower}{last_name|lower}/{tech_word}-{tech_word}", "{pseudo_word}-labs/{pseudo_word}",
+             "{pseudo_word}/{tech_word}-{tech_word}", "{first_name|lower}/{pseudo_word}.js"),
+    "branch": ("main", "develop", "feature/{tech_word}-{tech_word}", "fix/{tech_word}-&##", "release/&.#",
+               "{first_name|lower}/{tech_word}-{pseudo_word}"),
+    "file_path": ("src/{tech_word}/{pseudo_word}.py", "docs/{tech_word}-{tech_word}.md", "README.md",
+                  "config/{tech_word}.yaml", "tests/test_{tech_word}.py", "lib/{pseudo_word}/index.js",
+                  "/home/{first_name|lower}/notes/{pseudo_word}.{file_extension}"),
+    "dir_path": ("src/{tech_word}", "lib/{pseudo_word}", "tests", "scripts/{tech_word}", "docs/{tech_word}"),
+    "code_query": ("TODO", "def {pseudo_word}", "{tech_word}_timeout", "retry logic", "import {pseudo_word}",
+                   "{tech_word|title}Client", "deprecated {tech_word} call", "FIXME {tech_word}"),
+    "issue_title": ("{tech_word|title} page crashes on startup", "Typo in the {tech_word} docs",
+                    "Add dark mode to the {tech_word} settings", "Login fails for users in {city}",
+                    "{tech_word|title} export is very slow", "Broken link on the {tech_word} page"),
+    "service_name": ("{tech_word}-{service_suffix}", "{pseudo_word}-{service_suffix}",
+                     "{tech_word}-{tech_word}-{service_suffix}"),
+    "version_tag": ("v&.#.#", "&.#.#", "v&.##.#", "v&.#.#-beta", "v&.#.#-rc&"),
+    "repo_description": ("A small {tech_word} tool", "Scripts for the {pseudo_word|title} project",
+                         "Personal {tech_word} notes", "Experiments with {tech_word} data",
+                         "The {tech_word} {tech_word} for {company}"),
 }
 
 # Requests no catalogue function can serve.
@@ -450,13 +533,59 @@ OFF_TOPIC: tuple[str, ...] = (
     "Which is better, cats or dogs? Just give me your opinion.",
 )
 
+# A sentence of context a request in the domain may open with (no numbers, no argument values).
+CONTEXTS: dict[str, tuple[str, ...]] = {
+    "weather": ("I'm heading out later.", "We're planning a picnic."),
+    "finance": ("I'm reviewing my portfolio.", "I'm thinking about investing."),
+    "banking": ("I'm trying to get my finances in order.", "Payday was yesterday."),
+    "travel": ("I'm planning a trip.", "My vacation is coming up."),
+    "math": ("I'm doing my homework.", "I'm checking my answers."),
+    "geometry": ("I'm working on a geometry assignment.",),
+    "physics": ("I'm studying for my physics exam.",),
+    "chemistry": ("I'm in the middle of a lab report.",),
+    "cooking": ("I'm cooking for friends tonight.", "I'm trying to eat healthier."),
+    "sports": ("I missed the game last night.", "I'm a huge sports fan."),
+    "music": ("I'm in the mood for some music.",),
+    "movies": ("It's movie night.",),
+    "shopping": ("I'm doing some online shopping.",),
+    "shipping": ("I'm sending a parcel.", "My package hasn't arrived yet."),
+    "calendar": ("My week is getting busy.",),
+    "messaging": ("I need to get in touch with someone.",),
+    "maps": ("I'm new in town.",),
+    "health": ("I haven't been feeling great.",),
+    "fitness": ("I'm getting back into training.",),
+    "real_estate": ("We're thinking about moving.",),
+    "cars": ("My car needs some attention.",),
+    "education": ("I'm going back to school.",),
+    "history": ("I'm reading up on history.",),
+    "astronomy": ("I love stargazing.",),
+    "language": ("I'm learning languages.",),
+    "games": ("I've got some free time tonight.",),
+    "legal": ("I have a legal question.",),
+    "energy": ("Our electricity bill was high last month.",),
+    "hr": ("I'm sorting out some staff matters.",),
+    "smart_home": ("I'm about to leave the house.",),
+    "dining": ("We're going out tonight.",),
+    "library": ("I'm looking for something to read.",),
+    "news": ("I've been out of the loop.",),
+    "social": ("I'm managing our social media.",),
+    "dev": ("I'm working on our codebase.",),
+}
+
 # ---------------------------------------------------------------------------------------------
 # Shared parameters
 
-CITY = text("city", "Name of the city", "city", "in {v}|for {v}")
-COUNTRY = text("country", "Name of the country", "country", "in {v}|for {v}")
-DATE = text("date", "Date in YYYY-MM-DD format", "date", "on {v}|for {v}")
-TIME = text("time", "Time of day in 24-hour HH:MM format", "time", "at {v}")
+CITY = text("city", "Name of the city", "place", "in {v}|for {v}")
+COUNTRY_CODE = derived("country", "ISO 3166-1 alpha-2 country code, e.g. FR", "country_code", "in {v}|for {v}")
+DATE = derived("date", "Date in YYYY-MM-DD format", "date", "on {v}|for {v}")
+TIME = derived("time", "Time of day in 24-hour HH:MM format", "time", "at {v}")
+# The same formats said exactly as they are passed ("on 2025-03-14", "at 19:30").
+DATE_VERBATIM = text("date", "Date in YYYY-MM-DD format", "date", "on {v}|for {v}")
+TIME_VERBATIM = text("time", "Time of day in 24-hour HH:MM format", "time", "at {v}")
+STATE = derived("state", "Two-letter US state code, e.g. CA", "state", "in {v}|for {v}")
+US_LOCATION = derived("location", "City and state as 'City, ST', e.g. 'Austin, TX'", "city_state",
+                      "in {v}|near {v}|around {v}")
+LANGUAGE_CODE = derived("language", "ISO 639-1 language code, e.g. fr", "language_code", "in {v}")
 PERSON = text("name", "Full name of the person", "person", "for {v}")
 EMAIL = text("email", "Email address", "email", "at {v}")
 LIMIT = integer("limit", "Maximum number of results to return", 2, 20,
@@ -468,14 +597,14 @@ TICKER = text("ticker", "Stock ticker symbol, e.g. AAPL", "ticker",
               "of {v}|for {v}|for ticker {v}|for {v} shares")
 AIRPORT = text("origin", "IATA code of the departure airport", "airport", "from {v}|departing {v}")
 ORDER_ID = text("order_id", "Identifier of the order", "order_id", "for order {v}|on order {v}")
-CURRENCY = text("currency", "ISO 4217 currency code", "currency", "in {v}|priced in {v}")
-PRODUCT = text("product", "Product name or search phrase", "product", "for {v}|for a {v}")
+CURRENCY = derived("currency", "ISO 4217 currency code, e.g. EUR", "currency_code", "in {v}|priced in {v}")
 TEAM = text("team", "Name of the team", "team", "for {v}|of {v}")
 SEASON = year("season", "Season start year", 2015, 2024, "for the {v} season|in the {v} season")
 ARTIST = text("artist", "Name of the artist or band", "artist", "by {v}")
 MOVIE = text("title", "Title of the movie", "movie", 'for "{v}"|for the movie {v}')
 ADDRESS = text("address", "Street address", "address", "at {v}")
 ZIP = text("zip_code", "Postal code", "zip_code", "near {v}|around zip code {v}")
+REPO = text("repo", "Repository as owner/name", "repo", "in {v}|for {v}|on {v}")
 WEIGHT_KG = number("weight_kg", "Weight in kilograms", 0.5, 30, "weighing {v}|of {v}", unit="kg")
 LENGTH_CM = number("length", "Length in centimeters", 5, 120, "{v} long", unit="cm", decimals=0)
 WIDTH_CM = number("width", "Width in centimeters", 5, 80, "{v} wide", unit="cm", decimals=0)
@@ -491,9 +620,8 @@ DIET = choice("diet", "Dietary restriction", {"vegetarian": "", "vegan": "",
                                               "dairy_free": "dairy-free"},
               "that are {v}|suitable for a {v} diet")
 LANGUAGE = choice("target_language", "ISO 639-1 code of the target language",
-                  {"es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
-                   "ja": "Japanese", "pt": "Portuguese", "zh": "Chinese", "ko": "Korean",
-                   "ar": "Arabic", "nl": "Dutch", "en": "English"}, "into {v}|to {v}")
+                  {code: "|".join(canonical.LANGUAGES[code])
+                   for code in ("es", "fr", "de", "it", "ja", "pt", "zh", "ko", "ar", "nl", "en")}, "into {v}|to {v}")
 SPECIES = choice("species", "Animal species", {"dog": "puppy", "cat": "kitten"}, "for a {v}")
 DEPARTMENT = choice("department", "Company department",
                     {"engineering": "Engineering", "sales": "Sales", "marketing": "Marketing",
@@ -539,7 +667,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "the current weather|the weather right now|the current conditions"),
         fn("get_historical_weather", "Get recorded weather for a city on a past date",
            "get the historical weather|look up past weather records|find out what the weather was",
-           (CITY, DATE), "the historical weather|the recorded weather|the weather records"),
+           (CITY, DATE_VERBATIM), "the historical weather|the recorded weather|the weather records"),
         fn("get_air_quality", "Get the air quality index for a city",
            "check the air quality|get the air quality index|look up pollution levels",
            (CITY, choice("pollutant", "Pollutant to report", {"pm25": "PM2.5", "pm10": "PM10",
@@ -559,7 +687,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "the weather alerts|any active weather warnings"),
         fn("get_uv_index", "Get the UV index forecast for a city on a date",
            "get the UV index|check the UV forecast|find out how strong the sun will be",
-           (CITY, DATE.opt()), "the UV index|the UV forecast"),
+           (CITY, DATE_VERBATIM.opt()), "the UV index|the UV forecast"),
     ),
     "finance": (
         fn("get_stock_price", "Get the latest share price of a listed company",
@@ -584,8 +712,8 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "change {amount} {from_currency} into {to_currency}",
            (number("amount", "Amount of money to convert", 5, 5000, "of {v}|for an amount of {v}",
                    decimals=2),
-            text("from_currency", "ISO code of the source currency", "currency", "from {v}"),
-            text("to_currency", "ISO code of the target currency", "currency", "to {v}|into {v}")),
+            CURRENCY.named("from_currency", "ISO 4217 code of the source currency", "from {v}"),
+            CURRENCY.named("to_currency", "ISO 4217 code of the target currency", "to {v}|into {v}")),
            ordered=True),
         fn("calculate_loan_payment", "Calculate the monthly payment of an amortized loan",
            "calculate the monthly loan payment|work out the loan installment|figure out the monthly repayment",
@@ -611,6 +739,12 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "list the dividend payments|get the dividend history|check past dividends",
            (TICKER, year("since_year", "First year to include", 2010, 2023, "since {v}|starting from {v}").opt()),
            "the dividend history|the past dividend payments"),
+        fn("get_sales_tax_rate", "Get the sales tax rate of a US state",
+           "look up the sales tax rate|check the sales tax|find the sales tax in {state}",
+           (STATE, flag("include_local", "Add the average local rate",
+                        "including local taxes|with the local rate added", "state rate only|without local taxes")
+            .opt(False)),
+           "the sales tax rate in {state}|the state sales tax"),
     ),
     "banking": (
         fn("get_account_balance", "Get the balance of one of the user's accounts",
@@ -668,16 +802,17 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
         fn("get_flight_status", "Get the live status of a flight",
            "check the flight status|track the flight|see if a flight is on time",
            (text("flight_number", "Airline flight number, e.g. BA287", "flight_number", "of flight {v}|for flight {v}"),
-            DATE.opt()), "the status of flight {flight_number}|the flight status"),
+            DATE_VERBATIM.opt()), "the status of flight {flight_number}|the flight status"),
         fn("get_travel_advisory", "Get the government travel advisory for a country",
            "check the travel advisory|look up travel warnings|see whether it is safe to travel",
            (text("country", "Destination country", "country", "for {v}|for travel to {v}"),),
            "the travel advisory|the current travel warnings"),
         fn("check_visa_requirements", "Check whether a citizen of one country needs a visa for another",
            "check the visa requirements|find out whether I need a visa|look up entry rules",
-           (text("citizenship", "Country that issued the passport", "country",
-                 "for a citizen of {v}|with a passport from {v}"),
-            text("destination", "Country to visit", "country", "traveling to {v}|to visit {v}|for entry into {v}")),
+           (COUNTRY_CODE.named("citizenship", "ISO 3166-1 alpha-2 code of the country that issued the passport",
+                               "for a citizen of {v}|with a passport from {v}"),
+            COUNTRY_CODE.named("destination", "ISO 3166-1 alpha-2 code of the country to visit",
+                               "traveling to {v}|to visit {v}|for entry into {v}")),
            "the visa requirements|the entry requirements"),
         fn("find_car_rental", "Find rental cars available in a city",
            "find a rental car|look for car rentals|search rental car offers",
@@ -897,7 +1032,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            (TEAM,), "the live score|the score right now", overlaps="get_match_result"),
         fn("get_match_result", "Get the final result of a team's game on a date",
            "get the match result|find out who won|look up the final score",
-           (TEAM, DATE.named("date", "Match date in YYYY-MM-DD format", "on {v}|played on {v}")),
+           (TEAM, DATE_VERBATIM.named("date", "Match date in YYYY-MM-DD format", "on {v}|played on {v}")),
            "the result of the game|the final score", overlaps="get_live_score"),
         fn("get_head_to_head", "Get the head-to-head record between two teams",
            "get the head-to-head record|compare the record between two teams",
@@ -938,7 +1073,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
         fn("find_concerts", "Find upcoming concerts in a city",
            "find concerts|look for live music|search for gigs",
            (CITY, ARTIST.named("artist", "Only concerts by this artist", "by {v}|featuring {v}").opt(),
-            DATE.named("date", "Only concerts on this date (YYYY-MM-DD)", "on {v}").opt()),
+            DATE_VERBATIM.named("date", "Only concerts on this date (YYYY-MM-DD)", "on {v}").opt()),
            "upcoming concerts|live shows"),
     ),
     "movies": (
@@ -957,24 +1092,30 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "details about {title}|info on the movie {title}"),
         fn("get_showtimes", "Get cinema showtimes for a movie in a city",
            "get showtimes|find out when a movie is playing|check cinema listings",
-           (MOVIE, CITY, DATE.opt()), "the showtimes|showtimes for {title}"),
+           (MOVIE, CITY, DATE_VERBATIM.opt()), "the showtimes|showtimes for {title}"),
         fn("book_movie_tickets", "Book cinema tickets for a showing",
            "book movie tickets|reserve seats at the cinema|buy tickets for {title}",
            (MOVIE, TIME.named("time", "Showing time in HH:MM", "for the {v} showing|at {v}"),
             integer("tickets", "Number of tickets", 1, 8, "for {v}", unit="person"))),
         fn("get_streaming_availability", "Find which streaming services carry a movie",
            "check where a movie is streaming|find out which service streams {title}",
-           (MOVIE, text("country", "Country of the viewer", "country", "in {v}").opt()),
+           (MOVIE, COUNTRY_CODE.named("country", "ISO 3166-1 alpha-2 code of the viewer's country", "in {v}").opt()),
            "streaming options for {title}|where to stream {title}"),
         fn("get_actor_filmography", "List the movies an actor has appeared in",
            "list the films of an actor|get an actor's filmography",
            (text("actor", "Full name of the actor", "person", "for {v}|of {v}"), LIMIT.opt(10)),
            "the filmography of {actor}|movies starring {actor}"),
+        fn("get_subtitles", "Get subtitles for a movie in a language",
+           "get subtitles|download subtitles for {title}|find subtitles",
+           (MOVIE, LANGUAGE_CODE.named("language", "ISO 639-1 code of the subtitle language", "in {v}"),
+            flag("hearing_impaired", "Subtitles for the hearing impaired", "for the hearing impaired|with sound cues",
+                 "standard ones|without sound cues").opt(False)),
+           "subtitles in {language} for {title}|subtitles for {title}"),
     ),
     "shopping": (
         fn("search_products", "Search the store catalogue for products",
            "search for products|look for {query} online|find {query} in the shop",
-           (text("query", "Search phrase", "product", "for {v}|matching {v}"),
+           (text("query", "Search phrase", "product_name", "for {v}|matching {v}"),
             number("max_price", "Maximum price in US dollars", 10, 1000, "under {v}|costing less than {v}",
                    unit="dollar", decimals=0).opt(),
             choice("sort_by", "Sort order", {"price": "lowest price", "rating": "customer rating|best rating",
@@ -1004,7 +1145,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                    "refunded to {v}|as {v}").opt("original_payment"))),
         fn("get_product_reviews", "Get customer reviews of a product",
            "read product reviews|get customer reviews|see what people say about the {product}",
-           (text("product", "Product name", "product", "for the {v}|of the {v}"),
+           (text("product", "Product name", "product_name", "for the {v}|of the {v}"),
             integer("min_stars", "Lowest star rating to include", 1, 5, "with at least {v}", unit="star").opt(),
             LIMIT.opt(10)), "reviews of the {product}|customer reviews for {product}"),
     ),
@@ -1058,7 +1199,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
             text("location", "Where the event takes place", "meeting_place", "in {v}|at {v}").opt())),
         fn("list_events", "List the events in the user's calendar on a date",
            "list my events|show my calendar|check what is on my calendar",
-           (DATE, choice("calendar", "Which calendar", {"work": "", "personal": "", "family": ""},
+           (DATE_VERBATIM, choice("calendar", "Which calendar", {"work": "", "personal": "", "family": ""},
                          "in my {v} calendar|on the {v} calendar").opt()), "my events on {date}|my schedule"),
         fn("cancel_event", "Cancel an event in the user's calendar",
            "cancel an event|remove {title} from my calendar|delete a calendar entry",
@@ -1074,7 +1215,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            overlaps="create_event"),
         fn("convert_time_zone", "Convert a time from one time zone to another",
            "convert a time between time zones|convert {time} from {from_zone} to {to_zone}",
-           (TIME.named("time", "Time in HH:MM", "of {v}|for {v}"),
+           (TIME_VERBATIM.named("time", "Time in HH:MM", "of {v}|for {v}"),
             text("from_zone", "IANA time zone of the input", "time_zone", "from {v}"),
             text("to_zone", "IANA time zone of the output", "time_zone", "to {v}|into {v}")),
            "what {time} in {from_zone} is in {to_zone}", ordered=True),
@@ -1112,7 +1253,16 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "add a contact|save a new contact|create a contact for {name}",
            (PERSON.named("name", "Full name", "for {v}|named {v}"),
             text("phone", "Phone number", "phone", "with phone {v}|with the number {v}").opt(),
-            EMAIL.named("email", "Email address", "and email {v}|with email {v}").opt())),
+            EMAIL.named("email", "Email address", "and email {v}|with email {v}").opt(),
+            text("company", "Employer", "company", "who works at {v}|from {v}").opt())),
+        fn("create_channel", "Create a team chat channel",
+           "create a chat channel|set up a new channel|make a channel called {name}",
+           (derived("name", "Channel name in lower case with words joined by hyphens, e.g. 'design-team'", "slug",
+                    'called "{v}"|named {v}'),
+            flag("private", "Make the channel private", "as a private channel|and keep it private",
+                 "as a public channel|open to everyone").opt(False),
+            listing("members", "People to add", text("person", "Name", "person", "{v}"), "with {v}|adding {v}", 1, 3)
+            .opt())),
     ),
     "maps": (
         fn("get_directions", "Get directions between two places",
@@ -1230,7 +1380,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                           "with {v}|that have {v}", 1, 3).opt()), "gyms in {city}"),
         fn("get_step_count", "Get the user's step count for a date",
            "get my step count|check how many steps I took",
-           (DATE,), "my step count on {date}|my steps"),
+           (DATE_VERBATIM,), "my step count on {date}|my steps"),
     ),
     "real_estate": (
         fn("search_listings", "Search homes for sale or rent in a city",
@@ -1252,7 +1402,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "get current mortgage rates|check mortgage rates|look up home loan rates",
            (choice("loan_type", "Loan product", {"30_year_fixed": "30-year fixed", "15_year_fixed": "15-year fixed",
                                                  "5_1_arm": "5/1 ARM"}, "for a {v} loan|on a {v}"),
-            text("state", "US state or region", "jurisdiction", "in {v}").opt()), "current mortgage rates"),
+            STATE.opt()), "current mortgage rates"),
         fn("calculate_mortgage_payment", "Calculate the monthly payment on a home mortgage",
            "calculate a mortgage payment|work out my monthly mortgage",
            (integer("home_price", "Purchase price in US dollars", 100000, 2000000,
@@ -1268,7 +1418,8 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                          "about {v}|covering {v}")), "the {metric} in {city}"),
         fn("schedule_viewing", "Schedule a viewing of a listed property",
            "schedule a viewing|book a house tour|arrange to see listing {listing_id}",
-           (text("listing_id", "Listing identifier", "listing_id", "for listing {v}|of {v}"), DATE, TIME)),
+           (text("listing_id", "Listing identifier", "listing_id", "for listing {v}|of {v}"), DATE_VERBATIM,
+            TIME_VERBATIM)),
         fn("calculate_rental_yield", "Calculate the gross rental yield of a property",
            "calculate the rental yield|work out the return on a rental property",
            (integer("price", "Purchase price in US dollars", 50000, 1500000,
@@ -1277,6 +1428,11 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
             integer("monthly_rent", "Monthly rent in US dollars", 500, 8000,
                     "renting at {v} a month|with monthly rent of {v}",
                     unit="dollar", step=50)), "the rental yield"),
+        fn("get_property_tax_rate", "Get the property tax rate in a US city",
+           "look up the property tax rate|check property taxes|find out the property tax in {location}",
+           (US_LOCATION, flag("homestead", "Apply the homestead exemption", "with the homestead exemption",
+                              "without any exemption").opt(False)),
+           "the property tax rate in {location}|the local property tax"),
     ),
     "cars": (
         fn("get_car_specs", "Get the technical specifications of a car model",
@@ -1315,6 +1471,11 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                    "with a car using {v}|at a consumption of {v}", unit="l100km"),
             number("fuel_price", "Fuel price per liter in US dollars", 0.8, 2.5,
                    "at {v} per liter|with fuel at {v} a liter", unit="dollar", decimals=2)), "the fuel cost"),
+        fn("find_gas_prices", "Find current fuel prices near a US city",
+           "find gas prices|check fuel prices|look for cheap gas near {location}",
+           (US_LOCATION, choice("fuel", "Fuel grade", {"regular": "unleaded", "premium": "", "diesel": ""},
+                                "for {v}|for {v} fuel").opt("regular")),
+           "gas prices near {location}|the cheapest gas around {location}"),
     ),
     "education": (
         fn("search_courses", "Search courses by subject and level",
@@ -1391,7 +1552,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            (CITY, DATE), "the sunrise and sunset times|the sunrise time"),
         fn("get_moon_phase", "Get the phase of the moon on a date",
            "get the moon phase|check the phase of the moon",
-           (DATE,), "the moon phase on {date}|the phase of the moon"),
+           (DATE_VERBATIM,), "the moon phase on {date}|the phase of the moon"),
         fn("get_visible_planets", "List planets visible from a city on a night",
            "list the visible planets|find which planets I can see",
            (CITY, DATE.named("date", "Night in YYYY-MM-DD format", "on the night of {v}|on {v}")),
@@ -1555,7 +1716,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
     "energy": (
         fn("get_electricity_price", "Get the current electricity price in a city",
            "get the electricity price|check power prices|look up the cost of electricity",
-           (CITY, DATE.opt()), "the current electricity price|the price of electricity"),
+           (CITY, DATE_VERBATIM.opt()), "the current electricity price|the price of electricity"),
         fn("estimate_solar_output", "Estimate the energy a solar installation produces",
            "estimate solar panel output|calculate how much power my solar panels produce",
            (number("capacity_kw", "Installed capacity in kilowatts", 1, 20, "with a capacity of {v}|rated at {v}",
@@ -1582,7 +1743,7 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
                  "including non-renewable plans|any energy source").opt(False)), "energy plans near {zip_code}"),
         fn("get_carbon_intensity", "Get the carbon intensity of a country's power grid",
            "get the grid carbon intensity|check how clean the electricity is",
-           (text("country", "Country", "country", "in {v}|for {v}"),), "the carbon intensity of the grid in {country}"),
+           (COUNTRY_CODE,), "the carbon intensity of the grid in {country}"),
     ),
     "hr": (
         fn("get_employee_info", "Get an employee's profile",
@@ -1620,6 +1781,16 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "list the team members|get everyone in a department|show who works in {department}",
            (DEPARTMENT, flag("include_contractors", "Include contractors", "including contractors",
                              "employees only|without contractors").opt(False)), "the members of the {department} team"),
+        fn("search_jobs", "Search job listings in a US city",
+           "search job listings|look for job openings|find {title} jobs in {location}",
+           (text("title", "Job title or keywords", "job_title", "for {v} roles|for a {v} position"), US_LOCATION,
+            flag("include_remote", "Include remote positions", "including remote roles|remote ones too",
+                 "on-site only|no remote roles").opt(False),
+            text("company", "Only jobs at this company", "company", "at {v}|with {v}").opt()),
+           "openings for {title} roles in {location}|job openings in {location}"),
+        fn("get_minimum_wage", "Get the minimum hourly wage in a US state",
+           "look up the minimum wage|check the minimum wage|find out the minimum wage in {state}",
+           (STATE, year("year", "Year", 2020, 2026, "in {v}|for {v}").opt()), "the minimum wage in {state}"),
     ),
     "smart_home": (
         fn("set_thermostat", "Set the thermostat to a target temperature",
@@ -1693,7 +1864,9 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            (text("topic", "Topic or keyword", "book_topic", "about {v}|on {v}"),
             text("author", "Author's full name", "person", "by {v}|written by {v}").opt(),
             choice("format", "Edition format", {"ebook": "e-book", "paperback": "", "hardcover": "", "audiobook": ""},
-                   "as {v}|in {v} format").opt()), "books about {topic}"),
+                   "as {v}|in {v} format").opt(),
+            LANGUAGE_CODE.named("language", "ISO 639-1 code of the book's language", "written in {v}|in {v}").opt()),
+           "books about {topic}"),
         fn("get_book_details", "Get details of a book by ISBN",
            "get book details|look up a book by ISBN|look up ISBN {isbn}",
            (text("isbn", "ISBN-13", "isbn", "with ISBN {v}|for ISBN {v}"),), "the details of the book {isbn}"),
@@ -1722,11 +1895,13 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
            "get the latest headlines|show today's top stories|fetch the news",
            (choice("category", "News section", {"business": "", "technology": "tech", "sports": "", "science": "",
                                                 "health": "", "politics": "", "entertainment": "showbiz"},
-                   "in {v}|from the {v} section"), COUNTRY.opt(), LIMIT.opt(10)),
+                   "in {v}|from the {v} section"), COUNTRY_CODE.opt(),
+            LANGUAGE_CODE.named("language", "ISO 639-1 code of the articles' language",
+                                "written in {v}|in the {v} language").opt(), LIMIT.opt(10)),
            "the latest {category} headlines|today's top stories"),
         fn("search_news", "Search news articles",
            "search the news|find news articles|look for recent coverage",
-           (text("query", "Search phrase", "news_topic", "about {v}|on {v}"),
+           (text("query", "Search phrase", "news_query", "about {v}|on {v}"),
             integer("days", "How many days back", 1, 30, "from the past {v}", unit="day").opt(7)),
            "news about {query}|articles on {query}", overlaps="get_headlines"),
         fn("subscribe_news_alert", "Subscribe an email address to news alerts on a topic",
@@ -1756,20 +1931,55 @@ DOMAINS: dict[str, tuple[Fn, ...]] = {
         fn("schedule_post", "Schedule a social media post for later",
            "schedule a social media post|queue a post for later",
            (text("text", "Post text", "post_text", 'saying "{v}"|with the text "{v}"'),
-            DATE.named("date", "Publication date (YYYY-MM-DD)", "for {v}|on {v}"),
-            TIME.named("time", "Publication time (HH:MM)", "at {v}")), overlaps="create_post"),
+            DATE_VERBATIM.named("date", "Publication date (YYYY-MM-DD)", "for {v}|on {v}"),
+            TIME_VERBATIM.named("time", "Publication time (HH:MM)", "at {v}")), overlaps="create_post"),
         fn("get_follower_count", "Get how many followers an account has",
            "get the follower count|check how many followers an account has",
            (text("username", "Account handle", "username", "for {v}|of {v}"),),
            "the follower count of {username}|the number of followers of {username}"),
         fn("get_trending_topics", "Get trending topics in a country",
            "get the trending topics|see what is trending|list trending hashtags",
-           (COUNTRY.opt(), LIMIT.opt(10)), "the trending topics|the current trends"),
+           (COUNTRY_CODE.opt(), LIMIT.opt(10)), "the trending topics|the current trends"),
         fn("get_post_analytics", "Get engagement metrics of a post",
            "get post analytics|check how a post performed|pull engagement numbers",
            (text("post_id", "Post identifier", "post_id", "for post {v}|of post {v}"),
             listing("metrics", "Metrics to report", text("metric", "Metric", "post_metric", "{v}"),
                     "covering {v}|including {v}", 1, 3).opt()), "the analytics of post {post_id}"),
+    ),
+    "dev": (
+        fn("create_repository", "Create a new code repository",
+           "create a repository|set up a new repo|start a repository called {name}",
+           (derived("name", "Repository name in lower case with words joined by hyphens, e.g. 'budget-tracker'",
+                    "slug", 'called "{v}"|named "{v}"|named {v}'),
+            flag("private", "Make the repository private", "as a private repo|and keep it private",
+                 "as a public repo|open to everyone").opt(True),
+            text("description", "One-line description", "repo_description",
+                 'described as "{v}"|with the description "{v}"').opt())),
+        fn("open_issue", "Open an issue in a repository",
+           "open an issue|file a bug report|report a problem in {repo}",
+           (REPO, text("title", "Issue title", "issue_title", 'titled "{v}"|called "{v}"'),
+            listing("labels", "Labels", text("label", "Label", "issue_label", "{v}"), "labeled {v}|with the labels {v}",
+                    1, 2).opt())),
+        fn("get_build_status", "Get the CI build status of a branch",
+           "check the build status|see whether the build passed|check CI on {branch}",
+           (REPO, text("branch", "Branch name", "branch", "on branch {v}|for the {v} branch")),
+           "the build status of {branch}|the CI status"),
+        fn("search_code", "Search source code for a phrase",
+           "search the code|look through the codebase|find where {query} is used",
+           (text("query", "Text to search for", "code_query", 'for "{v}"|matching "{v}"'), REPO.opt(),
+            text("path", "Only under this directory", "dir_path", "under {v}|inside {v}").opt()),
+           "code matching {query}|every use of {query}"),
+        fn("deploy_service", "Deploy a version of a service to an environment",
+           "deploy a service|ship a release|deploy {service} to {environment}",
+           (text("service", "Service name", "service_name", "for {v}|of {v}"),
+            text("version", "Version tag, e.g. v1.4.2", "version_tag", "at version {v}|using {v}"),
+            choice("environment", "Target environment", {"staging": "", "production": "prod", "development": "dev"},
+                   "to {v}|on {v}"))),
+        fn("get_file_contents", "Read a file from a repository",
+           "read a file|open a file from the repo|show me {path}",
+           (REPO, text("path", "File path inside the repository", "file_path", "at {v}|for {v}"),
+            text("ref", "Branch or tag to read from", "branch", "on {v}|from the {v} branch").opt("main")),
+           "the contents of {path}"),
     ),
 }
 

@@ -12,11 +12,15 @@ picks its category (shares in CATEGORY_SHARES), which says what its calls look l
 - irrelevance: no offered function fits the request (a same-domain near miss, other domains'
   functions, or an off-topic request), so there are no calls.
 
-Every argument is recoverable from the query: strings appear verbatim (enum values verbatim or
-as a listed synonym), numbers in digits or words, booleans as phrases; optional arguments the
-query leaves out are left out of the call. Function names come in snake_case, camelCase and
-dotted styles, and argument names follow the style. FunctionSpec objects are cached and shared
-between examples: treat them as read-only.
+Every argument is recoverable from the query: numbers in digits or words, booleans as phrases,
+enum values verbatim or as a listed synonym, other strings verbatim, except derived ones. A
+derived argument (see `canonical`) is passed in a canonical format the parameter's description
+states, and the query words it otherwise: "March 3rd, 2025" for "2025-03-03", "7 pm" for "19:00",
+"Austin, Texas" for "Austin, TX", "euros" for "EUR". A derived value is never written in its
+query as a word of its own: an example whose query happens to contain one is drawn again.
+Optional arguments the query leaves out are left out of the call. Function names come in
+snake_case, camelCase and dotted styles, and argument names follow the style. FunctionSpec
+objects are cached and shared between examples: treat them as read-only.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from __future__ import annotations
 import os
 import random
 import re
+import string
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from recursa.data.fc import phrasing
-from recursa.data.fc.domains import COMPOSITES, DOMAINS, OFF_TOPIC, POOLS, Fn, Param
+from recursa.data.fc import canonical, phrasing
+from recursa.data.fc.domains import COMPOSITES, CONTEXTS, DOMAINS, OFF_TOPIC, POOLS, Fn, Param
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 
 CATEGORY_SHARES: dict[str, float] = {
@@ -41,8 +46,10 @@ NAME_STYLES: dict[str, float] = {"snake": 0.45, "camel": 0.2, "dotted": 0.25, "d
 OPTIONAL_RATE = 0.45  # chance an optional parameter is mentioned (and passed)
 NEAR_MISS_RATE = 0.55  # chance a distractor comes from a target's own domain
 FRONT_RATE = 0.12  # chance a clause is moved before the request
+CONTEXT_RATE = 0.15  # chance a request opens with a sentence of context
 FRONTABLE = ("in ", "on ", "for ", "at ", "from ", "during ", "over ", "within ", "starting ")
 DESCRIPTION_VARIANTS = 3
+MAX_ATTEMPTS = 8  # draws of an example before one whose query writes out a derived value is kept
 
 _ENTRIES: tuple[tuple[str, Fn], ...] = tuple((d, f) for d, fns in DOMAINS.items() for f in fns)
 _BY_DOMAIN: dict[str, tuple[int, ...]] = {
@@ -58,7 +65,8 @@ _SCALARS = ("string", "integer", "float")
 _PARALLEL_OK: tuple[int, ...] = tuple(
     i for i, (_, f) in enumerate(_ENTRIES) if any(p.required and p.type in _SCALARS for p in f.params)
 )
-_TOKEN = re.compile(r"\{(\w+)(\|lower)?\}|[#&^]")
+_TOKEN = re.compile(r"\{(\w+)(?:\|(lower|title))?\}|[#&^]")
+_CHARACTERS = {"#": string.digits, "&": string.digits[1:], "^": string.ascii_uppercase}
 _SLOT = re.compile(r"\{(\w+)\}")
 
 # What a category builder returns: the query, catalogue indexes offered, and (index, arguments) calls.
@@ -71,25 +79,47 @@ def _draw_pool(rng: random.Random, pool: str) -> str:
     """A value of a plain pool, or a composite pool's template filled in."""
     if pool in POOLS:
         return rng.choice(POOLS[pool])
-    return _TOKEN.sub(lambda m: _fill_token(rng, m), rng.choice(COMPOSITES[pool]))
+    parts = []
+    for text, token, case in _steps(rng.choice(COMPOSITES[pool])):
+        parts.append(text)
+        if token:
+            parts.append(_fill_token(rng, token, case))
+    return "".join(parts)
 
 
-def _fill_token(rng: random.Random, match: re.Match[str]) -> str:
-    """A random digit, non-zero digit, capital letter, or draw from the referenced pool."""
-    token = match.group(0)
-    if token == "#":
-        return str(rng.randrange(10))
-    if token == "&":
-        return str(rng.randrange(1, 10))
-    if token == "^":
-        return chr(ord("A") + rng.randrange(26))
-    value = _draw_pool(rng, match.group(1))
-    return value.lower() if match.group(2) else value
+@lru_cache(maxsize=None)
+def _steps(template: str) -> tuple[tuple[str, str, str], ...]:
+    """A template as (text, token, case) steps: the text before a token ("#", "&", "^" or a pool
+    name, "" at the end) and how to case the token's value ("lower", "title" or "")."""
+    steps, start = [], 0
+    for match in _TOKEN.finditer(template):
+        steps.append((template[start:match.start()], match.group(1) or match.group(0), match.group(2) or ""))
+        start = match.end()
+    return (*steps, (template[start:], "", ""))
+
+
+def _fill_token(rng: random.Random, token: str, case: str) -> str:
+    """A random digit, non-zero digit, capital letter, or draw from the referenced pool (re-cased)."""
+    if token in _CHARACTERS:
+        return rng.choice(_CHARACTERS[token])
+    value = _draw_pool(rng, token)
+    if case == "lower":
+        return value.lower()
+    return phrasing.capitalize(value) if case == "title" else value
 
 
 def _source(param: Param) -> Any:
     """What two string parameters share when they must not take the same value in one call."""
-    return param.options or param.pool
+    return param.options or param.pool or param.derive
+
+
+def _draw_string(rng: random.Random, param: Param) -> str:
+    """An enum value, a canonical value of a derived kind, or a pool value."""
+    if param.options:
+        return rng.choice(param.options)[0]
+    if param.derive:
+        return canonical.KINDS[param.derive].draw(rng)
+    return _draw_pool(rng, param.pool)
 
 
 def _draw(rng: random.Random, param: Param, taken: set) -> Any:
@@ -105,7 +135,7 @@ def _draw(rng: random.Random, param: Param, taken: set) -> Any:
     if param.type == "object":
         return {f.name: _draw(rng, f, set()) for f in param.fields if f.required or rng.random() < OPTIONAL_RATE}
     for _ in range(10):
-        value = rng.choice(param.options)[0] if param.options else _draw_pool(rng, param.pool)
+        value = _draw_string(rng, param)
         if (_source(param), value) not in taken:
             break
     taken.add((_source(param), value))
@@ -156,6 +186,8 @@ def _parallel_args(rng: random.Random, fn: Fn) -> list[dict[str, Any]]:
 
 def _say(rng: random.Random, param: Param, value: Any) -> str:
     """A value as the query says it, without its clause."""
+    if param.derive:
+        return canonical.KINDS[param.derive].say(rng, value)
     if param.options:
         synonyms = next(s for v, s in param.options if v == value)
         return rng.choice(synonyms) if synonyms and rng.random() < 0.5 else value
@@ -215,7 +247,14 @@ def _body(rng: random.Random, texts: list[str]) -> str:
     return (", " if rng.random() < 0.15 else " ").join(texts)
 
 
-def _call_request(rng: random.Random, fn: Fn, args: dict[str, Any]) -> str:
+def _context(rng: random.Random, domain: str | None) -> str:
+    """Sometimes a sentence of context from the domain or a general one, else ""."""
+    if rng.random() >= CONTEXT_RATE:
+        return ""
+    return rng.choice(CONTEXTS.get(domain, ()) + phrasing.CONTEXTS)
+
+
+def _call_request(rng: random.Random, domain: str, fn: Fn, args: dict[str, Any]) -> str:
     """A complete request for one call."""
     phrase, noun = _phrase(rng, fn, args, allow_noun=True)
     clauses = _clauses(rng, fn, args, _slots(phrase))
@@ -226,7 +265,8 @@ def _call_request(rng: random.Random, fn: Fn, args: dict[str, Any]) -> str:
         clauses.remove(chosen)
         front = chosen[0]
     body = _body(rng, [text for text, _ in clauses])
-    return phrasing.request(rng, _inline(rng, fn, phrase, args), body, noun=noun, front=front)
+    return phrasing.request(rng, _inline(rng, fn, phrase, args), body, noun=noun, front=front,
+                            context=_context(rng, domain))
 
 
 def _call_phrase(rng: random.Random, fn: Fn, args: dict[str, Any]) -> str:
@@ -280,8 +320,9 @@ def _distractors(rng: random.Random, targets: list[int], count: int, near_miss_r
 def _simple(rng: random.Random) -> Built:
     """One function, offered alone and called once."""
     target = rng.randrange(len(_ENTRIES))
-    args = _sample_args(rng, _ENTRIES[target][1])
-    return _call_request(rng, _ENTRIES[target][1], args), [target], [(target, args)]
+    domain, fn = _ENTRIES[target]
+    args = _sample_args(rng, fn)
+    return _call_request(rng, domain, fn, args), [target], [(target, args)]
 
 
 def _multiple(rng: random.Random) -> Built:
@@ -293,13 +334,14 @@ def _multiple(rng: random.Random) -> Built:
 def _parallel(rng: random.Random) -> Built:
     """Several calls of one function, sometimes offered among distractors."""
     target = rng.choice(_PARALLEL_OK)
-    fn = _ENTRIES[target][1]
+    domain, fn = _ENTRIES[target]
     calls = _parallel_args(rng, fn)
     phrase, noun, body = _parallel_phrase(rng, fn, calls, allow_noun=True)
     offered = [target]
     if rng.random() < 0.6:
         offered += _distractors(rng, offered, rng.randint(1, MAX_FUNCTIONS - 2))
-    return phrasing.request(rng, phrase, body, noun=noun), offered, [(target, c) for c in calls]
+    query = phrasing.request(rng, phrase, body, noun=noun, context=_context(rng, domain))
+    return query, offered, [(target, c) for c in calls]
 
 
 def _parallel_multiple(rng: random.Random) -> Built:
@@ -320,7 +362,7 @@ def _parallel_multiple(rng: random.Random) -> Built:
             phrases.append(_call_phrase(rng, fn, target_calls[0]))
         calls += [(target, c) for c in target_calls]
     offered = targets + _distractors(rng, targets, rng.randint(0, MAX_FUNCTIONS - len(targets)))
-    return phrasing.chained_request(rng, phrases), offered, calls
+    return phrasing.chained_request(rng, phrases, _context(rng, _ENTRIES[targets[0]][0])), offered, calls
 
 
 def _irrelevance(rng: random.Random) -> Built:
@@ -328,7 +370,7 @@ def _irrelevance(rng: random.Random) -> Built:
     count = rng.randint(1, MAX_FUNCTIONS)
     roll = rng.random()
     if roll < 0.2:
-        return phrasing.dressed(rng, rng.choice(OFF_TOPIC)), _distractors(rng, [], count), []
+        return phrasing.dressed(rng, rng.choice(OFF_TOPIC), _context(rng, None)), _distractors(rng, [], count), []
     query, targets, _ = _simple(rng)
     if roll < 0.65:
         offered = _distractors(rng, targets, count, near_miss_rate=0.9)
@@ -341,6 +383,47 @@ _BUILDERS = {
     "simple": _simple, "multiple": _multiple, "parallel": _parallel,
     "parallel_multiple": _parallel_multiple, "irrelevance": _irrelevance,
 }
+
+
+def _derived_values(params: tuple[Param, ...], args: dict[str, Any]) -> Iterator[str]:
+    """The values of derived parameters among `args`, inside arrays and objects too."""
+    for p in params:
+        if p.name in args:
+            yield from _derived_in(p, args[p.name])
+
+
+def _derived_in(param: Param, value: Any) -> Iterator[str]:
+    if param.derive:
+        yield value
+    elif param.type == "array":
+        for item in value:
+            yield from _derived_in(param.item, item)
+    elif param.type == "object":
+        yield from _derived_values(param.fields, value)
+
+
+def _has_derived(param: Param) -> bool:
+    return bool(param.derive) or (param.item is not None and _has_derived(param.item)) or any(
+        _has_derived(f) for f in param.fields)
+
+
+_WITH_DERIVED = frozenset(i for i, (_, f) in enumerate(_ENTRIES) if any(_has_derived(p) for p in f.params))
+
+
+def _writes_derived(built: Built) -> bool:
+    """Whether the query happens to write out a derived value (elsewhere: "US" in "the US Open")."""
+    query, _, calls = built
+    return any(canonical.written_in(query, value) for i, args in calls if i in _WITH_DERIVED
+               for value in _derived_values(_ENTRIES[i][1].params, args))
+
+
+def _build(rng: random.Random, category: str) -> Built:
+    """An example of `category`, drawn again while its query writes out a derived value."""
+    for _ in range(MAX_ATTEMPTS - 1):
+        built = _BUILDERS[category](rng)
+        if not _writes_derived(built):
+            return built
+    return _BUILDERS[category](rng)
 
 
 # --- schema objects ------------------------------------------------------------------------------
@@ -397,7 +480,7 @@ def _example(seed: int, index: int) -> FCExample:
     """Example `index` of the stream for `seed`."""
     rng = random.Random(f"recursa-fc:{seed}:{index}")
     category = rng.choices(list(CATEGORY_SHARES), weights=list(CATEGORY_SHARES.values()))[0]
-    query, offered, calls = _BUILDERS[category](rng)
+    query, offered, calls = _build(rng, category)
     rng.shuffle(offered)
     base_style = rng.choices(list(NAME_STYLES), weights=list(NAME_STYLES.values()))[0]
     mixed = rng.random() < 0.15
@@ -451,9 +534,19 @@ def _param_texts(params: Iterable[ParamSpec]) -> Iterator[str]:
             yield from _param_texts(p.properties)
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """The strings inside a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
+
+
 def corpus_text(examples: Iterable[FCExample]) -> Iterator[str]:
     """Texts a tokenizer should learn from: queries, function names (as written and as words),
-    descriptions, parameter names and descriptions, and enum values."""
+    descriptions, parameter names and descriptions, enum values, and the string arguments a query
+    does not write out (derived values such as "2025-03-03"), which a model has to spell out."""
     for example in examples:
         yield example.query
         for spec in example.functions:
@@ -461,3 +554,5 @@ def corpus_text(examples: Iterable[FCExample]) -> Iterator[str]:
             yield _name_words(spec.name)
             yield spec.description
             yield from _param_texts(spec.parameters)
+        for call in example.calls:
+            yield from (text for text in _strings(call.arguments) if not canonical.written_in(example.query, text))

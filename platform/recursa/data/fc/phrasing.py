@@ -8,6 +8,7 @@ so a seeded stream always produces the same wording.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
 _ONES = (
@@ -70,23 +71,36 @@ UNITS: dict[str, tuple[tuple[str, str], ...]] = {
     "player": (("player", "players"),),
 }
 
-# Sentence frames. Repeated empty entries make "no greeting" the common case.
+# Sentence frames. Repeated empty entries make the plain form the common case.
 COMMAND_OPENERS = ("", "", "", "please ", "go ahead and ", "I need you to ", "I'd like you to ",
                    "I want you to ", "kindly ")
+SELF_OPENERS = ("I need to ", "I want to ", "I'd like to ", "help me ", "I'm trying to ", "I have to ")
 QUESTION_OPENERS = ("can you ", "could you ", "could you please ", "would you ", "can you please ",
-                    "would you be able to ", "are you able to ")
+                    "would you be able to ", "are you able to ", "is it possible to ", "any chance you could ",
+                    "do you think you could ", "I was wondering if you could ", "could you kindly ")
 NOUN_OPENERS = ("I need ", "I'd like ", "show me ", "give me ", "get me ", "I'm looking for ",
                 "let me know ", "find me ")
 NOUN_QUESTION_OPENERS = ("can I get ", "could you show me ", "can you give me ")
 DEFINITE_QUESTION_OPENERS = ("what's ", "what is ", "do you know ", "can you tell me ")
-GREETINGS = ("", "", "", "", "", "Hi! ", "Hello! ", "Hey! ", "Hi there. ", "Good morning! ",
-             "Quick question: ", "Okay. ")
-CLOSINGS = ("", "", "", "", "", " Thanks!", " Thank you.", " Thanks in advance.", " Cheers!",
-            " Appreciate it.")
+GREETINGS = ("Hi! ", "Hello! ", "Hey! ", "Hi there. ", "Good morning! ", "Quick question: ", "Okay. ")
+LEAD_INS = ("Hey, ", "Hi, ", "Hey there, ", "So, ", "Okay, so ", "Hello, ", "Right, ")  # lower case follows
+CLOSINGS = ("", "", "", "", "", "", "", " Thanks!", " Thank you.", " Thanks in advance.", " Cheers!",
+            " Appreciate it.", " No rush.", " It's for work.", " Let me know what you find.",
+            " Whenever you get a chance.", " That would help a lot.")
+# Typed in a hurry: no capital, little or no punctuation.
+CASUAL_RATE = 0.12
+CASUAL_OPENINGS = ("", "", "", "hey ", "hi ", "ok so ")
+CASUAL_CLOSINGS = ("", "", "", " thanks", " thx", " pls", " ty")
+# A sentence of context some requests open with; domains add their own.
+CONTEXTS = ("I'm sorting out a few things today.", "Got a quick task for you.",
+            "This is for a project I'm working on.", "I'm trying to get organised.",
+            "My manager asked me to look into this.", "I've been meaning to do this for a while.",
+            "Sorry if this is a basic question.", "Here's what I need.", "I'm helping a friend with something.")
 POLITE_TAILS = (", please", " please", " for me")
 CHAIN_CONNECTORS = (", and ", ", then ", " and then ", ". Then ", ". Also, ", ". After that, ",
                     "; also ", ", and also ")
 GROUP_CONJUNCTIONS = ("and", "and also", "as well as")
+_ME = re.compile(r"\bme\b")
 
 
 def number_to_words(n: int) -> str:
@@ -105,6 +119,26 @@ def number_to_words(n: int) -> str:
         thousands, rest = divmod(n, 1000)
         return f"{number_to_words(thousands)} thousand" + (f" {number_to_words(rest)}" if rest else "")
     raise ValueError(f"no words for {n}")
+
+
+_IRREGULAR_ORDINALS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                       "nine": "ninth", "twelve": "twelfth"}
+
+
+def ordinal(n: int) -> str:
+    """An ordinal in digits: 1 -> "1st", 12 -> "12th", 22 -> "22nd"."""
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def ordinal_words(n: int) -> str:
+    """An ordinal in words: 1 -> "first", 20 -> "twentieth", 31 -> "thirty-first"."""
+    words = number_to_words(n)
+    cut = max(words.rfind("-"), words.rfind(" ")) + 1
+    head, last = words[:cut], words[cut:]
+    if last in _IRREGULAR_ORDINALS:
+        return head + _IRREGULAR_ORDINALS[last]
+    return head + (last[:-1] + "ieth" if last.endswith("y") else last + "th")
 
 
 def float_digits(value: float) -> str:
@@ -176,8 +210,11 @@ def capitalize(text: str) -> str:
 def _frame(rng: random.Random, phrase: str, noun: bool) -> tuple[str, bool]:
     """An opener for a verb or noun phrase, and whether the sentence is a question."""
     if not noun:
-        if rng.random() < 0.55:
+        roll = rng.random()
+        if roll < 0.45:
             return rng.choice(COMMAND_OPENERS), False
+        if roll < 0.57 and not _ME.search(phrase):  # not "help me remind me to ..."
+            return rng.choice(SELF_OPENERS), False
         return rng.choice(QUESTION_OPENERS), True
     roll = rng.random()
     if roll < 0.3 and phrase.startswith("the "):
@@ -187,36 +224,52 @@ def _frame(rng: random.Random, phrase: str, noun: bool) -> tuple[str, bool]:
     return rng.choice(NOUN_OPENERS), False
 
 
-def request(rng: random.Random, phrase: str, body: str, *, noun: bool = False, front: str = "") -> str:
+def _framed(rng: random.Random, text: str, end: str, context: str) -> str:
+    """A request `text` (lower-case start) finished with `end` and dressed: typed in a hurry, or
+    capitalised with an optional greeting or lead-in, the `context` sentence and a closing."""
+    opening = f"{context} " if context else ""
+    if rng.random() < CASUAL_RATE:
+        end = end if end == "?" and rng.random() < 0.4 else ""
+        return rng.choice(CASUAL_OPENINGS) + opening + text + end + rng.choice(CASUAL_CLOSINGS)
+    roll = rng.random()
+    if roll < 0.1 and not context:
+        return rng.choice(LEAD_INS) + text + end + rng.choice(CLOSINGS)
+    greeting = rng.choice(GREETINGS) if roll < 0.3 else ""
+    return greeting + opening + capitalize(text) + end + rng.choice(CLOSINGS)
+
+
+def request(rng: random.Random, phrase: str, body: str, *, noun: bool = False, front: str = "",
+            context: str = "") -> str:
     """One request around a verb phrase ("get the forecast") or a noun phrase ("the forecast").
 
     `body` holds the argument clauses; `front`, when given, is a clause moved before the rest
-    ("For Paris, can you get the forecast?"). Greetings, polite tails and thanks vary the frame.
+    ("For Paris, can you get the forecast?"); `context`, a sentence said first ("I'm planning a
+    trip."). Greetings, lead-ins, polite tails, closings and a casual style vary the frame.
     """
     opener, question = _frame(rng, phrase, noun)
     core = opener + phrase + (f" {body}" if body else "")
     if not question and rng.random() < 0.12:
         core += rng.choice(POLITE_TAILS)
-    sentence = f"{capitalize(front)}, {core}" if front else capitalize(core)
     terse = noun and not front and not opener and rng.random() < 0.3
     end = "" if terse else ("?" if question else ".")
-    return rng.choice(GREETINGS) + sentence + end + rng.choice(CLOSINGS)
+    return _framed(rng, f"{front}, {core}" if front else core, end, context)
 
 
-def chained_request(rng: random.Random, phrases: Sequence[str]) -> str:
+def chained_request(rng: random.Random, phrases: Sequence[str], context: str = "") -> str:
     """Several verb phrases in one request: one question or a chain of commands."""
     if rng.random() < 0.35:
-        opener = rng.choice(QUESTION_OPENERS)
-        return rng.choice(GREETINGS) + capitalize(opener + join_list(rng, phrases)) + "?"
-    text = capitalize(rng.choice(COMMAND_OPENERS) + phrases[0])
+        return _framed(rng, rng.choice(QUESTION_OPENERS) + join_list(rng, phrases), "?", context)
+    text = rng.choice(COMMAND_OPENERS) + phrases[0]
     for phrase in phrases[1:]:
         text += rng.choice(CHAIN_CONNECTORS) + phrase
-    return rng.choice(GREETINGS) + text + "." + rng.choice(CLOSINGS)
+    return _framed(rng, text, ".", context)
 
 
-def dressed(rng: random.Random, sentence: str) -> str:
-    """A complete sentence with an optional greeting and thanks around it."""
-    return rng.choice(GREETINGS) + sentence + rng.choice(CLOSINGS)
+def dressed(rng: random.Random, sentence: str, context: str = "") -> str:
+    """A complete sentence ("Tell me a joke.") framed like a request."""
+    first_word = sentence.split(" ", 1)[0]
+    start = sentence[0] if first_word == "I" or first_word.startswith("I'") else sentence[0].lower()
+    return _framed(rng, start + sentence[1:-1], sentence[-1], context)
 
 
 def third_person(verb: str) -> str:
