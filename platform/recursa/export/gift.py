@@ -46,7 +46,7 @@ def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str,
     fp32, int8 = out / onnx_file("fp32"), out / onnx_file("int8")
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "raw.onnx"
-        torch.onnx.export(_LogitsOnly(module), example, raw, dynamo=True, external_data=False,
+        torch.onnx.export(_LogitsOnly(module).eval(), example, raw, dynamo=True, external_data=False,
                           input_names=["observations", "action_mask"], output_names=["logits"],
                           dynamic_shapes={"observations": {0: batch}, "action_mask": {0: batch}}, verbose=False)
         # The exporter's intermediate shape annotations trip ONNX's shape inference; drop them.
