@@ -26,8 +26,10 @@ eval_app = typer.Typer(help="Evaluate trained policies.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 infer_app = typer.Typer(help="Run trained models on new inputs.", no_args_is_help=True)
+export_app = typer.Typer(help="Export trained models for serving (int8 quantization).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(infer_app, name="infer")
+app.add_typer(export_app, name="export")
 
 # Piped output (CI logs, `make demo | tee`) gets a table wide enough to read.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -221,6 +223,43 @@ def infer_fc(
         raise ConfigError("query: give --query, --interactive or --batch")
 
 
+@export_app.command("trm")
+def export_trm(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A gift policy or tool-calling model directory, or its run."),
+    out: Path = typer.Option(..., "--out", help="Directory for the exported model and export_report.json."),
+    quantize: str = typer.Option("int8", "--quantize", help="Quantization: int8 (fp32 is kept for comparison)."),
+    users: int = typer.Option(400, "--users", min=1, help="Held-out users to compare gift policies on."),
+    examples: int = typer.Option(500, "--examples", min=1, help="Held-out generated examples for the tool caller."),
+    seed: int = typer.Option(1234, "--seed", help="Seed of the held-out comparison."),
+) -> None:
+    """Quantize a TRM to int8 (gift policy: ONNX Runtime; tool caller: torchao), report what it costs."""
+    if quantize != "int8":
+        raise ConfigError(f"quantize: only int8 is supported, got {quantize!r}")
+    from recursa.rl.policy_io import is_policy_dir
+
+    policy_dir = next((p for p in (checkpoint, checkpoint / "policy") if is_policy_dir(p)), None)
+    if policy_dir is not None:
+        from recursa.export.gift import export_gift_policy, gift_export_report
+
+        export_gift_policy(policy_dir, out)
+        report = gift_export_report(policy_dir, out, users, seed)
+    else:
+        from recursa.export.fc_int8 import export_fc_int8, fc_export_report
+
+        report = fc_export_report(export_fc_int8(_fc_model_dir(checkpoint), out), examples, seed)
+    console.print(json.dumps(report, indent=2))
+
+
+@app.command("serve")
+def serve_config(
+    config: Path = typer.Option(..., "--config", help="A Ray Serve config file (serve/recsys.yaml)."),
+) -> None:
+    """Run the applications of a Serve config on the cluster in RAY_ADDRESS, or on a local Ray."""
+    from recursa.serving.launch import run_serve_config
+
+    run_serve_config(config)
+
+
 def _fc_model_dir(checkpoint: Path) -> Path:
     for candidate in (checkpoint, checkpoint / "model"):
         if (candidate / "model.safetensors").is_file():
@@ -256,3 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -118,6 +118,35 @@ class TrainGiftConfig(StrictModel):
         return self
 
 
+class ServeBatching(StrictModel):
+    """`@serve.batch` settings of a model deployment (max_batch_size 1 turns batching off)."""
+
+    max_batch_size: int = Field(16, ge=1, le=256)
+    batch_wait_timeout_s: float = Field(0.002, ge=0.0, le=1.0)
+
+
+class RecommenderServeArgs(StrictModel):
+    """`args` of the gift recommender application in a Serve config (serve/recsys.yaml)."""
+
+    export_dir: str  # what `recursa export trm` wrote for a gift policy
+    precision: Literal["fp32", "int8"] = "int8"
+    model_name: str = "gift-trm"
+    api_key: str | None = None  # else the RECURSA_API_KEY environment variable, else no key
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    batching: ServeBatching = ServeBatching()
+
+
+class ToolCallerServeArgs(StrictModel):
+    """`args` of the OpenAI-compatible tool caller application (serve/tool_caller.yaml)."""
+
+    model_dir: str  # a tool-calling model directory, or `recursa export trm`'s int8 export of one
+    precision: Literal["fp32", "int8"] = "fp32"
+    model_name: str = "recursa-trm-fc"
+    api_key: str | None = None
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    batching: ServeBatching = ServeBatching()
+
+
 Model = TypeVar("Model", bound=BaseModel)
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from recursa.config import GiftEnvConfig
-from recursa.data.gift import CATEGORIES, OCCASIONS, RELATIONSHIPS, GiftData, generate_gift_data, read_gift_data
-from recursa.tools import GIFT_TOOL_NAMES, ToolRegistry, gift_tools
+from recursa.data.gift import CATEGORIES, OCCASIONS, PREFERENCES, RELATIONSHIPS, GiftData, generate_gift_data, read_gift_data
+from recursa.tools import GIFT_TOOL_NAMES, ToolRegistry, ToolResult, gift_tools
 
 FINISH = 0
 FIRST_TOOL = 1
@@ -96,6 +96,13 @@ def gift_utility(user: pd.Series, items: pd.DataFrame) -> np.ndarray:
     return np.where(feasible, interest_match(user, items) * (0.3 + 0.7 * taste), 0.0)
 
 
+def served_user(profile: dict[str, Any]) -> pd.Series:
+    """A user from a visible profile alone (serving): hidden preferences weigh quality, trend
+    and value equally, which matters only for the reward, never for the observation."""
+    neutral = dict.fromkeys(PREFERENCES, 1.0 / len(PREFERENCES))
+    return pd.Series({"user_id": -1, "interest_tags": [], **neutral, **profile})
+
+
 def gift_spaces(num_candidates: int) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
     """Observation and action spaces for K candidates (the policy needs them without an env)."""
     num_actions = FIRST_ITEM + num_candidates
@@ -135,17 +142,26 @@ class GiftRecommendationEnv(gym.Env):
             self._rng.bit_generator.state = np.random.default_rng([seed, *self._stream[1:]]).bit_generator.state
             self._tool_rng.bit_generator.state = np.random.default_rng([seed, *self._stream[1:], 1]).bit_generator.state
         options = options or {}
-        index = options.get("user_index")
-        if index is None:
-            index = int(self._rng.integers(len(self.users)))
-        self.user = self.users.iloc[int(index) % len(self.users)]
-        self.candidates, self.utilities = self._sample_candidates()
-        self.best_total = float(np.sort(self.utilities)[::-1][: self.config.max_recommendations].sum())
+        if "user" in options:
+            self.user = served_user(options["user"])
+        else:
+            index = options.get("user_index")
+            if index is None:
+                index = int(self._rng.integers(len(self.users)))
+            self.user = self.users.iloc[int(index) % len(self.users)]
+        if options.get("item_ids") is not None:
+            self.candidates = self.catalog.loc[list(options["item_ids"])]
+            self.utilities = gift_utility(self.user, self.candidates)
+        else:
+            self.candidates, self.utilities = self._sample_candidates()
+        # Guarded: a served user's candidates may hold no feasible item (the reward is then 0).
+        self.best_total = max(float(np.sort(self.utilities)[::-1][: self.config.max_recommendations].sum()), 1e-9)
         self.match = interest_match(self.user, self.candidates)
         self.tokens = self._initial_tokens()
         self.tool_done = np.zeros(NUM_TOOLS, dtype=bool)
         self.recommended = np.zeros(self.config.num_candidates, dtype=bool)
         self.steps = 0
+        self.tool_log: list[tuple[dict[str, Any], ToolResult]] = []  # (arguments, result) per call
         self.stats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0, "invalid_actions": 0,
                       "calls_by_tool": dict.fromkeys(GIFT_TOOL_NAMES, 0)}
         return self._observation(), self._info()
@@ -225,6 +241,7 @@ class GiftRecommendationEnv(gym.Env):
         if name == "budget_optimizer":
             arguments["budget"] = float(self.user["budget"])
         result = self.registry.call(name, arguments)
+        self.tool_log.append((arguments, result))
         self.stats["tool_calls"] += 1
         self.stats["calls_by_tool"][name] += 1
         self.stats["tool_cost"] += self.config.tool_cost

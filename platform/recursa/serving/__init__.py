@@ -1,0 +1,1 @@
+"""Ray Serve deployments of the exported models, their HTTP schemas and the app builders."""

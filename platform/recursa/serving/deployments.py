@@ -1,0 +1,129 @@
+"""Ray Serve deployments: GiftRecommender (POST /recommend) and ToolCaller (OpenAI chat completions).
+
+Each is a FastAPI ingress with pydantic schemas and OpenAPI docs at /docs. Model calls go through
+`@serve.batch`: concurrent requests in a replica share one forward pass. Replica counts,
+autoscaling and `max_ongoing_requests` come from the Serve config's `deployments:` section;
+the defaults here suit a 2-core machine.
+"""
+
+import numpy as np
+from fastapi import HTTPException
+from ray import serve
+from ray.serve import Application
+
+from recursa.config import RecommenderServeArgs, ServeBatching, ToolCallerServeArgs, parse_config
+from recursa.data.fc.schema import FCExample, FunctionCall
+from recursa.serving import recommender, tool_caller
+from recursa.serving.http import configure_guard, create_api
+from recursa.serving.schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ErrorResponse,
+    ModelList,
+    RecommendRequest,
+    RecommendResponse,
+)
+
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422)}
+DEPLOYMENT_DEFAULTS = dict(
+    ray_actor_options={"num_cpus": 0.5},  # tiny models: two replicas share a core
+    max_ongoing_requests=32,
+    health_check_period_s=10.0,
+    health_check_timeout_s=30.0,
+    graceful_shutdown_wait_loop_s=1.0,  # a draining replica checks for in-flight requests this often
+    graceful_shutdown_timeout_s=15.0,  # and is stopped at the latest after this
+)
+
+recommender_api = create_api("recursa gift recommender",
+                             "A TRM policy recommends gifts, calling catalog tools on the server.")
+tool_caller_api = create_api("recursa tool caller",
+                             "OpenAI-compatible chat completions: tools in, tool_calls out, from a tiny recursive model.")
+
+
+def _apply_batching(method, batching: ServeBatching) -> None:
+    method.set_max_batch_size(batching.max_batch_size)
+    method.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+
+
+@serve.deployment(**DEPLOYMENT_DEFAULTS)
+@serve.ingress(recommender_api)
+class GiftRecommender:
+    """Recommends gifts for a user profile with the exported TRM policy."""
+
+    def __init__(self, args: dict):
+        settings = parse_config(args, RecommenderServeArgs)
+        configure_guard(settings.api_key, settings.max_body_bytes)
+        self.core = recommender.GiftRecommenderCore(settings.export_dir, settings.precision, settings.model_name)
+        _apply_batching(self.decide, settings.batching)
+
+    @recommender_api.post("/recommend", response_model=RecommendResponse, responses=ERRORS)
+    async def recommend(self, request: RecommendRequest) -> RecommendResponse:
+        """Recommended items for a user, with the tool calls the policy made to choose them."""
+        try:
+            return await self.core.recommend(request, self.decide)
+        except recommender.InvalidRequest as error:
+            raise HTTPException(422, str(error)) from None
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def decide(self, observations: list[dict[str, np.ndarray]]) -> list[int]:
+        """One policy step for every episode waiting in this replica, in one forward pass."""
+        return self.core.decide_now(observations)
+
+    def check_health(self) -> None:
+        """Serve's health probe: the model must still pick a legal action."""
+        if not self.core.healthy():
+            raise RuntimeError("policy chose a masked action")
+
+    def __del__(self) -> None:
+        self.core.close()
+
+
+@serve.deployment(**DEPLOYMENT_DEFAULTS)
+@serve.ingress(tool_caller_api)
+class ToolCaller:
+    """The tool-calling TRM behind OpenAI's chat completions API."""
+
+    def __init__(self, args: dict):
+        settings = parse_config(args, ToolCallerServeArgs)
+        configure_guard(settings.api_key, settings.max_body_bytes)
+        self.core = tool_caller.ToolCallerCore(settings.model_dir, settings.precision, settings.model_name)
+        _apply_batching(self.predict, settings.batching)
+
+    @tool_caller_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS,
+                          response_model_exclude_none=True)
+    async def chat_completions(self, request: ChatCompletionRequest) -> ChatCompletion:
+        """Tool calls for the last user message (or a plain message when no function fits)."""
+        try:
+            example = self.core.example(request)
+        except LookupError as error:
+            raise HTTPException(404, str(error)) from None
+        except tool_caller.InvalidRequest as error:
+            raise HTTPException(422, str(error)) from None
+        calls = None if example is None else await self.predict(example)
+        return self.core.completion(request, calls)
+
+    @tool_caller_api.get("/v1/models", response_model=ModelList)
+    async def models(self) -> ModelList:
+        """The model this server answers as."""
+        return self.core.models()
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def predict(self, examples: list[FCExample]) -> list[list[FunctionCall]]:
+        """Calls for every request waiting in this replica, in one forward pass."""
+        return self.core.predict(examples)
+
+    def check_health(self) -> None:
+        """Serve's health probe: the model must answer a request."""
+        self.core.predict([tool_caller.HEALTH_EXAMPLE])
+
+
+def recommender_app(args: dict) -> Application:
+    """Serve application builder (import path `recursa.serving.deployments:recommender_app`)."""
+    parse_config(args, RecommenderServeArgs)  # fail at build time, with the field named
+    return GiftRecommender.bind(dict(args))
+
+
+def tool_caller_app(args: dict) -> Application:
+    """Serve application builder (import path `recursa.serving.deployments:tool_caller_app`)."""
+    parse_config(args, ToolCallerServeArgs)
+    return ToolCaller.bind(dict(args))

@@ -1,0 +1,46 @@
+"""`recursa serve --config`: check a Serve config's recursa applications, then hand it to `serve run`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+from ray.serve.schema import ServeDeploySchema
+
+from recursa.config import ConfigError, RecommenderServeArgs, ToolCallerServeArgs, describe_validation_error, parse_config
+
+BUILDERS = {
+    "recursa.serving.deployments:recommender_app": RecommenderServeArgs,
+    "recursa.serving.deployments:tool_caller_app": ToolCallerServeArgs,
+}
+
+
+def check_serve_config(path: Path) -> ServeDeploySchema:
+    """Validate the file as a Serve config and each recursa application's `args`; ConfigError if not."""
+    if not path.is_file():
+        raise ConfigError(f"config: file not found: {path}")
+    try:
+        config = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()) or {})
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+    for app in config.applications:
+        if app.import_path in BUILDERS:
+            try:
+                parse_config(app.args or {}, BUILDERS[app.import_path])
+            except ConfigError as error:
+                raise ConfigError(f"applications.{app.name}.args.{error}") from None
+    return config
+
+
+def run_serve_config(path: Path) -> None:
+    """Replace this process with `serve run <config>` (token auth on, as Ray's CLIs need)."""
+    check_serve_config(path)
+    serve_cli = shutil.which("serve", path=str(Path(sys.executable).parent)) or shutil.which("serve")
+    if serve_cli is None:
+        raise ConfigError("serve: Ray Serve's `serve` command is not installed")
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+    os.execve(serve_cli, [serve_cli, "run", str(path)], env)

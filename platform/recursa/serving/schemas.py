@@ -1,0 +1,171 @@
+"""HTTP request and response bodies: the gift recommender's and OpenAI's chat completions.
+
+Limits on list lengths and string sizes are part of the schemas, so an oversized request is
+a 422 with the field named, never work for the model.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from recursa.data.gift import CATEGORIES, OCCASIONS, RELATIONSHIPS
+
+MAX_MESSAGES = 64
+MAX_TOOLS = 16  # the tool caller attends over at most this many functions
+MAX_TEXT = 8_000  # characters of one message
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ gift recommender
+class UserProfile(Strict):
+    """What the recommender may know about the person receiving the gift."""
+
+    budget: float = Field(gt=0, le=100_000, description="Spending limit in USD.")
+    age: int = Field(ge=1, le=120)
+    occasion: Literal[OCCASIONS]  # type: ignore[valid-type]
+    relationship: Literal[RELATIONSHIPS]  # type: ignore[valid-type]
+    interests: list[Literal[CATEGORIES]] = Field(min_length=1, max_length=len(CATEGORIES))  # type: ignore[valid-type]
+
+
+class RecommendRequest(Strict):
+    user: UserProfile
+    item_ids: list[int] | None = Field(
+        None, description="Catalog items to choose from (exactly the policy's number of candidates); "
+                          "by default the server draws candidates near the budget.")
+    seed: int | None = Field(None, description="Seed of the candidate draw, for repeatable answers.")
+
+
+class ToolCallRecord(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    error: str | None = None
+
+
+class RecommendedItem(BaseModel):
+    item_id: int
+    name: str
+    category: str
+    list_price: float
+
+
+class RecommendResponse(BaseModel):
+    recommendations: list[RecommendedItem]
+    tool_calls: list[ToolCallRecord]
+    candidates: list[int] = Field(description="The catalog items the policy chose from.")
+    steps: int
+    model: str
+
+
+# ------------------------------------------------------------------ OpenAI chat completions
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: ToolName
+    description: str = Field("", max_length=MAX_TEXT)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolDefinition(Strict):
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = Field(None, max_length=MAX_TEXT)
+
+
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments as a JSON object string.")
+
+
+class ToolCallOut(BaseModel):
+    id: str = Field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Annotated[str, Field(max_length=MAX_TEXT)] | Annotated[list[ContentPart], Field(max_length=32)] | None = None
+    tool_calls: list[ToolCallOut] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        """The message's text, parts joined."""
+        if isinstance(self.content, list):
+            return " ".join(part.text or "" for part in self.content)
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's request; sampling options are accepted and ignored (decoding is greedy)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    tools: list[ToolDefinition] | None = Field(None, max_length=MAX_TOOLS)
+    tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
+    n: int = Field(1, ge=1, le=1)
+    stream: Literal[False] = False
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop", "tool_calls"]
+
+
+class ChatCompletion(BaseModel):
+    id: str = Field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "recursa"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx: OpenAI's error shape, so OpenAI clients raise a readable exception."""
+
+    error: ErrorBody

@@ -1,0 +1,68 @@
+"""Tiny models for the serving tests, made here (never downloaded): a fitted tool caller and a
+hand-set gift policy, both saved and exported the way users' models are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from recursa.config import GiftEnvConfig
+from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
+from recursa.envs.gift import FIRST_TOOL, FINISH, NUM_GLOBAL_ACTIONS, gift_spaces
+from recursa.fc.artifact import save_fc_model
+from recursa.fc.features import Featurizer, collate
+from recursa.fc.model import FunctionCallingTRM, fc_loss
+from recursa.models.tokenizer import CharTokenizer
+from recursa.models.trm import TRMConfig
+from recursa.rl.policy_io import save_policy
+from recursa.rl.trm_module import TRMPolicyModule
+from recursa.tools import GIFT_TOOL_NAMES
+
+WEATHER = FunctionSpec(name="get_weather", description="Current weather in a city",
+                       parameters=[ParamSpec(name="city", type="string", description="City name")])
+STOCK = FunctionSpec(name="get_stock", description="Stock price of a company",
+                     parameters=[ParamSpec(name="ticker", type="string")])
+EXAMPLES = [
+    FCExample(id="1", query="What is the weather in Paris?", functions=[WEATHER, STOCK],
+              calls=[FunctionCall(name="get_weather", arguments={"city": "Paris"})]),
+    FCExample(id="2", query="Stock price of ACME please", functions=[STOCK, WEATHER],
+              calls=[FunctionCall(name="get_stock", arguments={"ticker": "ACME"})]),
+    FCExample(id="3", query="Tell me a joke", functions=[WEATHER, STOCK], calls=[]),
+]
+GIFT_ENV = GiftEnvConfig(num_items=120, num_users=40)
+
+
+def fitted_tool_caller(out_dir: Path) -> Path:
+    """A hidden-32 tool caller fitted to EXAMPLES, saved with save_fc_model."""
+    torch.manual_seed(0)
+    texts = [e.query for e in EXAMPLES] + ["get weather stock city ticker name price company current"]
+    featurizer = Featurizer(CharTokenizer.train(texts))
+    batch = collate([featurizer.encode(e) for e in EXAMPLES])
+    model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=1, n=1), featurizer.tokenizer.vocab_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(400):
+        loss, parts = fc_loss(model(batch), batch)
+        if parts["correct"].all():
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert parts["correct"].all(), "the tiny tool caller fits its three examples"
+    return save_fc_model(model.eval(), featurizer.tokenizer, out_dir)
+
+
+def scripted_gift_policy(out_dir: Path) -> Path:
+    """A tiny TRM policy whose biases make it check stock and budget, then recommend: its
+    behaviour is known, so the tests can check what the server did."""
+    observation_space, action_space = gift_spaces(GIFT_ENV.num_candidates)
+    torch.manual_seed(0)
+    module = TRMPolicyModule(observation_space=observation_space, action_space=action_space, model_config={
+        "hidden_size": 16, "num_layers": 1, "num_heads": 2, "T": 1, "n": 1, "num_global_actions": NUM_GLOBAL_ACTIONS})
+    with torch.no_grad():
+        bias = torch.full((NUM_GLOBAL_ACTIONS,), -20.0)
+        bias[FINISH] = -40.0
+        for tool, preference in (("inventory_check", 20.0), ("budget_optimizer", 10.0)):
+            bias[FIRST_TOOL + GIFT_TOOL_NAMES.index(tool)] = preference
+        module.global_head.bias.copy_(bias)
+    return save_policy(module, GIFT_ENV, out_dir)
