@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recursa.data.fc.schema import PARAM_TYPES
-from recursa.fc.features import IGNORE, MODES, ROLES, FCLimits
+from recursa.fc.features import IGNORE, MODES, ROLES, TAG_O, FCLimits
 from recursa.models.trm import Carry, TRMConfig, TRMCore
 
 NEG = -1e4  # logit of a masked choice (finite, so ignored rows never produce NaN)
@@ -41,6 +41,13 @@ class LossWeights(NamedTuple):
     tool: float = 1.0
     q: float = 0.5
     arguments: float = 2.0
+
+
+def outside_query_is_o(tags: Tensor, query_mask: Tensor) -> Tensor:
+    """Tag logits [B, P, K, Lq, 3] with every token outside the query (query_mask [B, Lq]) fixed to O."""
+    fixed = torch.full((3,), NEG, dtype=tags.dtype, device=tags.device)
+    fixed[TAG_O] = 0.0
+    return torch.where(query_mask[:, None, None, :, None], tags, fixed)
 
 
 def _gather(states: Tensor, index: Tensor) -> Tensor:
@@ -117,14 +124,15 @@ class FunctionCallingTRM(nn.Module):
         lq = batch["query_mask"].shape[1]
         query = y[:, 1:1 + lq]
         tag_keys = self.tag_proj(params).unflatten(-1, (3, hidden))
-        tags = torch.einsum("bpkch,bqh->bpkqc", tag_keys, query) / math.sqrt(hidden)
+        tags = outside_query_is_o(torch.einsum("bpkch,bqh->bpkqc", tag_keys, query) / math.sqrt(hidden),
+                                  batch["query_mask"])
         enums = _gather(y, batch["enum_slots"])
         enum = torch.einsum("bpkh,beh->bpke", self.enum_proj(params), enums) / math.sqrt(hidden)
         owner = batch["enum_param"][:, None, :] == torch.arange(params.shape[1])[None, :, None]
         enum = enum.masked_fill(~owner[:, :, None, :], NEG)
         return FCOutput(
             pointer=pointer.masked_fill(~pointer_mask, NEG),
-            counts=self.count_head(functions),
+            counts=self.count_head(functions).masked_fill(~batch["function_mask"][..., None], 0.0),
             modes=modes,
             tags=tags,
             enum=enum,
