@@ -28,16 +28,21 @@ register_env(FC_ENV_ID, lambda env_config: FunctionCallingEnv(env_config))
 TRAIN_SEED, HELD_OUT_SEED = 2_000_003, 3_000_017
 
 
+def greedy_action(module: FunctionCallerModule, observation: dict[str, np.ndarray]) -> np.ndarray:
+    """The policy's likeliest action for one observation."""
+    batch = {Columns.OBS: {k: torch.from_numpy(v)[None] for k, v in observation.items()}}
+    with torch.no_grad():
+        inputs = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+    distribution = module.get_inference_action_dist_cls().from_logits(inputs)
+    return distribution.to_deterministic().sample()[0].numpy()
+
+
 def greedy_reward(module: FunctionCallerModule, env: FunctionCallingEnv, episodes: int) -> float:
-    """Mean reward of the argmax action over the env's first `episodes` examples."""
+    """Mean reward of the greedy action over the env's first `episodes` examples."""
     rewards = []
     for index in range(min(episodes, len(env.examples))):
         observation, _ = env.reset(options={"index": index})
-        batch = {Columns.OBS: {k: torch.from_numpy(v)[None] for k, v in observation.items()}}
-        with torch.no_grad():
-            logits = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS][0]
-        action = [int(part.argmax()) for part in torch.split(logits, list(env.action_space.nvec))]
-        rewards.append(env.step(np.array(action))[1])
+        rewards.append(env.step(greedy_action(module, observation))[1])
     return float(np.mean(rewards))
 
 
