@@ -47,7 +47,7 @@ def greedy_reward(module: FunctionCallerModule, env: FunctionCallingEnv, episode
 
 
 def finetune_fc(model_dir: Path, out_dir: Path, iterations: int = 20, examples: int = 4000,
-                held_out: int = 300, lr: float = 1e-5) -> dict:
+                held_out: int = 300, lr: float = 1e-5, entropy_coeff: float = 0.0) -> dict:
     """PPO from `model_dir`; returns the held-out reward before and after. Ray must be running."""
     settings = json.loads((model_dir / "model.json").read_text())
     env_config = {"tokenizer_dir": str((model_dir / "tokenizer").resolve()), "examples": examples, "seed": TRAIN_SEED}
@@ -58,7 +58,7 @@ def finetune_fc(model_dir: Path, out_dir: Path, iterations: int = 20, examples: 
         .env_runners(num_env_runners=1, num_envs_per_env_runner=4, rollout_fragment_length="auto")
         .learners(num_learners=0)
         .training(lr=lr, train_batch_size_per_learner=256, minibatch_size=64, num_epochs=2,
-                  entropy_coeff=0.0, gamma=1.0, lambda_=1.0, grad_clip=1.0)
+                  entropy_coeff=entropy_coeff, gamma=1.0, lambda_=1.0, grad_clip=1.0)
         .rl_module(rl_module_spec=RLModuleSpec(module_class=FunctionCallerModule, model_config=model_config))
     )
     held_out_env = FunctionCallingEnv({**env_config, "examples": held_out, "seed": HELD_OUT_SEED})
@@ -75,6 +75,7 @@ def finetune_fc(model_dir: Path, out_dir: Path, iterations: int = 20, examples: 
     finally:
         algo.stop()
     report = {"held_out_reward_before": before, "held_out_reward_after": after, "iterations": iterations,
+              "lr": lr, "entropy_coeff": entropy_coeff,
               "env_steps": iterations * 256, "return_mean_per_iteration": history}
     (out_dir / "rl_report.json").write_text(json.dumps(report, indent=2))
     return report
