@@ -50,6 +50,7 @@ def finetune_fc(model_dir: Path, out_dir: Path, iterations: int = 20, examples: 
                 held_out: int = 300, lr: float = 1e-5, entropy_coeff: float = 0.0) -> dict:
     """PPO from `model_dir`; returns the held-out reward before and after. Ray must be running."""
     settings = json.loads((model_dir / "model.json").read_text())
+    tokenizer = load_tokenizer(model_dir / "tokenizer")  # now: the source may change during the run
     env_config = {"tokenizer_dir": str((model_dir / "tokenizer").resolve()), "examples": examples, "seed": TRAIN_SEED}
     model_config = {"trm": settings["trm"], "vocab_size": settings["vocab_size"], "init_from": str(model_dir.resolve())}
     config = (
@@ -70,7 +71,6 @@ def finetune_fc(model_dir: Path, out_dir: Path, iterations: int = 20, examples: 
         module = algo.get_module()
         after = greedy_reward(module, held_out_env, held_out)
         module.caller.no_call_bias = float(settings.get("no_call_bias", 0.0))
-        tokenizer = load_tokenizer(model_dir / "tokenizer")
         save_fc_model(module.caller, tokenizer, out_dir, extra={"finetuned_from": str(model_dir)})
     finally:
         algo.stop()
