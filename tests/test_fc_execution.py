@@ -6,7 +6,7 @@ import pytest
 
 from recursa.data.fc.generator import generate_examples
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
-from recursa.rewards.fc_execution import execute, execution_reward
+from recursa.rewards.fc_execution import ExecutionScorer, Sandbox, execute, execution_reward
 
 AREA = FunctionSpec(name="geometry.area", parameters=[
     ParamSpec(name="base", type="float"), ParamSpec(name="height", type="integer"),
@@ -56,3 +56,15 @@ def test_every_generated_gold_call_executes():
     for example in generate_examples(300, seed=5):
         assert None not in execute(example.calls, example.functions), example.id
         assert execution_reward(example.calls, example) == 1.0
+
+
+def test_a_scorer_runs_the_gold_calls_once_and_scores_like_execution_reward(monkeypatch):
+    runs = []
+    run = Sandbox.run
+    monkeypatch.setattr(Sandbox, "run", lambda self, calls: runs.append(len(calls)) or run(self, calls))
+    scorer = ExecutionScorer(EXAMPLE)
+    predictions = [[call(base=3, height=4)], [call(base=3)], [call(base=3, height=4), call(base=1, height=1)]]
+    rewards = [scorer.reward(p) for p in predictions]
+    assert runs == [1, 1, 1, 2], "gold calls once, then each prediction once"
+    monkeypatch.setattr(Sandbox, "run", run)
+    assert rewards == [execution_reward(p, EXAMPLE) for p in predictions] == [1.0, 0.0, 0.5]

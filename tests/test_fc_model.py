@@ -7,8 +7,8 @@ import torch
 
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 from recursa.fc.decode import decode_calls, segments
-from recursa.fc.features import (ABSENT, ENUM, GENERATE, IGNORE, MODES, QUERY, SPAN, TAG_B, TAG_I, TRUE, Featurizer,
-                                 collate)
+from recursa.fc.features import (ABSENT, ENUM, GENERATE, IGNORE, MODES, QUERY, SPAN, TAG_B, TAG_I, TAG_O, TRUE,
+                                 Featurizer, collate)
 from recursa.fc.model import FunctionCallingTRM, fc_loss
 from recursa.fc.values import convert, locate_value, number_mentions, parse_number
 from recursa.models.tokenizer import CharTokenizer
@@ -150,24 +150,23 @@ def test_decoding_does_not_copy_one_span_into_two_arguments(featurizer):
     model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=1, n=1), featurizer.tokenizer.vocab_size)
     with torch.no_grad():
         output = model(collate([features]))
-    ten = [i for i, (a, b) in enumerate(features.query_offsets) if example.query[a:b].strip() == "1"][0]
+    token = {example.query[a:b]: i for i, (a, b) in enumerate(features.query_offsets)}
     output.pointer[:] = torch.tensor([[-9.0, 9.0]])
     output.counts[:] = torch.tensor([0.0, 9.0, 0.0, 0.0, 0.0])  # one call
     output.modes[:] = -9.0
     output.modes[..., 1] = 9.0  # span mode for both parameters
     output.tags[:] = torch.tensor([9.0, 0.0, 0.0])  # every token O ...
-    output.tags[0, 0, 0, ten] = torch.tensor([0.0, 9.0, 0.0])  # ... but base: B at "1" of "10"
-    output.tags[0, 1, 0, ten] = torch.tensor([0.0, 5.0, 0.0])  # height wants it too, less sure
+    output.tags[0, 0, 0, token["1"]] = torch.tensor([0.0, 9.0, 0.0])  # ... but base tags "10" (B I)
+    output.tags[0, 0, 0, token["0"]] = torch.tensor([0.0, 0.0, 9.0])
+    output.tags[0, 1, 0, token["1"]] = torch.tensor([0.0, 9.0, 0.0])  # height tags "1" only: base goes first
+    output.tags[0, 1, 0, token["5"]] = torch.tensor([4.0, 3.0, 0.0])  # and leans towards "5", below O
     (call,) = decode_calls(output, [features], featurizer.tokenizer)[0]
-    assert call.arguments["base"] == 10, "a span is widened to the whole number"
-    assert call.arguments.get("height") == 5, "the required height falls back to a free number"
+    assert call.arguments["base"] == 10, "the parameter that tags more tokens claims them"
+    assert call.arguments.get("height") == 5, "the required height falls back to its likeliest free number"
 
 
 def test_segments_from_tags():
-    tags = torch.full((6, 3), -5.0)
-    tags[:, 0] = 5.0  # O everywhere ...
-    tags[1, 1], tags[2, 2], tags[4, 2] = 9.0, 9.0, 9.0  # ... but B I at 1-2 and a stray I at 4
-    assert [(a, b) for a, b, _ in segments(tags)] == [(1, 2), (4, 4)]
+    assert segments([TAG_O, TAG_B, TAG_I, TAG_O, TAG_I, TAG_B]) == [(1, 2), (4, 4), (5, 5)]
 
 
 @pytest.mark.slow

@@ -10,20 +10,23 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from recursa.data.fc.generator import corpus_text, generate_examples
-from recursa.data.fc.schema import FCExample
-from recursa.envs.function_calling import FunctionCallingEnv, action_sizes, call_from_action
-from recursa.fc.artifact import save_fc_model
-from recursa.fc.features import ABSENT, ENUM, IGNORE, SPAN, TAG_B, TAG_I, FCLimits
+from recursa.envs.function_calling import FunctionCallingEnv
+from recursa.fc import decode
+from recursa.fc.artifact import load_fc_model, save_fc_model
+from recursa.fc.decode import decode_calls
+from recursa.fc.features import ABSENT, ENUM, GENERATE, IGNORE, TAG_O, collate
 from recursa.fc.model import FunctionCallingTRM
 from recursa.models.tokenizer import SentencePieceTokenizer
 from recursa.models.trm import TRMConfig
 from recursa.rl.fc_module import FunctionCallerModule
+from recursa.rl.fc_ppo import greedy_action
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny untrained tool caller saved like a supervised run's model directory."""
     tokenizer = SentencePieceTokenizer.train(corpus_text(generate_examples(300, seed=3)), vocab_size=600)
+    torch.manual_seed(0)
     model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=1, n=1), tokenizer.vocab_size)
     return save_fc_model(model, tokenizer, tmp_path_factory.mktemp("fc") / "model")
 
@@ -32,76 +35,97 @@ def env_for(model_dir, **config) -> FunctionCallingEnv:
     return FunctionCallingEnv({"tokenizer_dir": str(model_dir / "tokenizer"), "examples": 60, "seed": 11, **config})
 
 
+def module_for(model_dir, env: FunctionCallingEnv) -> FunctionCallerModule:
+    settings = json.loads((model_dir / "model.json").read_text())
+    return FunctionCallerModule(observation_space=env.observation_space, action_space=env.action_space,
+                                model_config={"trm": settings["trm"], "vocab_size": settings["vocab_size"],
+                                              "init_from": str(model_dir)})
+
+
 def gold_action(env: FunctionCallingEnv) -> np.ndarray:
-    """The action that spells out the example's first gold call (from the training targets)."""
-    limits, p_max = FCLimits(), FCLimits().max_params
-    features = env.featurizer.encode(env.example)
-    action = np.zeros(len(action_sizes(limits)), dtype=np.int64)
-    action[0] = int(features.targets["pointer"])
-    for p in range(len(features.params)):
-        mode = int(features.targets["modes"][p, 0])
-        action[1 + p] = ABSENT if mode == IGNORE else mode
-        if mode == SPAN:
-            tags = features.targets["tags"][p, 0]
-            inside = np.flatnonzero((tags == TAG_B) | (tags == TAG_I))
-            action[1 + p_max + p], action[1 + 2 * p_max + p] = inside[0], inside[-1]
-        if mode == ENUM:
-            action[1 + 3 * p_max + p] = features.targets["enum_target"][p, 0]
-    return action
-
-
-def copyable(example: FCExample) -> bool:
-    """One call of scalars whose free-form strings are written in the query, as copy mode spells them
-    (derived values such as "FR" for "France" are not, even where "fr" can be found in "from")."""
-    if len(example.calls) != 1:
-        return False
-    call = example.calls[0]
-    spec = next(f for f in example.functions if f.name == call.name)
-    return all(not isinstance(v, (list, dict)) and (not isinstance(v, str) or spec.param(k).enum or v in example.query)
-               for k, v in call.arguments.items())
+    """The action that spells out the example's gold calls (from the training targets)."""
+    targets = env.featurizer.encode(env.example).targets
+    parts = {name: np.zeros(block.action_shape, dtype=np.int64) for name, block in
+             ((b.name, b) for b in env.layout.blocks)}
+    parts["pointer"][()] = targets["pointer"]
+    parts["counts"][: len(targets["counts"])] = targets["counts"]
+    p, k, lq = targets["tags"].shape
+    parts["modes"][:p, :k] = np.where(targets["modes"] == IGNORE, ABSENT, targets["modes"])
+    parts["enum"][:p, :k] = np.maximum(targets["enum_target"], 0)
+    parts["tags"][:p, :k, :lq] = np.where(targets["tags"] == IGNORE, TAG_O, targets["tags"])
+    return np.concatenate([parts[b.name].reshape(-1) for b in env.layout.blocks])
 
 
 def test_the_gold_action_earns_full_reward_and_no_call_earns_nothing(model_dir):
     env = env_for(model_dir)
-    scored = 0
+    scored = parallel = 0
     for index in range(len(env.examples)):
         observation, _ = env.reset(options={"index": index})
         assert env.observation_space.contains(observation)
-        example = env.example
-        if not copyable(example) or not env.featurizer.encode(example).aligned:
-            continue
-        _, reward, terminated, _, info = env.step(gold_action(env))
-        assert terminated and reward == pytest.approx(1.0), (example.query, example.calls)
-        env.reset(options={"index": index})
-        assert env.step(np.zeros(len(env.action_space.nvec), dtype=np.int64))[1] == 0.0
+        features = env.featurizer.encode(env.example)
+        if not env.example.calls or not features.aligned or (features.targets["modes"] == GENERATE).any():
+            continue  # generated text is not part of the RL action
+        action = gold_action(env)
+        assert env.action_space.contains(action)
+        _, reward, terminated, _, info = env.step(action)
+        assert terminated and reward == pytest.approx(1.0), (env.example.query, env.example.calls)
+        assert env.step(np.zeros_like(action))[1] == 0.0
         scored += 1
-    assert scored >= 10
+        parallel += len(env.example.calls) > 1
+    assert scored >= 20 and parallel >= 3
 
 
-def test_module_lays_logits_out_in_action_order(model_dir):
+def test_the_greedy_action_decodes_to_the_supervised_calls(model_dir):
     env = env_for(model_dir)
-    settings = json.loads((model_dir / "model.json").read_text())
-    module = FunctionCallerModule(observation_space=env.observation_space, action_space=env.action_space,
-                                  model_config={"trm": settings["trm"], "vocab_size": settings["vocab_size"],
-                                                "init_from": str(model_dir)})
+    module = module_for(model_dir, env)
+    model, featurizer = load_fc_model(model_dir)
+    module.caller.no_call_bias = model.no_call_bias = 100.0  # always call: every head is decoded
+    with_arguments = 0
+    for index in range(12):
+        observation, _ = env.reset(options={"index": index})
+        features = featurizer.encode(env.example, with_targets=False)
+        features.mode_allowed &= decode.choosable_modes()  # the modes the env acts on
+        with torch.no_grad():
+            (expected,) = decode_calls(model(collate([features])), [features], env.featurizer.tokenizer)
+        choices = decode.CallChoices(**env.layout.split(greedy_action(module, observation)))
+        assert decode.calls_from_choices(choices, features) == expected, env.example.query
+        with_arguments += any(call.arguments for call in expected)
+    assert with_arguments >= 3
+
+
+def test_the_distribution_scores_only_the_choices_that_shape_the_calls(model_dir):
+    env = env_for(model_dir)
+    module = module_for(model_dir, env)
     observation, _ = env.reset(options={"index": 0})
     batch = {Columns.OBS: {k: torch.from_numpy(v)[None] for k, v in observation.items()}}
-    logits = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS][0]
-    sizes = [int(n) for n in env.action_space.nvec]
-    assert logits.shape == (sum(sizes),)
-    pointer, *_ = torch.split(logits, sizes)
-    functions = len(env.example.functions)
-    assert (pointer[1 + functions:] < -1e3).all(), "functions that are not offered cannot be chosen"
-    start = torch.split(logits, sizes)[1 + FCLimits().max_params]
+    with torch.no_grad():
+        inputs = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS]
+    distribution = module.get_exploration_action_dist_cls().from_logits(inputs)
+    action = distribution.sample()
+    assert env.action_space.contains(action[0].numpy())
+    assert int(env.layout.split(action)["pointer"][0]) <= len(env.example.functions)
     num_query = int(observation["query_mask"].sum())
-    assert (start[num_query:] < -1e3).all(), "spans start inside the query"
-    action = np.array([int(part.argmax()) for part in torch.split(logits, sizes)])
-    call_from_action(action, env.featurizer.encode(env.example, with_targets=False), FCLimits())
+    assert (env.layout.split(action)["tags"][0, :, :, num_query:] == TAG_O).all(), "no tag outside the query"
+    assert torch.isfinite(distribution.logp(action)).all() and torch.isfinite(distribution.entropy()).all()
+
+    no_call = action.clone()
+    env.layout.split(no_call)["pointer"][:] = 0
+    pointer_logp = distribution.logits["pointer"].log_softmax(-1)[0, 0]
+    assert torch.allclose(distribution.logp(no_call), pointer_logp), "no call: only the pointer counts"
+    assert int(distribution.to_deterministic().sample()[0, 0]) == int(distribution.logits["pointer"][0].argmax())
+
+
+def test_modes_that_choices_cannot_express_are_masked(model_dir, monkeypatch):
+    env = env_for(model_dir)
+    monkeypatch.setattr(decode, "CHOICE_MODES", decode.CHOICE_MODES - {"enum"})
+    for index in range(len(env.examples)):
+        observation, _ = env.reset(options={"index": index})
+        assert not observation["mode_allowed"][:, ENUM].any()
+    assert any(env.featurizer.encode(e).mode_allowed[:, ENUM].any() for e in env.examples)
 
 
 @pytest.mark.slow
 def test_ppo_fine_tunes_and_saves_a_loadable_model(ray_session, model_dir, tmp_path):
-    from recursa.fc.artifact import load_fc_model
     from recursa.rl.fc_ppo import finetune_fc
 
     report = finetune_fc(model_dir, tmp_path / "rl", iterations=1, examples=50, held_out=20)

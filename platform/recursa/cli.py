@@ -139,6 +139,8 @@ def train_fc_rl(
     out: Path = typer.Option(..., "--out", help="Where to write the fine-tuned model directory."),
     iterations: int = typer.Option(20, "--iterations", min=1, help="PPO iterations (256 episodes each)."),
     lr: float = typer.Option(1e-5, "--lr", min=0.0, help="PPO learning rate."),
+    entropy_coeff: float = typer.Option(0.0, "--entropy-coeff", min=0.0,
+                                        help="Weight of the entropy bonus (entropy of the greedy call's choices)."),
 ) -> None:
     """Fine-tune the tool-calling TRM with PPO, rewarded by executing its calls."""
     model_dir = _fc_model_dir(checkpoint)
@@ -146,7 +148,7 @@ def train_fc_rl(
     from recursa.runtime import init_ray
 
     init_ray()
-    console.print(json.dumps(finetune_fc(model_dir, out, iterations=iterations, lr=lr), indent=2))
+    console.print(json.dumps(finetune_fc(model_dir, out, iterations=iterations, lr=lr, entropy_coeff=entropy_coeff), indent=2))
 
 
 @eval_app.command("bfcl")

@@ -1,28 +1,31 @@
-"""Function calling as a one-step RL environment, rewarded by executing the call.
+"""Function calling as a one-step RL environment, rewarded by executing the calls.
 
 An episode is one example: the observation is the example's slot sequence (padded to fixed
-sizes, see `recursa.fc.features`), the action is the whole decision as a MultiDiscrete vector:
-which function (or none), then for every parameter slot its mode, the first and last query
-token of its copied span, and its enum value. The env builds the call from the action and pays
-0.5 for passing BFCL's AST rules plus 0.5 times the execution reward.
+sizes, see `recursa.fc.features`); the action is every choice the supervised model's decoding
+makes, as one flat MultiDiscrete vector laid out by `ActionLayout`: the pointer (no call or the
+function called first), the calls of every function, and per (parameter, call index) its mode,
+its enum value, the B/I/O tag of every query token and a shortlist of fallback tokens.
+`recursa.fc.decode.calls_from_choices` turns it into calls exactly as it turns the model's argmax
+choices into calls, so the greedy policy decodes like the supervised model. Modes that choices
+cannot express (generated text) are masked out of the observation. The reward is 0.5 for passing
+BFCL's AST rules plus 0.5 times the execution reward; each example's gold calls run once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
 from recursa.data.fc.generator import generate_examples
-from recursa.data.fc.schema import FCExample, FunctionCall
-from recursa.fc.decode import copy_type, set_path, whole_words
-from recursa.fc.features import (ENUM, FALSE, GENERATE, MODES, SLOT_FIELDS, SPAN, TRUE, FCLimits, Featurizer,
-                                 Features)
-from recursa.fc.values import convert
+from recursa.data.fc.schema import FCExample
+from recursa.fc.decode import FALLBACK_CANDIDATES, CallChoices, calls_from_choices, choosable_modes
+from recursa.fc.features import MODES, SLOT_FIELDS, FCLimits, Featurizer, Features
 from recursa.models.tokenizer import load_tokenizer
 from recursa.rewards.fc_ast import score_example
-from recursa.rewards.fc_execution import execution_reward
+from recursa.rewards.fc_execution import ExecutionScorer
 
 
 
@@ -31,10 +34,56 @@ def slot_count(limits: FCLimits) -> int:
     return 1 + limits.max_query_tokens + limits.max_functions + limits.max_params + limits.max_enum_values
 
 
-def action_sizes(limits: FCLimits) -> list[int]:
-    """MultiDiscrete sizes: function choice, then per parameter: mode, span start, span end, enum."""
-    p, lq = limits.max_params, limits.max_query_tokens
-    return [1 + limits.max_functions] + [len(MODES)] * p + [lq] * p + [lq] * p + [limits.max_enum_values] * p
+@dataclass(frozen=True)
+class Block:
+    """Part of the flat action: `shape` choices among `categories`; with `picks` > 1 each choice is
+    a ranked shortlist of that many distinct categories."""
+
+    name: str
+    shape: tuple[int, ...]
+    categories: int
+    picks: int = 1
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return self.shape + ((self.picks,) if self.picks > 1 else ())
+
+
+@dataclass(frozen=True)
+class ActionLayout:
+    """The flat action's blocks, in order; their names are the fields of `CallChoices`."""
+
+    blocks: tuple[Block, ...]
+
+    @classmethod
+    def for_limits(cls, limits: FCLimits) -> ActionLayout:
+        """Pointer, counts, then per (parameter, call index): mode, enum value, tags, fallback."""
+        f, p, k, lq = limits.max_functions, limits.max_params, limits.max_calls, limits.max_query_tokens
+        return cls((
+            Block("pointer", (), 1 + f),
+            Block("counts", (f,), k + 1),
+            Block("modes", (p, k), len(MODES)),
+            Block("enum", (p, k), limits.max_enum_values),
+            Block("tags", (p, k, lq), 3),
+            Block("fallback", (p, k), lq, FALLBACK_CANDIDATES),
+        ))
+
+    def block(self, name: str) -> Block:
+        """The block called `name`."""
+        return next(b for b in self.blocks if b.name == name)
+
+    def sizes(self) -> list[int]:
+        """MultiDiscrete sizes: every entry of every block, in order."""
+        return [b.categories for b in self.blocks for _ in range(math.prod(b.action_shape))]
+
+    def split(self, action):
+        """A flat action [..., n] (numpy or torch) as {block name: [..., *action_shape]}."""
+        parts, start = {}, 0
+        for b in self.blocks:
+            size = math.prod(b.action_shape)
+            parts[b.name] = action[..., start:start + size].reshape(tuple(action.shape[:-1]) + b.action_shape)
+            start += size
+        return parts
 
 
 def observation_space(limits: FCLimits) -> gym.spaces.Dict:
@@ -59,7 +108,8 @@ def observation_space(limits: FCLimits) -> gym.spaces.Dict:
 
 
 def encode_observation(features: Features, limits: FCLimits) -> dict[str, np.ndarray]:
-    """One example's slots padded to the fixed sizes of `observation_space` (enum owner is p + 1)."""
+    """One example's slots padded to the fixed sizes of `observation_space` (enum owner is p + 1);
+    only modes that choices can express are allowed."""
     s = slot_count(limits)
     out: dict[str, np.ndarray] = {}
     for name in SLOT_FIELDS:
@@ -84,43 +134,9 @@ def encode_observation(features: Features, limits: FCLimits) -> dict[str, np.nda
     out["param_mask"] = mask(len(features.param_slots), limits.max_params)
     out["enum_slots"] = pad(features.enum_slots, limits.max_enum_values)
     out["enum_owner"] = pad(features.enum_param + 1, limits.max_enum_values)
-    out["mode_allowed"] = pad(features.mode_allowed.astype(np.int64), limits.max_params, (len(MODES),))
-    out["mode_allowed"][:, GENERATE] = 0  # the action carries no generated text
+    allowed = features.mode_allowed & choosable_modes()
+    out["mode_allowed"] = pad(allowed.astype(np.int64), limits.max_params, (len(MODES),))
     return out
-
-
-def call_from_action(action: np.ndarray, features: Features, limits: FCLimits) -> list[FunctionCall]:
-    """The call an action describes (no call for choice 0 or an out-of-range function)."""
-    p_max, lq = limits.max_params, limits.max_query_tokens
-    choice = int(action[0])
-    if choice == 0 or choice > len(features.functions):
-        return []
-    modes, starts, ends, enums = (action[1 + i * p_max: 1 + (i + 1) * p_max] for i in range(4))
-    arguments: dict[str, Any] = {}
-    for p, param in enumerate(features.params):
-        if param.function != choice - 1:
-            continue
-        value = _value(int(modes[p]), int(starts[p]), int(ends[p]), int(enums[p]), p, features)
-        if value is not None:
-            set_path(arguments, param.path, value)
-    return [FunctionCall(name=features.functions[choice - 1].name, arguments=arguments)]
-
-
-def _value(mode: int, start: int, end: int, enum: int, p: int, features: Features) -> Any:
-    if mode == TRUE:
-        return True
-    if mode == FALSE:
-        return False
-    if mode == ENUM:
-        owned = enum < len(features.enum_values) and features.enum_param[enum] == p
-        return features.enum_values[enum] if owned else None
-    if mode == SPAN and start < features.num_query:
-        end = min(max(start, end), features.num_query - 1)
-        a, b = whole_words(features.query, features.query_offsets[start][0], features.query_offsets[end][1])
-        spec = features.params[p].spec
-        value = convert(features.query[a:b], copy_type(spec))
-        return [value] if spec.type == "array" and value is not None else value
-    return None
 
 
 class FunctionCallingEnv(gym.Env):
@@ -138,21 +154,30 @@ class FunctionCallingEnv(gym.Env):
         self.examples: list[FCExample] = generate_examples(int(config.get("examples", 2000)), seed=seed)
         self._rng = np.random.default_rng([seed, *stream])
         self.observation_space = observation_space(self.limits)
-        self.action_space = gym.spaces.MultiDiscrete(action_sizes(self.limits))
+        self.layout = ActionLayout.for_limits(self.limits)
+        self.action_space = gym.spaces.MultiDiscrete(self.layout.sizes())
+        self._scorers: dict[int, ExecutionScorer] = {}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         index = (options or {}).get("index")
-        self.example = self.examples[int(self._rng.integers(len(self.examples))) if index is None else index]
+        self.index = int(self._rng.integers(len(self.examples))) if index is None else int(index)
+        self.example = self.examples[self.index]
         self.features = self.featurizer.encode(self.example, with_targets=False)
         self.observation = encode_observation(self.features, self.limits)
         return self.observation, {"id": self.example.id}
 
     def step(self, action):
-        calls = call_from_action(np.asarray(action), self.features, self.limits)
+        calls = calls_from_choices(CallChoices(**self.layout.split(np.asarray(action))), self.features)
         ast = score_example(calls, self.example).valid
-        executed = execution_reward(calls, self.example)
+        executed = self._scorer().reward(calls)
         reward = 0.5 * float(ast) + 0.5 * executed
         return self.observation, reward, True, False, {"ast": float(ast), "execution": executed}
+
+    def _scorer(self) -> ExecutionScorer:
+        """The current example's execution scorer, built on its first episode."""
+        if self.index not in self._scorers:
+            self._scorers[self.index] = ExecutionScorer(self.example)
+        return self._scorers[self.index]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recursa.data.fc.schema import PARAM_TYPES
-from recursa.fc.features import GENERATE, IGNORE, MODES, ROLES, FCLimits
+from recursa.fc.features import GENERATE, IGNORE, MODES, ROLES, TAG_O, FCLimits
 from recursa.fc.overlap import NUM_MATCH_IDS
 from recursa.models.tokenizer import SPECIAL_IDS
 from recursa.models.trm import Carry, TRMConfig, TRMCore
@@ -52,6 +52,13 @@ class LossWeights(NamedTuple):
     tool: float = 1.0
     q: float = 0.5
     arguments: float = 2.0
+
+
+def outside_query_is_o(tags: Tensor, query_mask: Tensor) -> Tensor:
+    """Tag logits [B, P, K, Lq, 3] with every token outside the query (query_mask [B, Lq]) fixed to O."""
+    fixed = torch.full((3,), NEG, dtype=tags.dtype, device=tags.device)
+    fixed[TAG_O] = 0.0
+    return torch.where(query_mask[:, None, None, :, None], tags, fixed)
 
 
 def _gather(states: Tensor, index: Tensor) -> Tensor:
@@ -135,7 +142,8 @@ class FunctionCallingTRM(nn.Module):
         lq = batch["query_mask"].shape[1]
         query = y[:, 1:1 + lq]
         tag_keys = self.tag_proj(params).unflatten(-1, (3, hidden))
-        tags = torch.einsum("bpkch,bqh->bpkqc", tag_keys, query) / math.sqrt(hidden)
+        tags = outside_query_is_o(torch.einsum("bpkch,bqh->bpkqc", tag_keys, query) / math.sqrt(hidden),
+                                  batch["query_mask"])
         enums = _gather(y, batch["enum_slots"])
         enum = torch.einsum("bpkh,beh->bpke", self.enum_proj(params), enums) / math.sqrt(hidden)
         owner = batch["enum_param"][:, None, :] == torch.arange(params.shape[1])[None, :, None]
@@ -151,7 +159,7 @@ class FunctionCallingTRM(nn.Module):
             generation = {"generated": generated}
         return FCOutput(
             pointer=pointer.masked_fill(~pointer_mask, NEG),
-            counts=self.count_head(functions),
+            counts=self.count_head(functions).masked_fill(~batch["function_mask"][..., None], 0.0),
             modes=modes,
             tags=tags,
             enum=enum,

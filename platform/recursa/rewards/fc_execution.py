@@ -73,29 +73,53 @@ class _Passthrough(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Sandbox:
+    """Sandboxed implementations of some functions, built once to run any number of calls."""
+
+    def __init__(self, functions: list[FunctionSpec], timeout_s: float = 1.0):
+        self.tools = {f.name: execution_tool(f) for f in functions}
+        self.timeout_s = timeout_s
+
+    def run(self, calls: list[FunctionCall]) -> list[str | None]:
+        """Canonical JSON result of each call, None where it failed (unknown function, bad arguments)."""
+        results: list[str | None] = []
+        with ToolRegistry(timeout_s=self.timeout_s, max_concurrency=1) as registry:
+            for tool in self.tools.values():
+                if tool.name not in registry.names:
+                    registry.register(tool)
+            for call in calls:
+                tool = self.tools.get(call.name) if isinstance(call, FunctionCall) else None
+                if tool is None or not isinstance(call.arguments, dict):
+                    results.append(None)
+                    continue
+                result = registry.call(tool.name, call.arguments)
+                results.append(json.dumps(result.output, sort_keys=True) if result.ok else None)
+        return results
+
+
 def execute(calls: list[FunctionCall], functions: list[FunctionSpec], timeout_s: float = 1.0) -> list[str | None]:
     """Canonical JSON result of each call, None where it failed (unknown function, bad arguments)."""
-    tools = {f.name: execution_tool(f) for f in functions}
-    results: list[str | None] = []
-    with ToolRegistry(timeout_s=timeout_s, max_concurrency=1) as registry:
-        for tool in tools.values():
-            if tool.name not in registry.names:
-                registry.register(tool)
-        for call in calls:
-            tool = tools.get(call.name) if isinstance(call, FunctionCall) else None
-            if tool is None or not isinstance(call.arguments, dict):
-                results.append(None)
-                continue
-            result = registry.call(tool.name, call.arguments)
-            results.append(json.dumps(result.output, sort_keys=True) if result.ok else None)
-    return results
+    return Sandbox(functions, timeout_s).run(calls)
+
+
+class ExecutionScorer:
+    """The execution reward of any number of predictions for one example: its functions are built
+    and its gold calls run once."""
+
+    def __init__(self, example: FCExample):
+        self.sandbox = Sandbox(example.functions)
+        self.expected_calls = len(example.calls)
+        self.expected = Counter(self.sandbox.run(example.calls))
+
+    def reward(self, predicted: list[FunctionCall]) -> float:
+        """Share of expected results reproduced, penalised for extra calls; 1.0 for a right no-call."""
+        if not self.expected_calls:
+            return 0.0 if predicted else 1.0
+        produced = Counter(r for r in self.sandbox.run(predicted) if r is not None)
+        matched = sum((self.expected & produced).values())
+        return matched / max(self.expected_calls, len(predicted))
 
 
 def execution_reward(predicted: list[FunctionCall], example: FCExample) -> float:
-    """Share of expected results reproduced, penalised for extra calls; 1.0 for a right no-call."""
-    if not example.calls:
-        return 0.0 if predicted else 1.0
-    expected = Counter(execute(example.calls, example.functions))
-    produced = Counter(r for r in execute(predicted, example.functions) if r is not None)
-    matched = sum((expected & produced).values())
-    return matched / max(len(example.calls), len(predicted))
+    """The execution reward of one prediction (`ExecutionScorer` scores many for one example)."""
+    return ExecutionScorer(example).reward(predicted)
