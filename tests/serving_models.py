@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
+from fc_fitting import fit_until_correct
 from recursa.config import GiftEnvConfig
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 from recursa.envs.gift import FIRST_TOOL, FINISH, NUM_GLOBAL_ACTIONS, gift_spaces
 from recursa.fc.artifact import save_fc_model
 from recursa.fc.features import Featurizer, collate
-from recursa.fc.model import FunctionCallingTRM, fc_loss
+from recursa.fc.model import FunctionCallingTRM
 from recursa.models.tokenizer import CharTokenizer
 from recursa.models.trm import TRMConfig
 from recursa.rl.policy_io import save_policy
@@ -40,15 +41,7 @@ def fitted_tool_caller(out_dir: Path) -> Path:
     featurizer = Featurizer(CharTokenizer.train(texts))
     batch = collate([featurizer.encode(e) for e in EXAMPLES])
     model = FunctionCallingTRM(TRMConfig(hidden_size=32, num_heads=4, T=1, n=1), featurizer.tokenizer.vocab_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(400):
-        loss, parts = fc_loss(model(batch), batch)
-        if parts["correct"].all():
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert parts["correct"].all(), "the tiny tool caller fits its three examples"
+    assert fit_until_correct(model, batch, steps=400, lr=3e-3), "the tiny tool caller fits its three examples"
     return save_fc_model(model.eval(), featurizer.tokenizer, out_dir)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fc_fitting import fit_until_correct
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 from recursa.fc.decode import decode_calls, segments
 from recursa.fc.features import (ABSENT, ENUM, GENERATE, IGNORE, MODES, QUERY, SPAN, TAG_B, TAG_I, TAG_O, TRUE,
@@ -174,16 +175,7 @@ def test_tiny_model_learns_to_call_with_typed_and_generated_arguments(featurizer
     torch.manual_seed(0)
     batch = collate([featurizer.encode(e) for e in EXAMPLES])
     model = FunctionCallingTRM(TRMConfig(hidden_size=64, num_heads=4, T=2, n=2), featurizer.tokenizer.vocab_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for _ in range(1000):
-        loss, parts = fc_loss(model(batch), batch)
-        if parts["correct"].all():
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-    assert parts["correct"].all(), "a tiny model fits three examples"
+    assert fit_until_correct(model, batch, steps=1000, lr=1e-3), "a tiny model fits its examples"
     model.eval()
     features = [featurizer.encode(e, with_targets=False) for e in EXAMPLES]
     with torch.no_grad():
