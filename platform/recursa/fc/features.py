@@ -282,10 +282,12 @@ class Featurizer:
     def _generable(self, param: SlotParam, value: Any) -> bool:
         """Whether a value the query does not contain can be a generation target."""
         return (isinstance(value, str) and param.spec.type in GENERATED_TYPES and not param.spec.enum
-                and 0 < len(self._generated_pieces(value)) <= self.limits.max_generate_pieces)
+                and len(self._generated_pieces(value)) <= self.limits.max_generate_pieces)
 
     def _generated_pieces(self, value: str) -> list[int]:
-        return self.tokenizer.encode(value) + [self.eos_id]
+        """The value's pieces and <eos>, through the piece cache (a value too long to generate
+        comes out one piece longer than the limit)."""
+        return self._pieces(value, self.limits.max_generate_pieces) + [self.eos_id]
 
 
 def _tokens_in(offsets: list[Span], span: Span) -> list[int]:
