@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recursa.fc.overlap import (FUNCTION_BASE, NUM_MATCH_IDS, PARAM_BASE, QUERY_BASE, content_words,
-                                query_match_ids, schema_match_id, share_bucket)
+                                query_match_ids, schema_match_id, share_bucket, word_spans)
 
 
 def test_content_words_split_identifiers_and_drop_stopwords():
@@ -20,7 +20,7 @@ def test_share_buckets():
 def test_query_tokens_know_whether_their_word_names_a_parameter_or_function():
     text = "area of a triangle with base 10"
     offsets = [(0, 4), (5, 7), (8, 9), (10, 18), (19, 23), (24, 28), (29, 31)]
-    ids = query_match_ids(text, offsets, param_words={"base"}, function_words={"triangle", "area"})
+    ids = query_match_ids(word_spans(text), offsets, param_words={"base"}, function_words={"triangle", "area"})
     in_function, in_param = QUERY_BASE + 2, QUERY_BASE + 1
     assert ids == [in_function, QUERY_BASE, QUERY_BASE, in_function, QUERY_BASE, in_param, QUERY_BASE]
 

@@ -148,8 +148,9 @@ class Featurizer:
         functions = self._kept_functions(example, with_targets)
         params: list[SlotParam] = [param for f, function in enumerate(functions)
                                    for param in flatten_params(function, f)][: limits.max_params]
-        query_words = {word for _, word in word_spans(example.query)} - STOPWORDS
-        matches = query_match_ids(example.query, offsets,
+        spans = word_spans(example.query)
+        query_words = {word for _, word in spans} - STOPWORDS
+        matches = query_match_ids(spans, offsets,
                                   set().union(*(content_words(p.path[-1]) for p in params)),
                                   set().union(*(content_words(f"{f.name} {f.description}") for f in functions)))
         rows: list[tuple[list[int], list[int], int, int, int, int, int, int, int]] = [

@@ -43,9 +43,10 @@ def word_spans(text: str) -> list[tuple[Span, str]]:
     return [((m.start(), m.end()), normalize(m.group())) for m in _WORD.finditer(text)]
 
 
-def query_match_ids(text: str, offsets: list[Span], param_words: set[str], function_words: set[str]) -> list[int]:
-    """Per query token: the match id of the word it overlaps (0 if none)."""
-    spans = word_spans(text)
+def query_match_ids(spans: list[tuple[Span, str]], offsets: list[Span], param_words: set[str],
+                    function_words: set[str]) -> list[int]:
+    """Per query token (character `offsets`): the match id of the words of `spans` (`word_spans`
+    of the query) it overlaps."""
     out = []
     for start, end in offsets:
         words = [w for (a, b), w in spans if a < end and b > start and w not in STOPWORDS]
