@@ -188,8 +188,11 @@ def calls_from_choices(choices: CallChoices, features: Features) -> list[Functio
 
 def generated_texts(pieces: torch.Tensor, tokenizer: Tokenizer) -> dict[tuple[int, int], str]:
     """Text of every (param, call) with generated pieces [P, K, G] (0 after <eos>)."""
-    return {(p, k): tokenizer.decode(row[row != 0].tolist()) for p, k in (pieces[..., 0] != 0).nonzero().tolist()
-            for row in (pieces[p, k],)}
+    texts = {}
+    for p, k in (pieces[..., 0] != 0).nonzero().tolist():
+        row = pieces[p, k]
+        texts[(p, k)] = tokenizer.decode(row[row != 0].tolist())
+    return texts
 
 
 def decode_calls(output: FCOutput, batch_features: list[Features], tokenizer: Tokenizer) -> list[list[FunctionCall]]:
