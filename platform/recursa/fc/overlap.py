@@ -10,6 +10,7 @@ name, and of their description, the query contains (none, under half, half or mo
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from recursa.fc.values import Span
 
 _WORD = re.compile(r"[A-Za-z]+|\d+")
@@ -32,10 +33,12 @@ def normalize(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def content_words(text: str) -> set[str]:
-    """Normalised words of an identifier or sentence, stopwords left out."""
+@lru_cache(maxsize=65_536)
+def content_words(text: str) -> frozenset[str]:
+    """Normalised words of an identifier or sentence, stopwords left out (cached: schemas repeat
+    across examples, and each name and description is read twice per example)."""
     spaced = _CAMEL.sub(r"\1 \2", text)
-    return {w for w in map(normalize, _WORD.findall(spaced)) if w not in STOPWORDS}
+    return frozenset(w for w in map(normalize, _WORD.findall(spaced)) if w not in STOPWORDS)
 
 
 def word_spans(text: str) -> list[tuple[Span, str]]:
@@ -56,7 +59,7 @@ def query_match_ids(spans: list[tuple[Span, str]], offsets: list[Span], param_wo
     return out
 
 
-def share_bucket(words: set[str], query_words: set[str]) -> int:
+def share_bucket(words: frozenset[str], query_words: set[str]) -> int:
     """0 when none of `words` (or no words at all) are in the query, 1 under half, 2 half or more, 3 all."""
     if not words:
         return 0
