@@ -257,3 +257,22 @@ class TrainFCConfig(StrictModel):
     model: FCModelSettings = FCModelSettings()
     training: FCTrainingSettings = FCTrainingSettings()
     workers: WorkerSettings = WorkerSettings()
+
+
+class LoRASettings(StrictModel):
+    """PEFT LoRA adapter: rank, scaling, dropout and the modules it wraps."""
+
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class LLMModelSettings(StrictModel):
+    """A Hugging Face causal LM (a local directory, or a hub id where the hub is reachable)."""
+
+    path: str = "runs/tiny-llm"
+    lora: LoRASettings = LoRASettings()
+    load_in_4bit: bool = False  # needs bitsandbytes and a CUDA GPU
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    trust_remote_code: bool = False
