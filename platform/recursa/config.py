@@ -276,3 +276,70 @@ class LLMModelSettings(StrictModel):
     load_in_4bit: bool = False  # needs bitsandbytes and a CUDA GPU
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
+
+
+class LLMDataSettings(StrictModel):
+    """Where training examples come from: an action environment's expert, or a records file."""
+
+    env: str = "math"  # a registered action environment, or "package.module:EnvClass"
+    expert_episodes: int = Field(256, ge=1)  # sft/kto: episodes of the environment's expert agent
+    expert_noise: float = Field(0.0, ge=0.0, le=1.0)  # share of the expert's actions replaced at random
+    records_path: str | None = None  # sft/kto records (JSONL/Parquet) instead of expert episodes
+    eval_episodes: int = Field(200, ge=1)  # held-out problems scored after training
+    seed: int = 0
+    eval_seed: int = 10_000
+
+
+class LLMTrainingSettings(StrictModel):
+    """The optimiser of the LoRA parameters."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    max_length: int = Field(256, ge=16)
+    min_reward: float | None = None  # sft: leave out trajectories whose return is below this
+
+
+class KTOSettings(StrictModel):
+    """TRL's KTO: the preference temperature and the weights of good and bad examples."""
+
+    beta: float = Field(0.1, gt=0.0)
+    desirable_weight: float = Field(1.0, gt=0.0)
+    undesirable_weight: float = Field(1.0, gt=0.0)
+
+
+class GRPOSettings(StrictModel):
+    """Online GRPO: groups of episodes per problem, rolled out by Ray actors."""
+
+    iterations: int = Field(20, ge=1)
+    problems_per_iteration: int = Field(16, ge=1)
+    group_size: int = Field(8, ge=2)
+    temperature: float = Field(1.0, gt=0.0)
+    max_new_tokens: int = Field(16, ge=1)
+    clip: float = Field(0.2, gt=0.0)
+    kl_coeff: float = Field(0.04, ge=0.0)
+    update_epochs: int = Field(1, ge=1)
+    rollout_actors: int = Field(2, ge=1)
+    cpus_per_actor: float = Field(0.5, gt=0.0)
+    eval_every: int = Field(5, ge=1)
+    env_reward_weight: float = Field(1.0, ge=0.0)
+    rewards: dict[str, float] = Field(default_factory=dict)  # reward engine functions by weight
+
+
+class TrainLLMConfig(StrictModel):
+    """`recursa train llm`: LoRA training of a causal LM by reward-weighted SFT, KTO or GRPO."""
+
+    name: str = "llm"
+    runs_dir: str = "runs"
+    seed: int = 0
+    method: Literal["sft", "kto", "grpo"] = "sft"
+    model: LLMModelSettings = LLMModelSettings()
+    init_adapter: str | None = None  # start from this adapter (e.g. GRPO after SFT)
+    data: LLMDataSettings = LLMDataSettings()
+    training: LLMTrainingSettings = LLMTrainingSettings()
+    kto: KTOSettings = KTOSettings()
+    grpo: GRPOSettings = GRPOSettings()
+    workers: WorkerSettings = WorkerSettings(cpus_per_worker=1.0)
