@@ -279,11 +279,13 @@ def export_llm(
 @llm_app.command("init-tiny")
 def llm_init_tiny(
     out: Path = typer.Option(..., "--out", help="Directory for the model and tokenizer (Hugging Face layout)."),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Text file to train the tokenizer on, one line each "
-                                          "(default: generated agent text)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus",
+                                          help="Text to train the tokenizer on (default: generated agent text)."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed and corpus give the same model."),
-    vocab_size: int = typer.Option(2048, "--vocab-size", min=260, help="Largest vocabulary (the 256 bytes and 3 special tokens at least)."),
-    hidden_size: int = typer.Option(128, "--hidden-size", min=8, help="Hidden size (a multiple of 8: 4 heads of even size)."),
+    vocab_size: int = typer.Option(2048, "--vocab-size", min=259,
+                                   help="Largest vocabulary (at least the 256 bytes and 3 special tokens)."),
+    hidden_size: int = typer.Option(128, "--hidden-size", min=8,
+                                    help="Hidden size (a multiple of 8: 4 heads of even size)."),
     layers: int = typer.Option(2, "--layers", min=1, help="Transformer layers."),
 ) -> None:
     """Create a tiny randomly initialised Llama and its tokenizer, for tests and offline demos."""

@@ -8,6 +8,7 @@ logits are from torch's.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -62,12 +63,14 @@ def export_adapter(adapter_dir: str | Path, out_dir: str | Path, base: str | Non
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     config = json.loads(_adapter_file(adapter_dir, ADAPTER_CONFIG).read_text())
     config["base_model_name_or_path"] = resolve_base(base or config["base_model_name_or_path"])
+    weights = _adapter_file(adapter_dir, ADAPTER_WEIGHTS)
+    tokenizer = load_tokenizer(adapter_dir if has_tokenizer(adapter_dir) else config["base_model_name_or_path"])
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2))
-    shutil.copyfile(_adapter_file(adapter_dir, ADAPTER_WEIGHTS), out_dir / ADAPTER_WEIGHTS)
-    load_tokenizer(adapter_dir if has_tokenizer(adapter_dir) else config["base_model_name_or_path"]).save_pretrained(out_dir)
-    with safe_open(out_dir / ADAPTER_WEIGHTS, "pt") as weights:
-        parameters = sum(_numel(weights.get_slice(name).get_shape()) for name in weights.keys())
+    shutil.copyfile(weights, out_dir / ADAPTER_WEIGHTS)
+    tokenizer.save_pretrained(out_dir)
+    with safe_open(weights, "pt") as tensors:
+        parameters = sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())
     (out_dir / "README.md").write_text(_model_card(config, parameters))
     return _add_to_report(out_dir, "adapter", {
         "base": config["base_model_name_or_path"],
@@ -141,10 +144,6 @@ def _adapter_file(adapter_dir: Path, name: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"adapter: no {name} in {adapter_dir}")
     return path
-
-
-def _numel(shape: list[int]) -> int:
-    return int(np.prod(shape))
 
 
 def _size(paths) -> int:
