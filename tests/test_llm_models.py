@@ -161,8 +161,7 @@ def test_saved_adapter_loads_in_a_fresh_process_elsewhere(adapter, adapted_logit
     script = (
         "import json, sys, torch\n"
         "from recursa.config import LLMModelSettings\n"
-        "from recursa.export.llm import adapter_base\n"
-        "from recursa.models.llm import load_causal_lm\n"
+        "from recursa.models.llm import adapter_base, load_causal_lm\n"
         "from pathlib import Path\n"
         "adapter = Path(sys.argv[1])\n"
         "model, tok = load_causal_lm(LLMModelSettings(path=adapter_base(adapter)), adapter=adapter, trainable=False)\n"

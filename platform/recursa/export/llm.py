@@ -21,6 +21,7 @@ from recursa.config import ConfigError, LLMModelSettings
 from recursa.models.llm import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
+    adapter_base,
     count_parameters,
     has_tokenizer,
     load_causal_lm,
@@ -111,11 +112,6 @@ def export_onnx(merged_dir: str | Path, out_path: str | Path) -> dict:
         "max_abs_diff": max_abs_diff,
         "tolerance": ONNX_TOLERANCE,
     })
-
-
-def adapter_base(adapter_dir: Path) -> str:
-    """The base model an adapter was trained on, as recorded in its config."""
-    return json.loads(_adapter_file(adapter_dir, ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
 
 
 class _LogitsOnly(torch.nn.Module):

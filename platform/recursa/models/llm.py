@@ -8,6 +8,7 @@ absolute path when the base is a local directory, so the adapter loads from any 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -41,8 +42,8 @@ def load_causal_lm(
     ``settings.lora``. With ``trainable=False`` the model is in eval mode with nothing to train, and
     without `adapter` it is the base model alone.
     """
-    if adapter is not None and not (Path(adapter) / ADAPTER_CONFIG).is_file():
-        raise ConfigError(f"adapter: no LoRA adapter ({ADAPTER_CONFIG}) at {adapter}")
+    if adapter is not None:
+        _adapter_config(adapter)
     model = _load_base(settings)
     tokenizer = load_tokenizer(adapter if adapter is not None and has_tokenizer(adapter) else settings.path)
     if model.config.pad_token_id is None:
@@ -77,6 +78,11 @@ def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, out_dir: 
     return out_dir
 
 
+def adapter_base(adapter_dir: str | Path) -> str:
+    """The base model a saved adapter names in its config."""
+    return json.loads(_adapter_config(adapter_dir).read_text())["base_model_name_or_path"]
+
+
 def resolve_base(path: str) -> str:
     """A local directory as an absolute path; a hub id unchanged."""
     return str(Path(path).resolve()) if Path(path).is_dir() else path
@@ -91,6 +97,13 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def _adapter_config(adapter_dir: str | Path) -> Path:
+    path = Path(adapter_dir) / ADAPTER_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"adapter: no LoRA adapter ({ADAPTER_CONFIG}) at {adapter_dir}")
+    return path
 
 
 def _load_base(settings: LLMModelSettings) -> PreTrainedModel:

@@ -32,7 +32,10 @@ def create_tiny_llm(
     max_positions: int = 512,
     seed: int = 0,
 ) -> Path:
-    """Train a tokenizer on `corpus`, build a random Llama around it, save both in `out_dir`."""
+    """Train a tokenizer on `corpus`, build a random Llama around it, save both in `out_dir`.
+
+    `vocab_size` is an upper bound: a small corpus runs out of merges sooner.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(corpus, vocab_size, max_positions)
