@@ -26,10 +26,13 @@ eval_app = typer.Typer(help="Evaluate trained policies.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 infer_app = typer.Typer(help="Run trained models on new inputs.", no_args_is_help=True)
-export_app = typer.Typer(help="Export trained models for serving (int8 quantization).", no_args_is_help=True)
+export_app = typer.Typer(help="Export trained models for serving (int8 quantization, merged LoRA, ONNX).",
+                         no_args_is_help=True)
+llm_app = typer.Typer(help="Causal language models with LoRA adapters.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(infer_app, name="infer")
 app.add_typer(export_app, name="export")
+app.add_typer(llm_app, name="llm")
 
 # Piped output (CI logs, `make demo | tee`) gets a table wide enough to read.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -250,6 +253,51 @@ def export_trm(
 
         report = fc_export_report(export_fc_int8(_fc_model_dir(checkpoint), out), examples, seed)
     console.print(json.dumps(report, indent=2))
+
+
+@export_app.command("llm")
+def export_llm(
+    adapter: Path = typer.Option(..., "--adapter", help="A saved LoRA adapter directory."),
+    out: Path = typer.Option(..., "--out", help="Output directory (export_report.json is written there too)."),
+    fmt: str = typer.Option("merged", "--format", help="merged (safetensors, HF layout), adapter, or onnx."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
+) -> None:
+    """Merge a LoRA adapter into its base, export it alone, or export the merged model to ONNX."""
+    from recursa.export.llm import export_adapter, export_onnx, merge_adapter
+
+    if fmt not in ("merged", "adapter", "onnx"):
+        raise ConfigError(f"format: must be one of merged, adapter, onnx, got {fmt!r}")
+    if fmt == "adapter":
+        export_adapter(adapter, out, base)
+    else:
+        merge_adapter(adapter, out, base)
+    if fmt == "onnx":
+        export_onnx(out, out / "model.onnx")
+    console.print((out / "export_report.json").read_text())
+
+
+@llm_app.command("init-tiny")
+def llm_init_tiny(
+    out: Path = typer.Option(..., "--out", help="Directory for the model and tokenizer (Hugging Face layout)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus",
+                                          help="Text to train the tokenizer on (default: generated agent text)."),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed and corpus give the same model."),
+    vocab_size: int = typer.Option(2048, "--vocab-size", min=259,
+                                   help="Largest vocabulary (at least the 256 bytes and 3 special tokens)."),
+    hidden_size: int = typer.Option(128, "--hidden-size", min=8,
+                                    help="Hidden size (a multiple of 8: 4 heads of even size)."),
+    layers: int = typer.Option(2, "--layers", min=1, help="Transformer layers."),
+) -> None:
+    """Create a tiny randomly initialised Llama and its tokenizer, for tests and offline demos."""
+    if corpus is not None and not corpus.is_file():
+        raise ConfigError(f"corpus: file not found: {corpus}")
+    if hidden_size % 8:
+        raise ConfigError(f"hidden-size: must be a multiple of 8 (4 heads of even size), got {hidden_size}")
+    from recursa.models.tiny_llm import create_tiny_llm, default_corpus
+
+    lines = corpus.read_text().splitlines() if corpus else default_corpus(seed=seed)
+    create_tiny_llm(out, lines, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=layers, seed=seed)
+    console.print(f"wrote {out}")
 
 
 @app.command("serve")
