@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 
 from recursa.config import ConfigError, TrainFCConfig, TrainGiftConfig, load_config
+
+if TYPE_CHECKING:
+    from recursa.data.trace_store import TraceStore
 
 app = typer.Typer(
     help="Train small tool-using agents with RL on Ray, and serve them.",
@@ -33,6 +37,8 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(infer_app, name="infer")
 app.add_typer(export_app, name="export")
 app.add_typer(llm_app, name="llm")
+traces_app = typer.Typer(help="Import, label, inspect and export agent traces.", no_args_is_help=True)
+app.add_typer(traces_app, name="traces")
 
 # Piped output (CI logs, `make demo | tee`) gets a table wide enough to read.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -308,6 +314,105 @@ def serve_config(
     from recursa.serving.launch import run_serve_config
 
     run_serve_config(config)
+
+
+DB_OPTION_HELP = "Trace store: a SQLite file or a postgresql://user:password@host:port/db URL."
+
+
+@traces_app.command("import")
+def traces_import(
+    source: Path = typer.Argument(..., help="JSON lines of traces (exported records or ExecutionTrace JSON)."),
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+) -> None:
+    """Add the traces of a JSONL file to the store; ids already stored are skipped."""
+    if not source.is_file():
+        raise ConfigError(f"source: file not found: {source}")
+    from recursa.data.trace_export import read_jsonl
+
+    with _trace_store(db) as store:
+        try:
+            added = store.add_many(read_jsonl(source))
+        except ValueError as error:
+            raise ConfigError(f"source: {error}") from None
+        console.print(f"imported {added} new traces into {store.url}")
+
+
+@traces_app.command("export")
+def traces_export(
+    out: Path = typer.Option(..., "--out", help="Output file: .jsonl or .parquet (one row per trace)."),
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
+    min_reward: Optional[float] = typer.Option(None, "--min-reward", help="Only traces rewarded at least this."),
+    labelled: bool = typer.Option(False, "--labelled", help="Only labelled traces."),
+    with_feedback: bool = typer.Option(False, "--with-feedback", help="Only traces with user feedback."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many traces, oldest first."),
+    since: Optional[str] = typer.Option(None, "--since", help="Created at or after this ISO 8601 time (UTC if no zone)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Created before this ISO 8601 time (UTC if no zone)."),
+) -> None:
+    """Export traces as a dataset file that `datasets.load_dataset` reads."""
+    if out.suffix not in (".jsonl", ".parquet"):
+        raise ConfigError(f"out: must end in .jsonl or .parquet, got {out.name!r}")
+    filters = dict(agent_type=agent_type, min_reward=min_reward, labelled_only=labelled,
+                   with_feedback_only=with_feedback, limit=limit,
+                   since=_iso_time("since", since), until=_iso_time("until", until))
+    with _trace_store(db) as store:
+        write = store.export_jsonl if out.suffix == ".jsonl" else store.export_parquet
+        console.print(f"wrote {write(out, **filters)} traces to {out}")
+
+
+@traces_app.command("stats")
+def traces_stats(db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP)) -> None:
+    """Counts, labels, rewards, tokens and cost, per agent type."""
+    from rich.table import Table
+
+    with _trace_store(db) as store:
+        stats = store.stats()
+    table = Table("agent type", "traces", "labelled", "good", "bad", "feedback", "mean reward",
+                  "tokens in", "tokens out", "cost", title=f"traces in {store.url}")
+    rows = [*stats["by_agent_type"].items(), ("total", stats["total"])]
+    for name, row in rows:
+        mean = "-" if row["mean_reward"] is None else f"{row['mean_reward']:.3f}"
+        table.add_row(name, *(str(row[key]) for key in ("traces", "labelled", "good", "bad", "with_feedback")),
+                      mean, str(row["tokens_in"]), str(row["tokens_out"]), f"{row['cost']:.4f}")
+    console.print(table)
+
+
+@traces_app.command("label")
+def traces_label(
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many traces."),
+) -> None:
+    """Label unlabelled traces good or bad in the terminal, with optional feedback; saved as you go."""
+    from recursa.data.trace_labeller import label_interactively
+
+    with _trace_store(db) as store:
+        counts = label_interactively(store, console, agent_type=agent_type, limit=limit)
+    console.print(f"good {counts['good']}, bad {counts['bad']}, skipped {counts['skipped']}")
+
+
+def _trace_store(db: str) -> TraceStore:
+    """Open the trace store; a bad URL or an unreachable database is a ConfigError."""
+    from sqlalchemy.exc import OperationalError
+
+    from recursa.data.trace_store import TraceStore
+
+    try:
+        return TraceStore(db)
+    except ValueError as error:
+        raise ConfigError(f"db: {error}") from None
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0]
+        raise ConfigError(f"db: cannot open the trace store: {reason}") from None
+
+
+def _iso_time(field: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{field}: not an ISO 8601 date or time: {value!r}") from None
 
 
 def _fc_model_dir(checkpoint: Path) -> Path:
