@@ -3,7 +3,8 @@
 `launch` runs first, as the caller's user: it sets the resource limits and, when asked to isolate
 (the caller is root), moves into new network and PID namespaces, forks the process that becomes
 PID 1 of the new namespace, drops that process to the unprivileged user and execs a fresh
-interpreter in `run` mode; the launcher waits and exits as its child did. Without isolation,
+interpreter in `run` mode; the launcher waits and exits as its child did, which is only once every
+process in the namespace has ended. On SIGTERM the launcher kills its child, ending the namespace. Without isolation,
 `launch` goes straight on to `run` in the same process.
 
 `run` installs the guard (an audit hook refusing network use, process execution, ctypes and writes
@@ -53,7 +54,8 @@ def launch(settings):
     if libc.unshare(CLONE_NEWNET | CLONE_NEWPID) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET | CLONE_NEWPID) failed")
     pid = os.fork()
-    if pid:
+    if pid:  # SIGTERM: end the namespace; waitpid returns once every process in it is gone
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
         exit_like(os.waitpid(pid, 0)[1])
     uid, gid = settings["user"]
     os.setgroups([])

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import IO
 
 _CHILD_SOURCE = Path(__file__).with_name("_sandbox_child.py").read_text()
+_SHUTDOWN_S = 5.0  # how long the launcher may take to empty its namespace after a timeout
 _FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
@@ -96,6 +97,9 @@ def run_python(code: str, *, timeout_s: float = 5.0, cpu_seconds: int | None = N
                                    cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                    env={"PATH": os.defpath, "LC_ALL": "C.UTF-8"}, start_new_session=True)
         exited = _wait_unreaped(process.pid, timeout_s)
+        if not exited and user is not None:
+            process.terminate()  # the launcher ends the PID namespace and exits once it is empty
+            _wait_unreaped(process.pid, _SHUTDOWN_S)
         _kill_group(process.pid)
         process.wait()
         stdout, stderr = _read_bounded(out, max_output_bytes), _read_bounded(err, max_output_bytes)
