@@ -266,6 +266,9 @@ class LoRASettings(StrictModel):
     alpha: int = Field(16, ge=1)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    # Modules trained in full beside the adapter (PEFT's modules_to_save), e.g. ["norm"]: a randomly
+    # initialised base needs its norms trained to sharpen its output distribution.
+    modules_to_save: list[str] = Field(default_factory=list)
 
 
 class LLMModelSettings(StrictModel):

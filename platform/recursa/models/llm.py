@@ -65,6 +65,7 @@ def lora_config(lora: LoRASettings) -> LoraConfig:
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
+        modules_to_save=lora.modules_to_save or None,
     )
 
 

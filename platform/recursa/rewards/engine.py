@@ -6,10 +6,10 @@ not apply (score None) are left out of both sums. When none applies the combined
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from recursa.data.llm_datasets import group_normalise
 from recursa.data.traces import ExecutionTrace
 from recursa.rewards.functions import (CodeExecutionReward, EfficiencyReward, FormatComplianceReward, Reward,
                                        RewardResult, SyntaxValidationReward, TaskCompletionReward,
@@ -82,10 +82,7 @@ class RewardEngine:
         A group whose rewards are all equal gets zeros.
         """
         rewards = [self.combined(trace) for trace in traces]
-        if not rewards:
-            return []
-        mean, std = statistics.fmean(rewards), statistics.pstdev(rewards)
-        return [(reward - mean) / (std + eps) for reward in rewards]
+        return group_normalise(rewards, eps) if rewards else []
 
     def binary_label(self, trace: ExecutionTrace, threshold: float = 0.5) -> bool:
         """Good or bad, for KTO: the hand label when there is one, else combined reward >= threshold."""

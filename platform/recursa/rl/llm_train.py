@@ -1,0 +1,150 @@
+"""`recursa train llm`: LoRA training of a causal LM on Ray Train, by reward-weighted SFT, KTO or GRPO.
+
+One run is one directory, runs/<name>/: config.yaml, records.parquet (sft, kto), ray_train/ (Ray
+Train's checkpoints: the adapter, optimizer and progress, so `--resume` continues a run),
+adapter/ (the final adapter), metrics.parquet and report.json (held-out evaluation).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from recursa.config import ConfigError, TrainLLMConfig, dump_config
+from recursa.data.llm_datasets import kto_records, read_records, sft_records, write_records
+from recursa.envs.actions import BaseEnvironment, NoisyAgent, resolve_action_env, run_episodes
+from recursa.models.llm import save_adapter
+from recursa.rl.llm_eval import evaluate_adapter
+
+ADAPTER_DIR = "adapter"
+STATE_FILE = "trainer_state.pt"
+
+
+def action_env(config: TrainLLMConfig) -> type[BaseEnvironment]:
+    """The configured environment class; a bad name is a config error naming `data.env`."""
+    try:
+        return resolve_action_env(config.data.env)
+    except ValueError as error:
+        raise ConfigError(f"data.env: {error}") from None
+
+
+def training_records(config: TrainLLMConfig) -> list[dict]:
+    """SFT or KTO records: from `data.records_path`, else from episodes of the environment's expert."""
+    if config.data.records_path:
+        try:
+            return read_records(config.data.records_path)
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigError(f"data.records_path: {error}") from None
+    env_class = action_env(config)
+    expert = env_class.expert()
+    if expert is None:
+        raise ConfigError(f"data.env: {config.data.env} has no expert agent; give data.records_path")
+    if config.data.expert_noise:
+        expert = NoisyAgent(expert, config.data.expert_noise, seed=config.data.seed)
+    problems = env_class.sample_problems(config.data.expert_episodes, config.data.seed)
+    trajectories = list(run_episodes(env_class, expert, problems))
+    if config.method == "kto":
+        return kto_records(trajectories)
+    return sft_records(trajectories, min_reward=config.training.min_reward)
+
+
+def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
+    """The run directory with config.yaml (and records.parquet for sft and kto)."""
+    run_dir = (Path(config.runs_dir) / config.name).resolve()
+    if resume:
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"resume: nothing to resume at {run_dir}")
+        return run_dir
+    if (run_dir / ADAPTER_DIR).exists() or (run_dir / "ray_train").exists():
+        raise ConfigError(f"name: run {run_dir} exists; pass --resume or pick another name")
+    # Ray workers run elsewhere: local paths are made absolute (a hub id stays as it is).
+    if Path(config.model.path).exists():
+        config.model.path = str(Path(config.model.path).resolve())
+    elif config.model.path.startswith((".", "/")) or config.model.path.count("/") > 1:
+        raise ConfigError(f"model.path: not found: {config.model.path}")
+    if config.init_adapter:
+        if not (Path(config.init_adapter) / "adapter_config.json").is_file():
+            raise ConfigError(f"init_adapter: no adapter_config.json in {config.init_adapter}")
+        config.init_adapter = str(Path(config.init_adapter).resolve())
+    action_env(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, run_dir / "config.yaml")
+    if config.method in ("sft", "kto"):
+        records = training_records(config)
+        if not records:
+            raise ConfigError("data: no training records (check data.records_path or training.min_reward)")
+        write_records(records, run_dir / "records.parquet")
+    return run_dir
+
+
+def save_checkpoint(directory: Path, model, tokenizer, optimizer, scheduler, progress: dict) -> Checkpoint:
+    """Adapter (safetensors) and, from this run only, optimizer, scheduler and progress."""
+    save_adapter(model, tokenizer, directory / ADAPTER_DIR)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "progress": progress},
+               directory / STATE_FILE)
+    return Checkpoint.from_directory(str(directory))
+
+
+def restore_checkpoint(checkpoint: Checkpoint | None, model, optimizer, scheduler) -> dict:
+    """Load a checkpoint written by `save_checkpoint` into model, optimizer and scheduler; its progress."""
+    if checkpoint is None:
+        return {}
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    with checkpoint.as_directory() as directory:
+        directory = Path(directory)
+        set_peft_model_state_dict(model, load_file(directory / ADAPTER_DIR / "adapter_model.safetensors"))
+        # Optimizer and scheduler states were written by this run, not downloaded: torch.load is fine.
+        state = torch.load(directory / STATE_FILE, weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return state["progress"]
+
+
+def fit(loop: Callable[[dict], None], config: TrainLLMConfig, run_dir: Path, resume: bool):
+    """Run `loop` on Ray Train workers with the run's config; the result of `TorchTrainer.fit`."""
+    storage = run_dir / "ray_train"
+    if resume and not any(p.is_dir() for p in storage.rglob("checkpoint_*")):
+        raise ConfigError(f"resume: no checkpoint under {storage}")
+    # Same name and storage path: Ray Train hands a resumed run its latest checkpoint.
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config={"config": config.model_dump(mode="json"), "run_dir": str(run_dir)},
+        scaling_config=ScalingConfig(num_workers=config.workers.num_workers, use_gpu=config.workers.use_gpu,
+                                     resources_per_worker={"CPU": config.workers.cpus_per_worker}),
+        run_config=RunConfig(name=config.method, storage_path=str(storage),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    return result
+
+
+def train_llm(config: TrainLLMConfig, resume: bool = False) -> Path:
+    """Train, keep the final adapter in runs/<name>/adapter, evaluate it on held-out problems."""
+    started = time.perf_counter()
+    run_dir = prepare_llm_run(config, resume)
+    loop = importlib.import_module(f"recursa.rl.llm_{config.method}").train_loop
+    result = fit(loop, config, run_dir, resume)
+    adapter = run_dir / ADAPTER_DIR
+    shutil.rmtree(adapter, ignore_errors=True)
+    with result.checkpoint.as_directory() as directory:
+        shutil.copytree(Path(directory) / ADAPTER_DIR, adapter)
+    result.metrics_dataframe.to_parquet(run_dir / "metrics.parquet", index=False)
+    evaluation = evaluate_adapter(config.model, adapter, action_env(config), config.data.eval_episodes,
+                                  config.data.eval_seed)
+    report = {"method": config.method, "adapter": str(adapter), "eval": evaluation,
+              "train": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
+              "wall_seconds": time.perf_counter() - started}
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return adapter
