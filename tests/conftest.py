@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+# Tests never reach a model hub: every LLM they load is the tiny one made below.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Test models are tiny: one thread is faster than two and immune to a busy machine.
 torch.set_num_threads(1)
@@ -18,3 +24,11 @@ def ray_session():
              log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> Path:
+    """The tiny randomly initialised Llama and its tokenizer, created once per session."""
+    from recursa.models.tiny_llm import create_tiny_llm, default_corpus
+
+    return create_tiny_llm(tmp_path_factory.mktemp("tiny") / "model", default_corpus(), seed=0)

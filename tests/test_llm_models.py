@@ -33,8 +33,8 @@ LORA = LoRASettings(r=4, alpha=8, dropout=0.0)
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory) -> Path:
-    return create_tiny_llm(tmp_path_factory.mktemp("tiny") / "model", default_corpus(), seed=0)
+def tiny(tiny_llm) -> Path:
+    return tiny_llm
 
 
 def _train(model, tokenizer, steps: int = 5) -> list[float]:

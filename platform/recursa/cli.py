@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.console import Console
 
-from recursa.config import ConfigError, TrainFCConfig, TrainGiftConfig, load_config
+from recursa.config import ConfigError, TrainFCConfig, TrainGiftConfig, TrainLLMConfig, load_config, parse_config
 
 if TYPE_CHECKING:
     from recursa.data.trace_store import TraceStore
@@ -142,6 +142,26 @@ def train_fc(
     console.print(f"model: {run(settings, resume=resume)}")
 
 
+@train_app.command("llm")
+def train_llm(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/llm_*.yaml)."),
+    method: Optional[str] = typer.Option(None, "--method", help="sft, kto or grpo (overrides the config's)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+) -> None:
+    """Train a LoRA adapter by reward-weighted SFT, KTO (TRL) or online GRPO, on Ray Train."""
+    settings = load_config(config, TrainLLMConfig)
+    if method is not None:
+        settings = parse_config({**settings.model_dump(), "method": method}, TrainLLMConfig)
+    from recursa.rl.llm_train import train_llm as run
+    from recursa.runtime import init_ray
+
+    init_ray(log_to_driver=True)
+    adapter = run(settings, resume=resume)
+    evaluation = json.loads((adapter.parent / "report.json").read_text())["eval"]
+    console.print(f"adapter: {adapter}")
+    console.print({k: v for k, v in evaluation.items() if k != "sample_errors"})
+
+
 @train_app.command("fc-rl")
 def train_fc_rl(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="The supervised model directory to start from."),
@@ -158,6 +178,35 @@ def train_fc_rl(
 
     init_ray()
     console.print(json.dumps(finetune_fc(model_dir, out, iterations=iterations, lr=lr, entropy_coeff=entropy_coeff), indent=2))
+
+
+@eval_app.command("llm")
+def eval_llm(
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="A LoRA adapter (default: the base alone)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
+    env: str = typer.Option("math", "--env", help="Action environment: math, or package.module:EnvClass."),
+    episodes: int = typer.Option(200, "--episodes", min=1, help="Held-out problems."),
+    seed: int = typer.Option(10_000, "--seed", help="Problem seed (keep it apart from training seeds)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
+) -> None:
+    """Accuracy, mean reward, format-error rate and sample errors of an LLM agent on held-out problems."""
+    from recursa.config import LLMModelSettings
+    from recursa.envs.actions import resolve_action_env
+    from recursa.models.llm import adapter_base
+    from recursa.rl.llm_eval import evaluate_adapter
+
+    if adapter is None and base is None:
+        raise ConfigError("adapter: give --adapter, --base, or both")
+    try:
+        env_class = resolve_action_env(env)
+    except ValueError as error:
+        raise ConfigError(f"env: {error}") from None
+    settings = LLMModelSettings(path=base or adapter_base(adapter))
+    report = evaluate_adapter(settings, adapter, env_class, episodes, seed)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    console.print(report)
 
 
 @eval_app.command("bfcl")

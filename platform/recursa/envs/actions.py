@@ -151,6 +151,7 @@ class Trajectory:
     steps: list[Step] = field(default_factory=list)
     success: bool = False
     domain: str = "custom"
+    index: int = 0  # position of the problem in the list the episode was played from
 
     @property
     def total_reward(self) -> float:
@@ -198,7 +199,7 @@ def run_episodes(make_env: Callable[[], BaseEnvironment], agent: BaseAgent,
     trajectories, states = [], []
     for env, problem in zip(envs, problems):
         task = env.reset(problem)
-        trajectories.append(Trajectory(problem=problem, task=task, domain=env.domain))
+        trajectories.append(Trajectory(problem=problem, task=task, domain=env.domain, index=len(trajectories)))
         states.append(AgentState(task=task, valid_actions=env.valid_actions()))
     active = list(range(len(problems)))
     while active:

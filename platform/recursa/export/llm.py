@@ -17,15 +17,15 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
-from recursa.config import ConfigError, LLMModelSettings
+from recursa.config import ConfigError
 from recursa.models.llm import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     adapter_base,
     count_parameters,
     has_tokenizer,
-    load_causal_lm,
     load_tokenizer,
+    merge_into_base,
     resolve_base,
 )
 
@@ -42,14 +42,10 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     ``AutoModelForCausalLM.from_pretrained(out_dir)``, without PEFT.
     """
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
-    settings = LLMModelSettings(path=base or adapter_base(adapter_dir))
-    model, tokenizer = load_causal_lm(settings, adapter=adapter_dir, trainable=False)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    merged = merge_into_base(adapter_dir, out_dir, base)
     _, parameters = count_parameters(merged)
     return _add_to_report(out_dir, "merged", {
-        "base": settings.path,
+        "base": base or adapter_base(adapter_dir),
         "adapter": str(adapter_dir.resolve()),
         "parameters": parameters,
         "bytes": _size(out_dir.glob("*.safetensors")),

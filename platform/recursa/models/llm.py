@@ -79,6 +79,16 @@ def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, out_dir: 
     return out_dir
 
 
+def merge_into_base(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None) -> PreTrainedModel:
+    """Merge a saved adapter into its base (or `base`) and save the plain model and tokenizer to `out_dir`."""
+    settings = LLMModelSettings(path=base or adapter_base(adapter_dir))
+    model, tokenizer = load_causal_lm(settings, adapter=adapter_dir, trainable=False)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return merged
+
+
 def adapter_base(adapter_dir: str | Path) -> str:
     """The base model a saved adapter names in its config."""
     return json.loads(_adapter_config(adapter_dir).read_text())["base_model_name_or_path"]

@@ -7,7 +7,6 @@ against SFTTrainer on the same model, data and batch.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import ray.train
@@ -19,7 +18,7 @@ from recursa.config import TrainLLMConfig
 from recursa.data.llm_datasets import read_records
 from recursa.models.llm import load_causal_lm
 from recursa.rl.llm_batches import encode_pairs, minibatches, select, token_logprobs, weighted_nll
-from recursa.rl.llm_train import restore_checkpoint, save_checkpoint
+from recursa.rl.llm_train import report, restore_checkpoint
 
 
 def train_loop(loop_config: dict) -> None:
@@ -59,9 +58,5 @@ def train_loop(loop_config: dict) -> None:
             tokens += int(rows["attention_mask"].sum())
         metrics = {"epoch": epoch + 1, "loss": total / len(records), "tokens": tokens,
                    "lr": scheduler.get_last_lr()[0]}
-        with tempfile.TemporaryDirectory() as tmp:
-            if context.get_world_rank() == 0:
-                checkpoint = save_checkpoint(Path(tmp), model, tokenizer, optimizer, scheduler, {"epoch": epoch + 1})
-                ray.train.report(metrics, checkpoint=checkpoint)
-            else:
-                ray.train.report(metrics)
+        state = (model, tokenizer, optimizer, scheduler, {"epoch": epoch + 1})
+        report(loop_config["run_dir"], metrics, state if context.get_world_rank() == 0 else None)

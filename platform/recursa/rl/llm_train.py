@@ -10,22 +10,27 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+import ray.train
 import torch
 from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from recursa.config import ConfigError, TrainLLMConfig, dump_config
+from recursa.config import ConfigError, TrainLLMConfig, dump_config, load_config
 from recursa.data.llm_datasets import kto_records, read_records, sft_records, write_records
 from recursa.envs.actions import BaseEnvironment, NoisyAgent, resolve_action_env, run_episodes
-from recursa.models.llm import save_adapter
+from recursa.models.llm import merge_into_base, save_adapter
 from recursa.rl.llm_eval import evaluate_adapter
 
 ADAPTER_DIR = "adapter"
 STATE_FILE = "trainer_state.pt"
+METRICS_LOG = "metrics.jsonl"
+REFERENCE_DIR = "reference"  # GRPO after SFT: the SFT adapter merged into the base
 
 
 def action_env(config: TrainLLMConfig) -> type[BaseEnvironment]:
@@ -76,6 +81,9 @@ def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
         config.init_adapter = str(Path(config.init_adapter).resolve())
     action_env(config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if config.method == "grpo" and config.init_adapter and config.grpo.reference == "init_adapter":
+        merge_into_base(config.init_adapter, run_dir / REFERENCE_DIR)
+        config.model.path, config.init_adapter = str(run_dir / REFERENCE_DIR), None
     dump_config(config, run_dir / "config.yaml")
     if config.method in ("sft", "kto"):
         records = training_records(config)
@@ -110,6 +118,26 @@ def restore_checkpoint(checkpoint: Checkpoint | None, model, optimizer, schedule
     return state["progress"]
 
 
+def log_metrics(run_dir: str | Path, metrics: dict) -> None:
+    """Append one report to the run's metrics.jsonl."""
+    with (Path(run_dir) / METRICS_LOG).open("a") as log:
+        log.write(json.dumps(metrics) + "\n")
+
+
+def report(run_dir: str | Path, metrics: dict, checkpoint_state: tuple | None) -> None:
+    """Report one epoch or iteration to Ray Train (with a checkpoint on rank 0) and log it in the run.
+
+    metrics.jsonl keeps every report; Ray Train keeps only the newest checkpoints and their metrics.
+    `checkpoint_state` is (model, tokenizer, optimizer, scheduler, progress), given on rank 0 only.
+    """
+    if checkpoint_state is None:
+        ray.train.report(metrics)
+        return
+    log_metrics(run_dir, metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        ray.train.report(metrics, checkpoint=save_checkpoint(Path(tmp), *checkpoint_state))
+
+
 def fit(loop: Callable[[dict], None], config: TrainLLMConfig, run_dir: Path, resume: bool):
     """Run `loop` on Ray Train workers with the run's config; the result of `TorchTrainer.fit`."""
     storage = run_dir / "ray_train"
@@ -134,13 +162,14 @@ def train_llm(config: TrainLLMConfig, resume: bool = False) -> Path:
     """Train, keep the final adapter in runs/<name>/adapter, evaluate it on held-out problems."""
     started = time.perf_counter()
     run_dir = prepare_llm_run(config, resume)
+    config = load_config(run_dir / "config.yaml", TrainLLMConfig)
     loop = importlib.import_module(f"recursa.rl.llm_{config.method}").train_loop
     result = fit(loop, config, run_dir, resume)
     adapter = run_dir / ADAPTER_DIR
     shutil.rmtree(adapter, ignore_errors=True)
     with result.checkpoint.as_directory() as directory:
         shutil.copytree(Path(directory) / ADAPTER_DIR, adapter)
-    result.metrics_dataframe.to_parquet(run_dir / "metrics.parquet", index=False)
+    pd.read_json(run_dir / METRICS_LOG, lines=True).to_parquet(run_dir / "metrics.parquet", index=False)
     evaluation = evaluate_adapter(config.model, adapter, action_env(config), config.data.eval_episodes,
                                   config.data.eval_seed)
     report = {"method": config.method, "adapter": str(adapter), "eval": evaluation,
