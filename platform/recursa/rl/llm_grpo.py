@@ -106,8 +106,7 @@ def train_loop(loop_config: dict) -> None:
     model, tokenizer = load_causal_lm(config.model, adapter=config.init_adapter)
     env_class = resolve_action_env(config.data.env)
     engine = RewardEngine.from_config(settings.rewards) if settings.rewards else None
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.training.lr, weight_decay=config.training.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.training.lr, weight_decay=config.training.weight_decay)
     scheduler = get_constant_schedule_with_warmup(optimizer, int(config.training.warmup_ratio * settings.iterations))
     progress = restore_checkpoint(ray.train.get_checkpoint(), model, optimizer, scheduler)
     learner = ray.train.torch.prepare_model(model) if context.get_world_size() > 1 else model
@@ -138,8 +137,8 @@ def train_loop(loop_config: dict) -> None:
                    "train_success_rate": sum(t.success for g in groups for t in g) / len(returns),
                    "samples": len(prompts), "rollout_seconds": rollout_seconds}
         if prompts:
-            metrics.update(_update(learner, model, tokenizer, optimizer, trainable, config, generator,
-                                   prompts, completions, torch.tensor(advantages)))
+            batch = encode_pairs(tokenizer, prompts, completions, config.training.max_length)
+            metrics.update(grpo_update(learner, model, batch, torch.tensor(advantages), optimizer, config, generator))
         scheduler.step()
         metrics["learn_seconds"] = time.perf_counter() - started - rollout_seconds
         if (iteration + 1) % settings.eval_every == 0 or iteration + 1 == settings.iterations:
@@ -149,17 +148,21 @@ def train_loop(loop_config: dict) -> None:
         report(loop_config["run_dir"], metrics, state if rank == 0 else None)
 
 
-def _update(learner, model, tokenizer, optimizer, trainable, config: TrainLLMConfig, generator,
-            prompts, completions, advantages) -> dict:
-    """`update_epochs` passes of minibatch steps over one iteration's samples."""
-    settings = config.grpo
-    batch = encode_pairs(tokenizer, prompts, completions, config.training.max_length)
-    old = _frozen_logprobs(model, batch, config.training.batch_size, reference=False)
-    reference = _frozen_logprobs(model, batch, config.training.batch_size, reference=True)
+def grpo_update(learner, model, batch: dict[str, torch.Tensor], advantages: torch.Tensor, optimizer,
+                config: TrainLLMConfig, generator: torch.Generator) -> dict:
+    """`update_epochs` passes of minibatch steps over one iteration's samples; mean loss, KL, tokens.
+
+    `model` is the PEFT model (for the frozen and reference log-probabilities), `learner` the module
+    that trains (the same model, or its DDP wrapper).
+    """
+    settings, size = config.grpo, config.training.batch_size
+    old = _frozen_logprobs(model, batch, size, reference=False)
+    reference = _frozen_logprobs(model, batch, size, reference=True)
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
     losses, kls, tokens = [], [], 0
     learner.train()
     for _ in range(settings.update_epochs):
-        for index in minibatches(len(prompts), config.training.batch_size, generator):
+        for index in minibatches(len(advantages), size, generator):
             rows = select(batch, index)
             width = rows["input_ids"].shape[1] - 1
             logprobs, mask = token_logprobs(learner, rows)

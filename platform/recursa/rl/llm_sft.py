@@ -35,28 +35,36 @@ def train_loop(loop_config: dict) -> None:
     settings = config.training
     steps_per_epoch = -(-len(records) // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr,
+                                  weight_decay=settings.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
     progress = restore_checkpoint(ray.train.get_checkpoint(), model, optimizer, scheduler)
     learner = ray.train.torch.prepare_model(model) if context.get_world_size() > 1 else model
     generator = torch.Generator().manual_seed(config.seed)
     for epoch in range(progress.get("epoch", 0), settings.epochs):
         generator.manual_seed(config.seed + epoch)
-        learner.train()
-        total, tokens = 0.0, 0
-        for index in minibatches(len(records), settings.batch_size, generator):
-            rows = select(batch, index)
-            logprobs, mask = token_logprobs(learner, rows)
-            loss = weighted_nll(logprobs, mask, weights[index])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(index)
-            tokens += int(rows["attention_mask"].sum())
-        metrics = {"epoch": epoch + 1, "loss": total / len(records), "tokens": tokens,
-                   "lr": scheduler.get_last_lr()[0]}
+        loss, tokens = sft_epoch(learner, batch, weights, optimizer, scheduler, settings.batch_size,
+                                 settings.grad_clip, generator)
+        metrics = {"epoch": epoch + 1, "loss": loss, "tokens": tokens, "lr": scheduler.get_last_lr()[0]}
         state = (model, tokenizer, optimizer, scheduler, {"epoch": epoch + 1})
         report(loop_config["run_dir"], metrics, state if context.get_world_rank() == 0 else None)
+
+
+def sft_epoch(learner, batch: dict[str, torch.Tensor], weights: torch.Tensor, optimizer, scheduler,
+              batch_size: int, grad_clip: float, generator: torch.Generator) -> tuple[float, int]:
+    """One shuffled pass of weighted-NLL steps; the mean loss and the tokens seen (padding excluded)."""
+    learner.train()
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
+    total, tokens = 0.0, 0
+    for index in minibatches(len(weights), batch_size, generator):
+        rows = select(batch, index)
+        logprobs, mask = token_logprobs(learner, rows)
+        loss = weighted_nll(logprobs, mask, weights[index])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total += float(loss.detach()) * len(index)
+        tokens += int(rows["attention_mask"].sum())
+    return total / len(weights), tokens
