@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install bfcl
+.PHONY: demo test install bfcl llm-demo
 
 $(BIN)/recursa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,8 @@ bfcl: install
 	$(BIN)/recursa train fc --config jobs/configs/fc_bfcl.yaml
 	$(BIN)/recursa eval calibrate-fc --checkpoint runs/bfcl/model
 	$(BIN)/recursa eval bfcl --checkpoint runs/bfcl/model --out runs/bfcl/bfcl.json
+
+# A tiny LM learns the math environment by SFT on expert episodes, then GRPO on Ray; writes
+# runs/llm-demo/report.json (before, after SFT, after GRPO, wall time).
+llm-demo: install
+	$(BIN)/recursa llm demo --out runs/llm-demo

@@ -188,12 +188,14 @@ def eval_llm(
     episodes: int = typer.Option(200, "--episodes", min=1, help="Held-out problems."),
     seed: int = typer.Option(10_000, "--seed", help="Problem seed (keep it apart from training seeds)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
+    traces: Optional[str] = typer.Option(None, "--traces", help="Also store every episode as a trace here "
+                                         "(a SQLite path or postgresql:// URL)."),
 ) -> None:
     """Accuracy, mean reward, format-error rate and sample errors of an LLM agent on held-out problems."""
     from recursa.config import LLMModelSettings
     from recursa.envs.actions import resolve_action_env
-    from recursa.models.llm import adapter_base
-    from recursa.rl.llm_eval import evaluate_adapter
+    from recursa.models.llm import adapter_base, load_causal_lm
+    from recursa.rl.llm_eval import held_out_episodes, summarize
 
     if adapter is None and base is None:
         raise ConfigError("adapter: give --adapter, --base, or both")
@@ -201,8 +203,13 @@ def eval_llm(
         env_class = resolve_action_env(env)
     except ValueError as error:
         raise ConfigError(f"env: {error}") from None
-    settings = LLMModelSettings(path=base or adapter_base(adapter))
-    report = evaluate_adapter(settings, adapter, env_class, episodes, seed)
+    model, tokenizer = load_causal_lm(LLMModelSettings(path=base or adapter_base(adapter)), adapter=adapter,
+                                      trainable=False)
+    episodes_played = held_out_episodes(model, tokenizer, env_class, episodes, seed)
+    if traces is not None:
+        with _trace_store(traces) as store:
+            store.add_many([t.to_trace(agent_type=f"llm-{env_class.domain}") for t in episodes_played])
+    report = summarize(episodes_played)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
@@ -331,6 +338,34 @@ def export_llm(
     console.print((out / "export_report.json").read_text())
 
 
+@llm_app.command("demo")
+def llm_demo(
+    out: Path = typer.Option(Path("runs/llm-demo"), "--out", help="Demo directory (replaced if it exists)."),
+    sft_config: Path = typer.Option(Path("jobs/configs/llm_sft.yaml"), "--sft-config", help="SFT stage config."),
+    grpo_config: Path = typer.Option(Path("jobs/configs/llm_grpo.yaml"), "--grpo-config", help="GRPO stage config."),
+) -> None:
+    """A tiny LM learns the math environment: evaluate, SFT on expert episodes, GRPO; report.json."""
+    import shutil
+
+    from rich.table import Table
+
+    from recursa.rl.llm_demo import run_llm_demo
+    from recursa.runtime import init_ray
+
+    for path in (sft_config, grpo_config):
+        load_config(path, TrainLLMConfig)
+    shutil.rmtree(out, ignore_errors=True)
+    init_ray()
+    report = run_llm_demo(out, sft_config, grpo_config)
+    table = Table("stage", "success rate", "mean reward", "format errors",
+                  title=f"math environment, {report['eval_episodes']} held-out problems")
+    for stage in ("before", "after_sft", "after_grpo"):
+        row = report[stage]
+        table.add_row(stage, f"{row['success_rate']:.3f}", f"{row['mean_reward']:.2f}", f"{row['format_error_rate']:.3f}")
+    console.print(table)
+    console.print(f"{out / 'report.json'} ({report['wall_seconds']:.0f} s)")
+
+
 @llm_app.command("init-tiny")
 def llm_init_tiny(
     out: Path = typer.Option(..., "--out", help="Directory for the model and tokenizer (Hugging Face layout)."),
@@ -438,6 +473,30 @@ def traces_label(
     with _trace_store(db) as store:
         counts = label_interactively(store, console, agent_type=agent_type, limit=limit)
     console.print(f"good {counts['good']}, bad {counts['bad']}, skipped {counts['skipped']}")
+
+
+@traces_app.command("dataset")
+def traces_dataset(
+    out: Path = typer.Option(..., "--out", help="KTO records (prompt, completion, label): .jsonl or .parquet."),
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Unlabelled traces are good when the reward "
+                                    "engine scores them at least this (hand labels always win)."),
+    labelled_only: bool = typer.Option(False, "--labelled", help="Only hand-labelled traces."),
+) -> None:
+    """Build a KTO training file from stored traces (`data.records_path` of a kto config)."""
+    from recursa.data.llm_datasets import trace_records, write_records
+    from recursa.rewards.engine import RewardEngine
+
+    if out.suffix not in (".jsonl", ".parquet"):
+        raise ConfigError(f"out: must end in .jsonl or .parquet, got {out.name!r}")
+    with _trace_store(db) as store:
+        stored = store.query(agent_type=agent_type, labelled_only=labelled_only)
+    engine = RewardEngine.default()
+    records = trace_records(stored, labels=[engine.binary_label(t, threshold) for t in stored])
+    write_records(records, out)
+    good = sum(r["label"] for r in records)
+    console.print(f"{out}: {len(records)} records ({good} good, {len(records) - good} bad)")
 
 
 def _trace_store(db: str) -> TraceStore:

@@ -140,6 +140,7 @@ class Step:
     observation: str
     reward: float
     valid: bool
+    output_ids: list[int] | None = None  # the tokens an LLM agent generated, when it reports them
 
 
 @dataclass

@@ -17,10 +17,13 @@ class LLMAgent(BaseAgent):
     """Writes actions with `model` (a transformers or PEFT causal LM) and its tokenizer."""
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int = 16, temperature: float = 0.0,
-                 batch_size: int = 64, seed: int | None = None) -> None:
+                 batch_size: int = 64, seed: int | None = None, keep_tokens: bool = False) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
         self.generator_seed = seed
+        # (prompt, text) -> the token ids generated for it (through EOS), for learners that score
+        # exactly the sampled tokens rather than a re-encoding of the text.
+        self.token_ids: dict[tuple[str, str], list[int]] | None = {} if keep_tokens else None
 
     def select_action(self, state: AgentState) -> str:
         return self.select_actions([state])[0]
@@ -39,13 +42,22 @@ class LLMAgent(BaseAgent):
         self.model.eval()
         outputs: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
-            encoded = self.tokenizer(list(prompts[start:start + self.batch_size]), return_tensors="pt", padding=True)
+            batch_prompts = list(prompts[start:start + self.batch_size])
+            encoded = self.tokenizer(batch_prompts, return_tensors="pt", padding=True)
             sampling = {"do_sample": True, "temperature": self.temperature, "top_k": 0, "top_p": 1.0} \
                 if self.temperature > 0 else {"do_sample": False}
             generated = self.model.generate(
                 **encoded, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id, **sampling)
-            new_tokens = generated[:, encoded["input_ids"].shape[1]:]
-            outputs += self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            new_tokens = [self._through_eos(row) for row in generated[:, encoded["input_ids"].shape[1]:].tolist()]
+            texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            if self.token_ids is not None:
+                self.token_ids.update(((prompt, text), ids) for prompt, text, ids in zip(batch_prompts, texts, new_tokens))
+            outputs += texts
         self.model.train(was_training)
         return outputs
+
+    def _through_eos(self, ids: list[int]) -> list[int]:
+        """Generated ids up to and including the first EOS (the rest is padding)."""
+        eos = self.tokenizer.eos_token_id
+        return ids[:ids.index(eos) + 1] if eos in ids else ids

@@ -12,16 +12,20 @@ from typing import Sequence
 import torch
 
 
-def encode_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+def encode_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_length: int,
+                 completion_ids: Sequence[list[int] | None] | None = None) -> dict[str, torch.Tensor]:
     """Right-padded `input_ids`, `attention_mask` and `completion_mask` for prompt + completion + EOS.
 
-    Prompts longer than the budget lose their oldest tokens; the completion is kept whole.
+    `completion_ids`, where given, are the exact tokens generated (EOS included when one was), used
+    instead of encoding the completion text. Prompts longer than the budget lose their oldest tokens;
+    the completion is kept whole.
     """
     prompt_ids = tokenizer(list(prompts))["input_ids"]
-    completion_ids = tokenizer(list(completions), add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(list(completions), add_special_tokens=False)["input_ids"]
+    generated = completion_ids or [None] * len(encoded)
     rows, masks = [], []
-    for prompt, completion in zip(prompt_ids, completion_ids, strict=True):
-        completion = completion + [tokenizer.eos_token_id]
+    for prompt, text_ids, ids in zip(prompt_ids, encoded, generated, strict=True):
+        completion = list(ids) if ids is not None else text_ids + [tokenizer.eos_token_id]
         prompt = prompt[max(0, len(prompt) + len(completion) - max_length):]
         rows.append(prompt + completion)
         masks.append([0] * len(prompt) + [1] * len(completion))
@@ -36,9 +40,10 @@ def encode_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], 
     return {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
 
 
-def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probability of every next token, and the mask of those that are completion tokens. [B, L-1]."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of every next token (under logits / temperature, the distribution sampled
+    from), and the mask of those that are completion tokens. [B, L-1]."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1] / temperature
     targets = batch["input_ids"][:, 1:]
     logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return logprobs, batch["completion_mask"][:, 1:]

@@ -5,22 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from recursa.config import LLMModelSettings
-from recursa.envs.actions import BaseEnvironment, run_episodes
+from recursa.envs.actions import BaseEnvironment, Trajectory, run_episodes
 from recursa.models.llm import load_causal_lm
 from recursa.rl.llm_agent import LLMAgent
 
 SAMPLE_ERRORS = 5
 
 
-def evaluate_agent(model, tokenizer, env_class: type[BaseEnvironment], episodes: int, seed: int,
-                   max_new_tokens: int = 16) -> dict:
-    """Greedy episodes on `episodes` problems drawn with `seed` (kept apart from training seeds).
-
-    success_rate (= accuracy: the problem solved), mean_reward (episode return), format_error_rate
-    (malformed or unknown actions per action), mean_steps, and a few failed episodes as samples.
-    """
+def held_out_episodes(model, tokenizer, env_class: type[BaseEnvironment], episodes: int, seed: int,
+                      max_new_tokens: int = 16) -> list[Trajectory]:
+    """Greedy episodes on `episodes` problems drawn with `seed` (kept apart from training seeds)."""
     agent = LLMAgent(model, tokenizer, max_new_tokens=max_new_tokens)
-    trajectories = list(run_episodes(env_class, agent, env_class.sample_problems(episodes, seed)))
+    return sorted(run_episodes(env_class, agent, env_class.sample_problems(episodes, seed)), key=lambda t: t.index)
+
+
+def summarize(trajectories: list[Trajectory]) -> dict:
+    """success_rate (= accuracy: the problem solved), mean_reward (episode return), format_error_rate
+    (malformed or unknown actions per action), mean_steps, and a few failed episodes as samples."""
     steps = sum(len(t.steps) for t in trajectories)
     failures = [t for t in trajectories if not t.success][:SAMPLE_ERRORS]
     success_rate = sum(t.success for t in trajectories) / len(trajectories)
@@ -38,6 +39,6 @@ def evaluate_agent(model, tokenizer, env_class: type[BaseEnvironment], episodes:
 
 def evaluate_adapter(settings: LLMModelSettings, adapter: str | Path | None, env_class: type[BaseEnvironment],
                      episodes: int, seed: int) -> dict:
-    """`evaluate_agent` on the base model with `adapter` (None: the base model alone)."""
+    """The held-out summary of the base model with `adapter` (None: the base model alone)."""
     model, tokenizer = load_causal_lm(settings, adapter=adapter, trainable=False)
-    return evaluate_agent(model, tokenizer, env_class, episodes, seed)
+    return summarize(held_out_episodes(model, tokenizer, env_class, episodes, seed))
