@@ -38,12 +38,14 @@ class LLMAgent(BaseAgent):
             torch.manual_seed(self.generator_seed)
             self.generator_seed += 1
         self.tokenizer.padding_side = "left"
+        self.tokenizer.truncation_side = "left"  # a long episode keeps its latest turns
         was_training = self.model.training
         self.model.eval()
         outputs: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             batch_prompts = list(prompts[start:start + self.batch_size])
-            encoded = self.tokenizer(batch_prompts, return_tensors="pt", padding=True)
+            encoded = self.tokenizer(batch_prompts, return_tensors="pt", padding=True, truncation=True,
+                                     max_length=self._prompt_budget())
             sampling = {"do_sample": True, "temperature": self.temperature, "top_k": 0, "top_p": 1.0} \
                 if self.temperature > 0 else {"do_sample": False}
             generated = self.model.generate(
@@ -56,6 +58,11 @@ class LLMAgent(BaseAgent):
             outputs += texts
         self.model.train(was_training)
         return outputs
+
+    def _prompt_budget(self) -> int:
+        """Prompt tokens that fit beside the generated ones in the model's context."""
+        context = getattr(self.model.config, "max_position_embeddings", None) or 4096
+        return context - self.max_new_tokens
 
     def _through_eos(self, ids: list[int]) -> list[int]:
         """Generated ids up to and including the first EOS (the rest is padding)."""

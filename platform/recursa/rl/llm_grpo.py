@@ -90,7 +90,8 @@ def grpo_loss(logprobs, old_logprobs, ref_logprobs, mask, advantages, clip: floa
 
 @torch.no_grad()
 def _frozen_logprobs(model, batch, batch_size: int, reference: bool, temperature: float) -> torch.Tensor:
-    """Per-token log-probabilities of the current policy (or the reference) without gradients."""
+    """Per-token log-probabilities of the current policy (or the reference) without gradients or dropout."""
+    model.eval()
     parts = []
     for index in torch.arange(len(batch["input_ids"])).split(batch_size):
         rows = {key: value[index] for key, value in batch.items()}
