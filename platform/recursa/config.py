@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -145,6 +145,31 @@ class ToolCallerServeArgs(StrictModel):
     api_key: str | None = None
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     batching: ServeBatching = ServeBatching()
+
+
+class LLMServeArgs(StrictModel):
+    """`args` of the OpenAI-compatible LLM application (serve/llm.yaml): one base model per replica,
+    LoRA adapters multiplexed on top of it, each served under its own model id."""
+
+    model: str  # a merged model (`recursa export llm --format merged`) or the base the adapters were trained on
+    model_name: str = "recursa-llm"  # the id the model itself is served under
+    adapters: dict[str, str] = Field(default_factory=dict)  # served id -> adapter directory
+    max_adapters_per_replica: int = Field(4, ge=1)  # `@serve.multiplexed` keeps this many loaded (LRU)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    max_new_tokens: int = Field(64, ge=1, le=4096)  # a request's `max_tokens`: its default and upper bound
+    max_prompt_tokens: int | None = Field(None, ge=16)  # None: what the model's context leaves after max_new_tokens
+    max_messages: int = Field(32, ge=1, le=64)  # at most the schema's cap (64)
+    max_tools: int = Field(16, ge=1, le=16)  # at most the schema's cap (16)
+    api_key: str | None = None  # else the RECURSA_API_KEY environment variable, else no key
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    batching: ServeBatching = ServeBatching(max_batch_size=8, batch_wait_timeout_s=0.01)
+
+    @field_validator("adapters")
+    @classmethod
+    def _served_ids_are_distinct(cls, adapters: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if info.data.get("model_name") in adapters:
+            raise ValueError(f"{info.data['model_name']!r} is already the model_name")
+        return adapters
 
 
 Model = TypeVar("Model", bound=BaseModel)

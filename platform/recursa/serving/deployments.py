@@ -1,4 +1,5 @@
-"""Ray Serve deployments: GiftRecommender (POST /recommend) and ToolCaller (OpenAI chat completions).
+"""Ray Serve deployments: GiftRecommender (POST /recommend), ToolCaller (OpenAI chat completions)
+and LLMServer (OpenAI completions and chat completions from a causal LM and its LoRA adapters).
 
 Each is a FastAPI ingress with pydantic schemas and OpenAPI docs at /docs. Model calls go through
 `@serve.batch`: concurrent requests in a replica share one forward pass. Replica counts,
@@ -6,19 +7,28 @@ autoscaling and `max_ongoing_requests` come from the Serve config's `deployments
 the defaults here suit a 2-core machine.
 """
 
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from fastapi import HTTPException
 from ray import serve
 from ray.serve import Application
 
-from recursa.config import RecommenderServeArgs, ServeBatching, ToolCallerServeArgs, parse_config
+from recursa.config import LLMServeArgs, RecommenderServeArgs, ServeBatching, ToolCallerServeArgs, parse_config
 from recursa.data.fc.schema import FCExample, FunctionCall
-from recursa.serving import recommender, tool_caller
+from recursa.serving import llm, recommender, tool_caller
+from recursa.serving.chat_tools import InvalidRequest
 from recursa.serving.http import configure_guard, create_api
+from recursa.serving.lora_adapters import LoRAAdapters
 from recursa.serving.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
     ErrorResponse,
+    LLMChatCompletionRequest,
     ModelList,
     RecommendRequest,
     RecommendResponse,
@@ -38,6 +48,9 @@ recommender_api = create_api("recursa gift recommender",
                              "A TRM policy recommends gifts, calling catalog tools on the server.")
 tool_caller_api = create_api("recursa tool caller",
                              "OpenAI-compatible chat completions: tools in, tool_calls out, from a tiny recursive model.")
+llm_api = create_api("recursa LLM",
+                     "OpenAI-compatible completions and chat completions from a causal LM; each LoRA adapter "
+                     "is a model of its own (GET /v1/models).")
 
 
 def _apply_batching(method, batching: ServeBatching) -> None:
@@ -97,7 +110,7 @@ class ToolCaller:
             example = self.core.example(request)
         except LookupError as error:
             raise HTTPException(404, str(error)) from None
-        except tool_caller.InvalidRequest as error:
+        except InvalidRequest as error:
             raise HTTPException(422, str(error)) from None
         calls = None if example is None else await self.predict(example)
         return self.core.completion(request, calls)
@@ -117,6 +130,78 @@ class ToolCaller:
         self.core.predict([tool_caller.HEALTH_EXAMPLE])
 
 
+class AdapterLease:
+    """What Serve's multiplexing caches for a loaded adapter; Serve calls `__del__` to evict it."""
+
+    def __init__(self, adapters: LoRAAdapters, name: str):
+        self.adapters, self.name, self.released = adapters, name, False
+
+    def __del__(self) -> None:
+        if not self.released:  # Serve calls this on eviction, the garbage collector again later
+            self.released = True
+            self.adapters.evict(self.name)
+
+
+@serve.deployment(**DEPLOYMENT_DEFAULTS)
+@serve.ingress(llm_api)
+class LLMServer:
+    """A causal LM with LoRA adapters multiplexed on one copy of its weights, behind OpenAI's API."""
+
+    def __init__(self, args: dict):
+        settings = parse_config(args, LLMServeArgs)
+        configure_guard(settings.api_key, settings.max_body_bytes)
+        self.core = llm.LLMCore(settings)
+        _apply_batching(self.generate, settings.batching)
+        adapters = self.core.adapters
+
+        async def lease_adapter(name: str) -> AdapterLease:
+            await asyncio.to_thread(adapters.load, name)
+            return AdapterLease(adapters, name)
+
+        # Wrapped here rather than decorated, so that the config sets how many adapters stay loaded.
+        self.lease_adapter = serve.multiplexed(max_num_models_per_replica=settings.max_adapters_per_replica)(
+            lease_adapter)
+
+    @llm_api.post("/v1/completions", response_model=Completion, responses=ERRORS)
+    async def completions(self, request: CompletionRequest) -> Completion:
+        """The model's continuation of a prompt."""
+        generation = await self._checked(self.core.completion_input, request)
+        return self.core.completion(request, await self.generate(generation))
+
+    @llm_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS,
+                  response_model_exclude_none=True)
+    async def chat_completions(self, request: LLMChatCompletionRequest) -> ChatCompletion:
+        """The assistant's answer: tool calls when it calls an offered tool, else a message."""
+        generation = await self._checked(self.core.chat_input, request)
+        return self.core.chat_completion(request, await self.generate(generation))
+
+    @llm_api.get("/v1/models", response_model=ModelList)
+    async def models(self) -> ModelList:
+        """The model and its adapters, each an id to pass as `model`."""
+        return self.core.models()
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def generate(self, batch: list[llm.Generation]) -> list[llm.Generated]:
+        """Every generation waiting in this replica, grouped by adapter, off the event loop."""
+        return await asyncio.to_thread(self.core.generate, batch)
+
+    async def check_health(self) -> None:
+        """Serve's health probe: the model must generate (off the event loop, like requests)."""
+        await asyncio.to_thread(self.core.health_check)
+
+    async def _checked(self, build: Callable[[Any], llm.Generation], request: Any) -> llm.Generation:
+        """The request's generation, its adapter loaded; client errors as HTTP 404 and 422."""
+        try:
+            generation = build(request)
+        except LookupError as error:
+            raise HTTPException(404, str(error)) from None
+        except InvalidRequest as error:
+            raise HTTPException(422, str(error)) from None
+        if generation.adapter is not None:
+            await self.lease_adapter(generation.adapter)
+        return generation
+
+
 def recommender_app(args: dict) -> Application:
     """Serve application builder (import path `recursa.serving.deployments:recommender_app`)."""
     parse_config(args, RecommenderServeArgs)  # fail at build time, with the field named
@@ -127,3 +212,9 @@ def tool_caller_app(args: dict) -> Application:
     """Serve application builder (import path `recursa.serving.deployments:tool_caller_app`)."""
     parse_config(args, ToolCallerServeArgs)
     return ToolCaller.bind(dict(args))
+
+
+def llm_app(args: dict) -> Application:
+    """Serve application builder (import path `recursa.serving.deployments:llm_app`)."""
+    parse_config(args, LLMServeArgs)
+    return LLMServer.bind(dict(args))

@@ -11,11 +11,19 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
-from recursa.config import ConfigError, RecommenderServeArgs, ToolCallerServeArgs, describe_validation_error, parse_config
+from recursa.config import (
+    ConfigError,
+    LLMServeArgs,
+    RecommenderServeArgs,
+    ToolCallerServeArgs,
+    describe_validation_error,
+    parse_config,
+)
 
 BUILDERS = {
     "recursa.serving.deployments:recommender_app": RecommenderServeArgs,
     "recursa.serving.deployments:tool_caller_app": ToolCallerServeArgs,
+    "recursa.serving.deployments:llm_app": LLMServeArgs,
 }
 
 

@@ -1,4 +1,4 @@
-"""HTTP request and response bodies: the gift recommender's and OpenAI's chat completions.
+"""HTTP request and response bodies: the gift recommender's and OpenAI's (chat) completions.
 
 Limits on list lengths and string sizes are part of the schemas, so an oversized request is
 a 422 with the field named, never work for the model.
@@ -135,7 +135,13 @@ class AssistantMessage(BaseModel):
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: Literal["stop", "tool_calls"]
+    finish_reason: Literal["stop", "length", "tool_calls"]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class ChatCompletion(BaseModel):
@@ -144,6 +150,53 @@ class ChatCompletion(BaseModel):
     created: int = Field(default_factory=lambda: int(time.time()))
     model: str
     choices: list[Choice]
+    usage: Usage | None = None
+
+
+# ------------------------------------------------------------------ sampled text (the LLM server)
+class SamplingOptions(BaseModel):
+    """How a language model decodes: greedy unless `temperature` > 0."""
+
+    max_tokens: int | None = Field(None, ge=1, description="New tokens at most; the server's limit by default.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 decodes greedily.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: Annotated[str, Field(min_length=1, max_length=64)] | \
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=4)] | None = None
+    seed: int | None = Field(None, description="Seed of the sampler, for repeatable sampled answers.")
+
+    def stop_strings(self) -> tuple[str, ...]:
+        """`stop` as a tuple."""
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+
+
+class LLMChatCompletionRequest(ChatCompletionRequest, SamplingOptions):
+    """OpenAI's chat request with the sampling options the LLM server honours."""
+
+
+class CompletionRequest(SamplingOptions):
+    """OpenAI's (legacy) completions request, for one prompt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(max_length=256)
+    prompt: str = Field(min_length=1, max_length=4 * MAX_TEXT)
+    n: int = Field(1, ge=1, le=1)
+    stream: Literal[False] = False
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    text: str
+    finish_reason: Literal["stop", "length"]
+
+
+class Completion(BaseModel):
+    id: str = Field(default_factory=lambda: f"cmpl-{uuid.uuid4().hex}")
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
 
 
 class ModelCard(BaseModel):

@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError
-
-from recursa.data.fc.formats import function_from_json_schema
 from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
 from recursa.fc.artifact import load_fc_model, predict_calls
+from recursa.serving.chat_tools import InvalidRequest, offered_functions
 from recursa.serving.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -35,10 +33,6 @@ NO_TOOLS_TEXT = "This model only answers with function calls; offer functions in
 HEALTH_EXAMPLE = FCExample(id="health", query="What is the weather in Paris?", functions=[
     FunctionSpec(name="get_weather", description="Current weather in a city",
                  parameters=[ParamSpec(name="city", type="string", description="City name")])])
-
-
-class InvalidRequest(ValueError):
-    """A request the tool caller cannot serve; the message names the field."""
 
 
 class ToolCallerCore:
@@ -68,13 +62,7 @@ class ToolCallerCore:
         users = [m for m in request.messages if m.role == "user"]
         if not users or not users[-1].text().strip():
             raise InvalidRequest("messages: no user message with text to answer")
-        try:
-            functions = [function_from_json_schema(t.function.model_dump()) for t in request.tools]
-        except (ValidationError, KeyError, TypeError, ValueError) as error:
-            raise InvalidRequest(f"tools: not a function schema: {error}".splitlines()[0]) from None
-        if len({f.name for f in functions}) != len(functions):
-            raise InvalidRequest("tools: function names must be unique")
-        return FCExample(id="request", query=users[-1].text(), functions=functions)
+        return FCExample(id="request", query=users[-1].text(), functions=offered_functions(request.tools))
 
     def predict(self, examples: list[FCExample]) -> list[list[FunctionCall]]:
         """Calls for a batch of examples, in one forward pass."""

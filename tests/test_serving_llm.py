@@ -1,0 +1,237 @@
+"""The LLM server: a tiny causal LM with two LoRA adapters multiplexed on it and a merged export,
+called over HTTP by the official openai client; tool calls parsed from the model's text; every
+kind of bad input; the API key."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+import torch
+
+from recursa.config import LLMModelSettings, LoRASettings
+from recursa.export.llm import merge_adapter
+from recursa.models.llm import load_causal_lm, save_adapter
+from recursa.serving.chat_tools import chat_transcript, offered_functions, parse_tool_call
+from recursa.serving.schemas import ChatMessage, ToolDefinition
+
+BASE_MODEL, CALLER, CHATTER, MERGED = "tiny-base", "caller", "chatter", "caller-merged"
+KEY = "s3cret-llm-key"
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                   "required": ["city"]}}}
+STOCK = {"type": "function", "function": {
+    "name": "get_stock", "parameters": {"type": "object", "properties": {"ticker": {"type": "string"}}}}}
+QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+CALL_TEXT = ' get_weather({"city": "Paris"})'
+CHAT_TEXT = " It is sunny in Paris."
+
+
+def _functions(tools):
+    return offered_functions([ToolDefinition.model_validate(t) for t in tools])
+
+
+PROMPT = chat_transcript([ChatMessage.model_validate(m) for m in QUESTION], _functions([WEATHER]))
+
+
+# ------------------------------------------------------------------ the text convention, without a server
+def test_transcript_is_the_agent_transcript_with_tool_history():
+    messages = [*QUESTION, {"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    text = chat_transcript([ChatMessage.model_validate(m) for m in messages], _functions([WEATHER, STOCK]))
+    assert text == ("What is the weather in Paris?\nActions: get_weather, get_stock\n"
+                    'Action: get_weather({"city": "Paris"})\nObservation: sunny\nAction:')
+    assert PROMPT.endswith("\nActions: get_weather\nAction:")
+    assert chat_transcript([ChatMessage.model_validate(m) for m in QUESTION], []) == "What is the weather in Paris?\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (CALL_TEXT + "\nObservation: ...", {"city": "Paris"}),
+    ('\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": 2}}', {"city": "Oslo", "days": 2}),
+    ('{"name": "get_weather", "arguments": "{\\"city\\": \\"Rome\\"}"}', {"city": "Rome"}),
+    ("get_weather({})", None),  # a required key missing
+    ('get_weather({"city": "Paris", "days": "two"})', None),  # a wrong type
+    ('get_weather({"city": "Paris", "path": "/etc"})', None),  # a key the schema does not list
+    ('delete_files({"city": "Paris"})', None),  # not an offered tool
+    ("It is sunny.\n" + CALL_TEXT, None),  # only the first line counts
+])
+def test_tool_calls_are_read_from_the_first_line_and_checked_against_the_schema(text, expected):
+    call = parse_tool_call(text, _functions([WEATHER]))
+    assert (None if call is None else call.arguments) == expected
+
+
+# ------------------------------------------------------------------ artifacts: two adapters, one merged
+def _train_adapter(base, target: str, out_dir):
+    """A LoRA adapter fitted in a few AdamW steps to answer PROMPT with `target`."""
+    torch.manual_seed(0)
+    model, tokenizer = load_causal_lm(LLMModelSettings(path=str(base), lora=LoRASettings(r=8, alpha=16, dropout=0.0)))
+    batch = tokenizer([PROMPT + target + tokenizer.eos_token], return_tensors="pt")
+    labels = batch["input_ids"].clone()
+    labels[:, :len(tokenizer(PROMPT)["input_ids"])] = -100
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(40):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return save_adapter(model, tokenizer, out_dir)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_llm, tmp_path_factory):
+    root = tmp_path_factory.mktemp("llm_serving")
+    caller = _train_adapter(tiny_llm, CALL_TEXT, root / "caller")
+    chatter = _train_adapter(tiny_llm, CHAT_TEXT, root / "chatter")
+    merge_adapter(caller, root / "merged")
+    return {"base": tiny_llm, "caller": caller, "chatter": chatter, "merged": root / "merged"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def base_url(ray_session, artifacts):
+    from ray import serve
+
+    from recursa.serving.deployments import LLMServer
+
+    port = _free_port()
+    small = {"ray_actor_options": {"num_cpus": 0.1}}
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # One adapter loaded at a time: alternating between them exercises multiplexing's eviction.
+    serve.run(LLMServer.options(**small).bind({
+        "model": str(artifacts["base"]), "model_name": BASE_MODEL, "max_adapters_per_replica": 1,
+        "adapters": {CALLER: str(artifacts["caller"]), CHATTER: str(artifacts["chatter"])},
+        "max_new_tokens": 24, "max_messages": 4, "max_tools": 2, "max_body_bytes": 16 * 1024}),
+        name="llm", route_prefix="/")
+    serve.run(LLMServer.options(**small).bind({"model": str(artifacts["merged"]), "model_name": MERGED,
+                                               "max_new_tokens": 24, "api_key": KEY}),
+              name="merged", route_prefix="/merged")
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+@pytest.fixture()
+def client(base_url):
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def _complete(client, model: str, **options) -> str:
+    return client.completions.create(model=model, prompt=PROMPT, **options).choices[0].text
+
+
+# ------------------------------------------------------------------ over HTTP, with the openai client
+def test_chat_with_tools_returns_parsed_tool_calls(client):
+    reply = client.chat.completions.create(model=CALLER, messages=QUESTION, tools=[WEATHER])
+    (call,) = reply.choices[0].message.tool_calls
+    assert reply.choices[0].finish_reason == "tool_calls" and reply.choices[0].message.content is None
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+
+
+def test_chat_gets_a_message_when_the_output_is_no_call(client):
+    reply = client.chat.completions.create(model=CHATTER, messages=QUESTION, tools=[WEATHER])
+    assert reply.choices[0].message.tool_calls is None
+    assert reply.choices[0].message.content == CHAT_TEXT.strip() and reply.choices[0].finish_reason == "stop"
+    plain = client.chat.completions.create(model=BASE_MODEL, messages=QUESTION, max_tokens=5)
+    assert plain.choices[0].message.tool_calls is None and plain.usage.completion_tokens <= 5
+
+
+def test_adapters_are_chosen_by_model_and_answer_differently(client):
+    for _ in range(2):  # alternating evicts one adapter and loads the other each time
+        assert _complete(client, CALLER) == CALL_TEXT
+        assert _complete(client, CHATTER) == CHAT_TEXT
+    assert _complete(client, BASE_MODEL) not in (CALL_TEXT, CHAT_TEXT)
+
+
+def test_merged_export_answers_like_base_plus_adapter(client, base_url):
+    merged = openai.OpenAI(base_url=f"{base_url}/merged/v1", api_key=KEY, max_retries=0, timeout=60)
+    assert _complete(merged, MERGED) == _complete(client, CALLER) == CALL_TEXT
+
+
+def test_max_tokens_stop_and_seed_are_honoured(client):
+    short = client.completions.create(model=CALLER, prompt=PROMPT, max_tokens=2)
+    assert short.usage.completion_tokens == 2 and short.choices[0].finish_reason == "length"
+    stopped = client.completions.create(model=CALLER, prompt=PROMPT, stop=["("])
+    assert stopped.choices[0].text == " get_weather" and stopped.choices[0].finish_reason == "stop"
+    sampled = [_complete(client, BASE_MODEL, temperature=1.0, seed=7, max_tokens=8) for _ in range(2)]
+    assert sampled[0] == sampled[1]
+
+
+def test_models_lists_the_model_and_each_adapter(client):
+    assert [m.id for m in client.models.list().data] == [BASE_MODEL, CALLER, CHATTER]
+
+
+def test_docs_are_served(base_url):
+    assert requests.get(f"{base_url}/docs", timeout=10).status_code == 200
+    paths = requests.get(f"{base_url}/openapi.json", timeout=10).json()["paths"]
+    assert {"/v1/completions", "/v1/chat/completions", "/v1/models"} <= set(paths)
+
+
+# ------------------------------------------------------------------ bad input
+def _chat(**fields) -> bytes:
+    return json.dumps({"model": CALLER, "messages": QUESTION, **fields}).encode()
+
+
+@pytest.mark.parametrize("path, body, status, words", [
+    ("chat/completions", b'{"model": "caller", "messages": [', 400, "malformed JSON"),
+    ("completions", b'{"model": "caller", "prompt": ', 400, "malformed JSON"),
+    ("chat/completions", _chat(messages="hello"), 422, "messages"),
+    ("completions", json.dumps({"model": CALLER}).encode(), 422, "prompt"),
+    ("chat/completions", _chat(temperature=-1), 422, "temperature"),
+    ("chat/completions", _chat(model="/etc/passwd"), 404, "does not exist"),
+    ("completions", json.dumps({"model": "../caller", "prompt": "x"}).encode(), 404, "does not exist"),
+    ("chat/completions", _chat(messages=QUESTION * 5), 422, "at most 4 messages"),
+    ("chat/completions", _chat(tools=[WEATHER, STOCK, {**STOCK, "function": {**STOCK["function"], "name": "x"}}]),
+     422, "at most 2 tools"),
+    ("chat/completions", _chat(tools=[WEATHER, WEATHER]), 422, "unique"),
+    ("completions", json.dumps({"model": CALLER, "prompt": "x", "max_tokens": 1000}).encode(), 422, "at most 24"),
+    ("completions", json.dumps({"model": CALLER, "prompt": "x " * 1500}).encode(), 422, "tokens"),
+    ("completions", json.dumps({"model": CALLER, "prompt": "x" * 20_000}).encode(), 413, "bytes"),
+])
+def test_bad_requests_get_json_4xx_and_the_server_stays_up(client, base_url, path, body, status, words):
+    response = requests.post(f"{base_url}/v1/{path}", data=body, headers={"Content-Type": "application/json"},
+                             timeout=60)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]["message"]
+    assert _complete(client, CALLER) == CALL_TEXT
+
+
+def test_openai_client_raises_readable_errors(client):
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.chat.completions.create(model="gpt-4", messages=QUESTION)
+    with pytest.raises(openai.UnprocessableEntityError, match="max_tokens"):
+        client.completions.create(model=CALLER, prompt="x", max_tokens=100)
+
+
+def test_api_key_guards_every_route(base_url):
+    for method, path in [("post", "/v1/completions"), ("get", "/v1/models"), ("get", "/docs")]:
+        response = getattr(requests, method)(f"{base_url}/merged{path}", json={"model": MERGED, "prompt": "x"},
+                                             timeout=10)
+        assert response.status_code == 401 and "API key" in response.json()["error"]["message"]
+    wrong = openai.OpenAI(base_url=f"{base_url}/merged/v1", api_key="wrong", max_retries=0, timeout=60)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    right = openai.OpenAI(base_url=f"{base_url}/merged/v1", api_key=KEY, max_retries=0, timeout=60)
+    assert [m.id for m in right.models.list().data] == [MERGED]
+
+
+def test_serve_config_is_checked_with_the_field_named(tmp_path):
+    from recursa.config import ConfigError
+    from recursa.serving.launch import check_serve_config
+
+    config = check_serve_config(Path("serve/llm.yaml"))
+    assert config.applications[0].import_path == "recursa.serving.deployments:llm_app"
+    bad = tmp_path / "llm.yaml"
+    bad.write_text(Path("serve/llm.yaml").read_text().replace("model_name: recursa-llm", "model_name: math-sft"))
+    with pytest.raises(ConfigError, match="applications.llm.args.adapters: .*already the model_name"):
+        check_serve_config(bad)
