@@ -27,6 +27,13 @@ def config(tmp_path: Path, tiny_llm: Path, **overrides) -> TrainLLMConfig:
     return parse_config(base, TrainLLMConfig)
 
 
+def run_cli(args: list[str]) -> None:
+    """`recursa ARGS`, which must succeed."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0
+
+
 def report(adapter: Path) -> dict:
     return json.loads((adapter.parent / "report.json").read_text())
 
@@ -94,14 +101,14 @@ def test_cli_bad_llm_configs_exit_2_naming_the_field(tmp_path, tiny_llm, capsys)
 def test_eval_llm_reports_and_stores_episodes_as_traces(tmp_path, tiny_llm, capsys):
     db = tmp_path / "traces.db"
     out = tmp_path / "eval.json"
-    main(["eval", "llm", "--base", str(tiny_llm), "--episodes", "4", "--out", str(out), "--traces", str(db)])
+    run_cli(["eval", "llm", "--base", str(tiny_llm), "--episodes", "4", "--out", str(out), "--traces", str(db)])
     evaluation = json.loads(out.read_text())
     assert {"accuracy", "mean_reward", "format_error_rate", "sample_errors"} <= set(evaluation)
     with TraceStore(str(db)) as store:
         stored = store.query(agent_type="llm-math")
     assert len(stored) == 4 and all(t.reward is not None for t in stored)
     dataset = tmp_path / "kto.jsonl"
-    main(["traces", "dataset", "--db", str(db), "--out", str(dataset)])
+    run_cli(["traces", "dataset", "--db", str(db), "--out", str(dataset)])
     records = datasets.load_dataset("json", data_files=str(dataset), split="train")
     assert len(records) == 4 and records.column_names == ["prompt", "completion", "label"]
 
@@ -118,7 +125,7 @@ def test_llm_demo_sft_then_grpo_end_to_end(ray_session, tmp_path):
                     "grpo: {iterations: 2, problems_per_iteration: 8, group_size: 4, temperature: 0.7,"
                     " kl_coeff: 0.02, eval_every: 2, cpus_per_actor: 0.25}\n")
     out = tmp_path / "llm-demo"
-    main(["llm", "demo", "--out", str(out), "--sft-config", str(sft), "--grpo-config", str(grpo)])
+    run_cli(["llm", "demo", "--out", str(out), "--sft-config", str(sft), "--grpo-config", str(grpo)])
     result = json.loads((out / "report.json").read_text())
     assert set(result) >= {"before", "after_sft", "after_grpo", "wall_seconds"}
     for stage in ("before", "after_sft", "after_grpo"):
