@@ -6,6 +6,7 @@ Invalid configs and paths exit 2 with one line naming the field; no tracebacks.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from recursa.config import ConfigError, TrainFCConfig, TrainGiftConfig, TrainLLM
 
 if TYPE_CHECKING:
     from recursa.data.trace_store import TraceStore
+    from recursa.hardware import Config
 
 app = typer.Typer(
     help="Train small tool-using agents with RL on Ray, and serve them.",
@@ -39,6 +41,8 @@ app.add_typer(export_app, name="export")
 app.add_typer(llm_app, name="llm")
 traces_app = typer.Typer(help="Import, label, inspect and export agent traces.", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
+jobs_app = typer.Typer(help="Manage Ray jobs on a cluster (see `recursa submit`).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 # Piped output (CI logs, `make demo | tee`) gets a table wide enough to read.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -70,7 +74,7 @@ def train_gift(
     from recursa.runtime import init_ray
 
     init_ray()
-    result = run(settings, resume=resume)
+    result = run(_sized_for_cluster(settings), resume=resume)
     console.print(f"run: {result.run_dir}\ncheckpoint: {result.checkpoint}\nenv steps: {result.env_steps}")
 
 
@@ -139,7 +143,7 @@ def train_fc(
     from recursa.runtime import init_ray
 
     init_ray(log_to_driver=True)  # the workers' progress bars and epoch metrics
-    console.print(f"model: {run(settings, resume=resume)}")
+    console.print(f"model: {run(_sized_for_cluster(settings), resume=resume)}")
 
 
 @train_app.command("llm")
@@ -151,12 +155,12 @@ def train_llm(
     """Train a LoRA adapter by reward-weighted SFT, KTO (TRL) or online GRPO, on Ray Train."""
     settings = load_config(config, TrainLLMConfig)
     if method is not None:
-        settings = parse_config({**settings.model_dump(), "method": method}, TrainLLMConfig)
+        settings = parse_config({**settings.model_dump(exclude_unset=True), "method": method}, TrainLLMConfig)
     from recursa.rl.llm_train import train_llm as run
     from recursa.runtime import init_ray
 
     init_ray(log_to_driver=True)
-    adapter = run(settings, resume=resume)
+    adapter = run(_sized_for_cluster(settings), resume=resume)
     evaluation = json.loads((adapter.parent / "report.json").read_text())["eval"]
     console.print(f"adapter: {adapter}")
     console.print({k: v for k, v in evaluation.items() if k != "sample_errors"})
@@ -400,6 +404,120 @@ def serve_config(
     run_serve_config(config)
 
 
+ADDRESS_OPTION = typer.Option("http://127.0.0.1:8265", "--address", envvar="RAY_ADDRESS",
+                              help="The cluster's job server: the dashboard address of its head node.")
+
+
+@app.command("submit")
+def submit(
+    spec: Path = typer.Argument(..., help="A job spec (jobs/<name>.yaml)."),
+    address: str = ADDRESS_OPTION,
+    no_wait: bool = typer.Option(False, "--no-wait", help="Return once submitted instead of streaming the logs."),
+) -> None:
+    """Submit a job spec to a Ray cluster with its auth token; stream the logs, exit 0 only if it succeeds."""
+    from ray.job_submission import JobStatus
+
+    from recursa.jobs import follow, job_server, load_job_spec
+    from recursa.jobs import submit as submit_job
+
+    job, working_dir = load_job_spec(spec)
+    with job_server(address) as client:
+        job_id = submit_job(client, job, working_dir)
+        console.print(f"submitted {job_id} to {address}")
+        if no_wait:
+            return
+        status = follow(client, job_id, _write_log)
+    console.print(f"{job_id}: {status.value}")
+    if status != JobStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+def jobs_list(address: str = ADDRESS_OPTION) -> None:
+    """The cluster's jobs, newest first."""
+    from rich.table import Table
+
+    from recursa.jobs import job_server
+
+    with job_server(address) as client:
+        jobs = sorted(client.list_jobs(), key=lambda job: job.start_time or 0, reverse=True)
+    table = Table("submission id", "status", "started", "entrypoint", title=f"Ray jobs at {address}")
+    for job in jobs:
+        started = datetime.fromtimestamp(job.start_time / 1000).strftime("%Y-%m-%d %H:%M:%S") if job.start_time else "-"
+        table.add_row(job.submission_id or job.job_id or "-", job.status.value, started, job.entrypoint)
+    console.print(table)
+
+
+@jobs_app.command("status")
+def jobs_status(job_id: str = typer.Argument(..., help="The submission id."), address: str = ADDRESS_OPTION) -> None:
+    """A job's status, and the cluster's message about it."""
+    from recursa.jobs import job_server
+
+    with job_server(address) as client:
+        info = client.get_job_info(job_id)
+    console.print(f"{job_id}: {info.status.value}" + (f" ({info.message})" if info.message else ""))
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    job_id: str = typer.Argument(..., help="The submission id."),
+    address: str = ADDRESS_OPTION,
+    follow_logs: bool = typer.Option(False, "--follow", help="Keep streaming until the job ends."),
+) -> None:
+    """A job's logs (driver stdout and stderr)."""
+    from recursa.jobs import follow, job_server
+
+    with job_server(address) as client:
+        if follow_logs:
+            follow(client, job_id, _write_log)
+        else:
+            _write_log(client.get_job_logs(job_id))
+
+
+@jobs_app.command("stop")
+def jobs_stop(job_id: str = typer.Argument(..., help="The submission id."), address: str = ADDRESS_OPTION) -> None:
+    """Ask the cluster to stop a running job."""
+    from recursa.jobs import job_server
+
+    with job_server(address) as client:
+        stopped = client.stop_job(job_id)
+    console.print(f"{job_id}: {'stopping' if stopped else 'not running'}")
+
+
+def _write_log(text: str) -> None:
+    """Job output verbatim (no rich markup), as it arrives."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@app.command("doctor")
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
+    cluster: bool = typer.Option(False, "--cluster", help="Profile the Ray cluster in RAY_ADDRESS, not this machine."),
+) -> None:
+    """Detect CPUs, memory and GPUs, and print the defaults recursa uses there (configs override each)."""
+    from recursa.hardware import HardwareProfile, cluster_hardware, detect_hardware, profile_for
+
+    if cluster:
+        import ray
+
+        try:
+            ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False)
+        except ConnectionError as error:
+            raise ConfigError(f"cluster: no running Ray cluster to attach to ({error})") from None
+    profile = profile_for(*(cluster_hardware() if cluster else detect_hardware()))
+    if as_json:
+        print(profile.model_dump_json(indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("setting", "value", "set in config", title="recursa doctor: " + ("this Ray cluster" if cluster
+                                                                                  else "this machine"))
+    for name, field in HardwareProfile.model_fields.items():
+        table.add_row(name, str(getattr(profile, name)), field.description)
+    console.print(table)
+
+
 DB_OPTION_HELP = "Trace store: a SQLite file or a postgresql://user:password@host:port/db URL."
 
 
@@ -542,6 +660,13 @@ def quickstart(
     settings = settings or QUICKSTART
     init_ray()
     run_quickstart(settings, console)
+
+
+def _sized_for_cluster(settings: Config) -> Config:
+    """Fill the fields the config left unset from the hardware profile of the Ray cluster in use."""
+    from recursa.hardware import cluster_hardware, profile_for, with_profile
+
+    return with_profile(settings, profile_for(*cluster_hardware()))
 
 
 def _run_config_near(checkpoint: Path) -> Path | None:

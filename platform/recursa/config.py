@@ -375,3 +375,27 @@ class TrainLLMConfig(StrictModel):
     kto: KTOSettings = KTOSettings()
     grpo: GRPOSettings = GRPOSettings()
     workers: WorkerSettings = WorkerSettings(cpus_per_worker=1.0)
+
+
+class JobRuntimeEnv(StrictModel):
+    """The `runtime_env` of a Ray job: the directory uploaded as its working dir, and its environment."""
+
+    working_dir: str = "."  # relative paths resolve against the directory `recursa submit` runs in
+    # Left out of the upload: run outputs, environments, caches and large data.
+    excludes: list[str] = Field(default_factory=lambda: [
+        ".git", ".venv/", "runs/", "data/", "bench/results/", "**/__pycache__/", "*.egg-info/",
+    ])
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    pip: list[str] | None = None  # packages installed for the job, on top of the cluster's
+
+
+class JobSpec(StrictModel):
+    """A Ray job spec (`jobs/<name>.yaml`), submitted by `recursa submit`."""
+
+    entrypoint: str = Field(min_length=1)  # e.g. "python jobs/train_gift.py --config jobs/configs/gift_ppo.yaml"
+    runtime_env: JobRuntimeEnv = JobRuntimeEnv()
+    entrypoint_num_cpus: float | None = Field(None, ge=0.0)
+    entrypoint_num_gpus: float | None = Field(None, ge=0.0)
+    entrypoint_memory: int | None = Field(None, ge=0)  # bytes
+    metadata: dict[str, str] = Field(default_factory=dict)
+    submission_id: str | None = None  # Ray picks one when unset; a used id is refused by the cluster

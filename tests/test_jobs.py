@@ -1,0 +1,222 @@
+"""Ray jobs: job specs are validated before anything is sent, every shipped spec names an entrypoint
+and config that exist, and a job submitted to a locally started head (token authentication on)
+succeeds and its logs can be read."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from recursa.config import ConfigError
+from recursa.jobs import auth_headers, load_job_spec
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def run_main(capfd, monkeypatch, tmp_path):
+    """Call `recursa.cli.main(args)` in tmp_path; returns (exit code, stderr)."""
+    from recursa.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(args: list[str]) -> tuple[int, str]:
+        capfd.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        return exit_info.value.code, capfd.readouterr().err
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ("entrypoint: python jobs/run.py\nresources: {CPU: 1}\n", "resources: unknown key"),
+        ("entrypoint: python jobs/run.py\nentrypoint_num_cpus: -1\n", "entrypoint_num_cpus"),
+        ("entrypoint: python jobs/run.py\nruntime_env:\n  workdir: .\n", "runtime_env.workdir"),
+        ("entrypoint: python jobs/missing.py\n", "entrypoint: script jobs/missing.py"),
+        ("entrypoint: python jobs/run.py --config jobs/configs/missing.yaml\n", "entrypoint: config jobs/configs/missing.yaml"),
+        ("entrypoint: python ../outside.py\n", "entrypoint: script ../outside.py"),
+        ("entrypoint: python jobs/run.py\nruntime_env:\n  working_dir: nowhere\n", "runtime_env.working_dir"),
+    ],
+    ids=["unknown-key", "negative-cpus", "unknown-runtime-env-key", "missing-script", "missing-config",
+         "script-outside-working-dir", "missing-working-dir"],
+)
+def test_bad_spec_exits_2_naming_the_field_before_contacting_a_cluster(run_main, tmp_path, spec, field):
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "run.py").write_text("print('hi')\n")
+    (tmp_path.parent / "outside.py").write_text("print('hi')\n")
+    (tmp_path / "bad.yaml").write_text(spec)
+    code, stderr = run_main(["submit", "bad.yaml", "--address", "http://127.0.0.1:1"])
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1, stderr
+    assert lines[0].startswith(f"error: {field}"), lines[0]
+
+
+def test_unreachable_job_server_exits_2_naming_the_address(run_main):
+    code, stderr = run_main(["jobs", "list", "--address", "http://127.0.0.1:1"])
+    assert code == 2 and stderr.startswith("error: address: cannot reach the Ray job server at http://127.0.0.1:1")
+
+
+SPECS = sorted((REPO / "jobs").glob("*.yaml"))
+
+
+def test_every_entrypoint_has_a_spec():
+    assert {p.stem for p in SPECS} == {p.stem for p in (REPO / "jobs").glob("*.py")}
+    assert {"train_gift", "train_fc", "train_llm", "eval_gift", "eval_bfcl", "eval_llm"} <= {p.stem for p in SPECS}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_shipped_spec_names_its_entrypoint_and_an_existing_config(monkeypatch, path):
+    monkeypatch.chdir(REPO)  # specs are submitted from the repository root
+    spec, working_dir = load_job_spec(path)  # raises if the script or --config is missing
+    args = shlex.split(spec.entrypoint)
+    assert working_dir == REPO and args[:2] == ["python", f"jobs/{path.stem}.py"]
+    assert spec.runtime_env.env_vars.get("PYTHONPATH") == "platform"  # the uploaded recursa runs
+    assert {"runs/", ".venv/", "bench/results/"} <= set(spec.runtime_env.excludes)
+    if path.stem.startswith("train_"):
+        assert "--config" in args
+
+
+def test_spec_from_elsewhere_names_the_working_dir(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="entrypoint: script jobs/train_gift.py not found in the working dir"):
+        load_job_spec(REPO / "jobs" / "train_gift.yaml")
+
+
+def test_auth_token_comes_from_ray_auth_token_path(monkeypatch, tmp_path):
+    from ray._raylet import AuthenticationTokenLoader
+
+    token = secrets.token_hex(32)
+    (tmp_path / "token").write_text(token)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # sent even where Ray's client would not send it
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
+    AuthenticationTokenLoader.instance().reset_cache()
+    try:
+        assert auth_headers() == {"authorization": f"Bearer {token}"}
+    finally:
+        monkeypatch.undo()
+        AuthenticationTokenLoader.instance().reset_cache()
+
+
+# --- a job on a locally started head ------------------------------------------------------------
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A one-CPU Ray head with its dashboard (the job server) and token authentication, started by
+    `ray start --block` in its own process group, on free ports and a private temp dir, so that no
+    other Ray instance on the machine is touched. Yields (job server address, environment for the CLI)."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))  # short: Ray's socket paths have a limit
+    (temp_dir / "token").write_text(secrets.token_hex(32))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN")}
+    env["RAY_AUTH_TOKEN_PATH"] = str(temp_dir / "token")
+    gcs, dashboard, client, agent_http, agent_grpc, runtime_env, metrics, node_manager, objects = _free_ports(9)
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus=1", "--num-gpus=0",
+         f"--object-store-memory={100 * 1024**2}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+         f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent_http}",
+         f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={runtime_env}",
+         f"--metrics-export-port={metrics}", f"--node-manager-port={node_manager}", f"--object-manager-port={objects}"],
+        env={**env, "RAY_AUTH_MODE": "token"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_job_server(address, temp_dir / "token", head)
+        yield address, env
+    finally:
+        head.terminate()  # `ray start --block` stops the processes it started
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # whatever is left of this head's process group
+        except ProcessLookupError:
+            pass
+        subprocess.run(["rm", "-rf", str(temp_dir)], check=False)
+
+
+def _wait_for_job_server(address: str, token_file: Path, head: subprocess.Popen, timeout_s: float = 180) -> None:
+    request = urllib.request.Request(f"{address}/api/jobs/",
+                                     headers={"Authorization": f"Bearer {token_file.read_text()}"})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert head.poll() is None, "ray start exited"
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1)
+    raise TimeoutError(f"no job server at {address} after {timeout_s} s")
+
+
+def _recursa(args: list[str], env: dict, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "recursa"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.fault
+def test_job_on_a_local_head_succeeds_and_its_logs_can_be_read(ray_head, tmp_path):
+    address, env = ray_head
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the job server requires the token
+        urllib.request.urlopen(f"{address}/api/jobs/", timeout=10)
+    assert refused.value.code == 401
+
+    spec = tmp_path / "hello.yaml"
+    spec.write_text(f"entrypoint: python tests/job_hello.py\n"
+                    f"runtime_env:\n  working_dir: {REPO}\n  env_vars: {{PYTHONPATH: platform}}\n"
+                    f"metadata: {{test: fault}}\n")
+    submitted = _recursa(["submit", str(spec), "--address", address], env)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = re.search(r"submitted (\S+)", submitted.stdout).group(1)
+    assert "hello from recursa job" in submitted.stdout  # streamed while it ran
+    assert submitted.stdout.rstrip().endswith(f"{job_id}: SUCCEEDED")
+    uploaded = re.search(r"recursa imported from (\S+)", submitted.stdout).group(1)
+    assert not uploaded.startswith(str(REPO)), uploaded  # the job ran the uploaded copy of the package
+
+    logs = _recursa(["jobs", "logs", job_id, "--address", address], env)
+    assert logs.returncode == 0 and "hello from recursa job" in logs.stdout, logs.stderr
+    status = _recursa(["jobs", "status", job_id, "--address", address], env)
+    assert status.returncode == 0 and f"{job_id}: SUCCEEDED" in status.stdout
+    listed = _recursa(["jobs", "list", "--address", address], {**env, "COLUMNS": "200"})
+    assert listed.returncode == 0 and job_id in listed.stdout
+
+
+@pytest.mark.fault
+def test_failed_job_exits_1_with_its_status(ray_head, tmp_path):
+    address, env = ray_head
+    spec = tmp_path / "fail.yaml"
+    spec.write_text(f"entrypoint: python -c \"import sys; print('failing on purpose'); sys.exit(3)\"\n"
+                    f"runtime_env:\n  working_dir: {tmp_path}\n")
+    submitted = _recursa(["submit", str(spec), "--address", address], env)
+    assert submitted.returncode == 1, submitted.stdout + submitted.stderr
+    assert "failing on purpose" in submitted.stdout and submitted.stdout.rstrip().endswith("FAILED")
