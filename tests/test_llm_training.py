@@ -118,7 +118,7 @@ def test_llm_demo_sft_then_grpo_end_to_end(ray_session, tmp_path):
     """`make llm-demo` on small settings: the report has its shape, and SFT learned the environment."""
     sft = tmp_path / "sft.yaml"
     sft.write_text("method: sft\nmodel: {lora: {r: 32, alpha: 64, dropout: 0.0}}\n"
-                   "data: {expert_episodes: 96, eval_episodes: 40}\ntraining: {epochs: 4, batch_size: 16, lr: 3.0e-3}\n")
+                   "data: {expert_episodes: 128, eval_episodes: 40}\ntraining: {epochs: 5, batch_size: 16, lr: 3.0e-3}\n")
     grpo = tmp_path / "grpo.yaml"
     grpo.write_text("method: grpo\nmodel: {lora: {r: 32, alpha: 64, dropout: 0.0}}\ndata: {eval_episodes: 40}\n"
                     "training: {batch_size: 32, lr: 2.0e-4}\n"
