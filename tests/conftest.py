@@ -32,3 +32,17 @@ def tiny_llm(tmp_path_factory) -> Path:
     from recursa.models.tiny_llm import create_tiny_llm, default_corpus
 
     return create_tiny_llm(tmp_path_factory.mktemp("tiny") / "model", default_corpus(), seed=0)
+
+
+@pytest.fixture
+def recursa_cli(capfd):
+    """Run `recursa ARGS` in this process (the console script's entry point): (exit code, stderr)."""
+    from recursa.cli import main
+
+    def run(args: list) -> tuple[int, str]:
+        capfd.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(arg) for arg in args])
+        return exit_info.value.code, capfd.readouterr().err
+
+    return run

@@ -93,24 +93,16 @@ def test_missing_checkpoint_exits_2_naming_checkpoint(outcomes):
 
 
 @pytest.fixture
-def run_main(monkeypatch, capfd, tmp_path):
-    """Call `recursa.cli.main(args)` in tmp_path; Ray must not be started. Returns (code, stderr)."""
+def run_main(recursa_cli, monkeypatch, tmp_path):
+    """`recursa ARGS` run in tmp_path, where Ray must not be started: (exit code, stderr)."""
     import recursa.runtime
-    from recursa.cli import main
 
     def no_ray(*args, **kwargs):
         raise AssertionError("init_ray called before the config was validated")
 
     monkeypatch.setattr(recursa.runtime, "init_ray", no_ray)
     monkeypatch.chdir(tmp_path)
-
-    def run(args: list[str]) -> tuple[int, str]:
-        capfd.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(args)
-        return exit_info.value.code, capfd.readouterr().err
-
-    return run
+    return recursa_cli
 
 
 @pytest.mark.parametrize(

@@ -25,19 +25,10 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def run_main(capfd, monkeypatch, tmp_path):
-    """Call `recursa.cli.main(args)` in tmp_path; returns (exit code, stderr)."""
-    from recursa.cli import main
-
+def run_main(recursa_cli, monkeypatch, tmp_path):
+    """`recursa ARGS` run in tmp_path: (exit code, stderr)."""
     monkeypatch.chdir(tmp_path)
-
-    def run(args: list[str]) -> tuple[int, str]:
-        capfd.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(args)
-        return exit_info.value.code, capfd.readouterr().err
-
-    return run
+    return recursa_cli
 
 
 @pytest.mark.parametrize(

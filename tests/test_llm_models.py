@@ -21,7 +21,6 @@ from peft import PeftModel  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from recursa.cli import main  # noqa: E402
 from recursa.config import LLMModelSettings, LoRASettings  # noqa: E402
 from recursa.export.llm import export_adapter, export_onnx, merge_adapter  # noqa: E402
 from recursa.models.llm import count_parameters, load_causal_lm, save_adapter  # noqa: E402
@@ -230,26 +229,20 @@ def test_4bit_without_a_gpu_is_a_clear_error(tiny):
         load_causal_lm(LLMModelSettings(path=str(tiny), load_in_4bit=True))
 
 
-def _run_cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code
-
-
-def test_cli_init_tiny(tmp_path):
+def test_cli_init_tiny(tmp_path, recursa_cli):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(default_corpus(200)))
     out = tmp_path / "tiny"
-    assert _run_cli("llm", "init-tiny", "--out", out, "--corpus", corpus, "--hidden-size", "32", "--layers", "1",
-                    "--vocab-size", "300", "--seed", "3") == 0
+    assert recursa_cli(["llm", "init-tiny", "--out", out, "--corpus", corpus, "--hidden-size", "32", "--layers", "1",
+                        "--vocab-size", "300", "--seed", "3"])[0] == 0
     model = AutoModelForCausalLM.from_pretrained(out)
     assert (model.config.hidden_size, model.config.num_hidden_layers) == (32, 1)
     assert len(AutoTokenizer.from_pretrained(out)) <= 300
 
 
-def test_cli_export_llm_onnx_writes_the_merged_model_and_the_graph(adapter, tmp_path):
+def test_cli_export_llm_onnx_writes_the_merged_model_and_the_graph(adapter, tmp_path, recursa_cli):
     out = tmp_path / "onnx"
-    assert _run_cli("export", "llm", "--adapter", adapter, "--out", out, "--format", "onnx") == 0
+    assert recursa_cli(["export", "llm", "--adapter", adapter, "--out", out, "--format", "onnx"])[0] == 0
     AutoModelForCausalLM.from_pretrained(out)
     assert (out / "model.onnx").is_file()
     report = json.loads((out / "export_report.json").read_text())
@@ -263,8 +256,9 @@ def test_cli_export_llm_onnx_writes_the_merged_model_and_the_graph(adapter, tmp_
     (["llm", "init-tiny", "--out", "{tmp}/t", "--corpus", "/no/corpus.txt"], "corpus:"),
     (["llm", "init-tiny", "--out", "{tmp}/t", "--hidden-size", "36"], "hidden-size:"),
 ])
-def test_cli_bad_inputs_exit_2_with_one_line(args, field, adapter, tmp_path, capsys):
-    assert _run_cli(*(a.format(tmp=tmp_path, adapter=adapter) for a in args)) == 2
-    err = capsys.readouterr().err.strip()
+def test_cli_bad_inputs_exit_2_with_one_line(args, field, adapter, tmp_path, recursa_cli):
+    code, err = recursa_cli([a.format(tmp=tmp_path, adapter=adapter) for a in args])
+    assert code == 2
+    err = err.strip()
     assert err.startswith(f"error: {field}") and "\n" not in err
     assert not (tmp_path / "x").exists() and not (tmp_path / "t").exists()

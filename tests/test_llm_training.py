@@ -10,7 +10,6 @@ import datasets
 import pandas as pd
 import pytest
 
-from recursa.cli import main
 from recursa.config import ConfigError, TrainLLMConfig, parse_config
 from recursa.data.trace_store import TraceStore
 from recursa.rl.llm_train import prepare_llm_run, train_llm
@@ -25,13 +24,6 @@ def config(tmp_path: Path, tiny_llm: Path, **overrides) -> TrainLLMConfig:
     for key, value in overrides.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
     return parse_config(base, TrainLLMConfig)
-
-
-def run_cli(args: list[str]) -> None:
-    """`recursa ARGS`, which must succeed."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 0
 
 
 def report(adapter: Path) -> dict:
@@ -85,36 +77,34 @@ def test_grpo_after_sft_uses_the_sft_policy_as_reference(ray_session, tmp_path, 
         run / "reference")
 
 
-def test_cli_bad_llm_configs_exit_2_naming_the_field(tmp_path, tiny_llm, capsys):
+def test_cli_bad_llm_configs_exit_2_naming_the_field(tmp_path, tiny_llm, recursa_cli):
     bad = tmp_path / "bad.yaml"
     for text, field in [("method: ppo\n", "method"), ("grpo: {group_size: 1}\n", "grpo.group_size"),
                         (f"model: {{path: {tiny_llm}}}\ndata: {{env: nowhere}}\n", "data.env"),
                         ("model: {path: ./missing-model}\n", "model.path"),
                         (f"model: {{path: {tiny_llm}}}\ninit_adapter: {tmp_path}\n", "init_adapter")]:
         bad.write_text(f"runs_dir: {tmp_path}\n" + text)
-        with pytest.raises(SystemExit) as exit_info:
-            main(["train", "llm", "--config", str(bad)])
-        assert exit_info.value.code == 2
-        assert field in capsys.readouterr().err
+        code, err = recursa_cli(["train", "llm", "--config", bad])
+        assert code == 2 and field in err
 
 
-def test_eval_llm_reports_and_stores_episodes_as_traces(tmp_path, tiny_llm, capsys):
+def test_eval_llm_reports_and_stores_episodes_as_traces(tmp_path, tiny_llm, recursa_cli):
     db = tmp_path / "traces.db"
     out = tmp_path / "eval.json"
-    run_cli(["eval", "llm", "--base", str(tiny_llm), "--episodes", "4", "--out", str(out), "--traces", str(db)])
+    assert recursa_cli(["eval", "llm", "--base", str(tiny_llm), "--episodes", "4", "--out", str(out), "--traces", str(db)])[0] == 0
     evaluation = json.loads(out.read_text())
     assert {"accuracy", "mean_reward", "format_error_rate", "sample_errors"} <= set(evaluation)
     with TraceStore(str(db)) as store:
         stored = store.query(agent_type="llm-math")
     assert len(stored) == 4 and all(t.reward is not None for t in stored)
     dataset = tmp_path / "kto.jsonl"
-    run_cli(["traces", "dataset", "--db", str(db), "--out", str(dataset)])
+    assert recursa_cli(["traces", "dataset", "--db", str(db), "--out", str(dataset)])[0] == 0
     records = datasets.load_dataset("json", data_files=str(dataset), split="train")
     assert len(records) == 4 and records.column_names == ["prompt", "completion", "label"]
 
 
 @pytest.mark.slow
-def test_llm_demo_sft_then_grpo_end_to_end(ray_session, tmp_path):
+def test_llm_demo_sft_then_grpo_end_to_end(ray_session, tmp_path, recursa_cli):
     """`make llm-demo` on small settings: the report has its shape, and SFT learned the environment."""
     sft = tmp_path / "sft.yaml"
     sft.write_text("method: sft\nmodel: {lora: {r: 32, alpha: 64, dropout: 0.0}}\n"
@@ -125,7 +115,7 @@ def test_llm_demo_sft_then_grpo_end_to_end(ray_session, tmp_path):
                     "grpo: {iterations: 2, problems_per_iteration: 8, group_size: 4, temperature: 0.7,"
                     " kl_coeff: 0.02, eval_every: 2, cpus_per_actor: 0.25}\n")
     out = tmp_path / "llm-demo"
-    run_cli(["llm", "demo", "--out", str(out), "--sft-config", str(sft), "--grpo-config", str(grpo)])
+    assert recursa_cli(["llm", "demo", "--out", out, "--sft-config", sft, "--grpo-config", grpo])[0] == 0
     result = json.loads((out / "report.json").read_text())
     assert set(result) >= {"before", "after_sft", "after_grpo", "wall_seconds"}
     for stage in ("before", "after_sft", "after_grpo"):
