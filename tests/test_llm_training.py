@@ -37,6 +37,7 @@ def test_sft_trains_an_adapter_and_resume_needs_a_checkpoint(ray_session, tmp_pa
     run = adapter.parent
     metrics = pd.read_parquet(run / "metrics.parquet")
     assert list(metrics["epoch"]) == [1, 2] and metrics["loss"].iloc[-1] < metrics["loss"].iloc[0]
+    assert (run / "learning_curve.png").stat().st_size > 0
     evaluation = report(adapter)["eval"]
     assert evaluation["episodes"] == 12 and 0 <= evaluation["success_rate"] <= 1
     assert datasets.load_dataset("parquet", data_files=str(run / "records.parquet"), split="train").column_names \

@@ -26,6 +26,7 @@ from recursa.data.llm_datasets import kto_records, read_records, sft_records, wr
 from recursa.envs.actions import BaseEnvironment, NoisyAgent, resolve_action_env, run_episodes
 from recursa.models.llm import merge_into_base, save_adapter
 from recursa.rl.llm_eval import evaluate_adapter
+from recursa.rl.plots import plot_llm_curves
 
 ADAPTER_DIR = "adapter"
 STATE_FILE = "trainer_state.pt"
@@ -169,7 +170,9 @@ def train_llm(config: TrainLLMConfig, resume: bool = False) -> Path:
     shutil.rmtree(adapter, ignore_errors=True)
     with result.checkpoint.as_directory() as directory:
         shutil.copytree(Path(directory) / ADAPTER_DIR, adapter)
-    pd.read_json(run_dir / METRICS_LOG, lines=True).to_parquet(run_dir / "metrics.parquet", index=False)
+    metrics = pd.read_json(run_dir / METRICS_LOG, lines=True)
+    metrics.to_parquet(run_dir / "metrics.parquet", index=False)
+    plot_llm_curves(metrics, run_dir / "learning_curve.png", f"{config.method}: {config.name}")
     evaluation = evaluate_adapter(config.model, adapter, action_env(config), config.data.eval_episodes,
                                   config.data.eval_seed)
     report = {"method": config.method, "adapter": str(adapter), "eval": evaluation,

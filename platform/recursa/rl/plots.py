@@ -26,3 +26,20 @@ def plot_learning_curve(metrics: pd.DataFrame, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
+
+
+def plot_llm_curves(metrics: pd.DataFrame, out: Path, title: str) -> None:
+    """Each numeric series a LoRA run logged (loss; for GRPO rewards, success, KL) against its step."""
+    step = "iteration" if "iteration" in metrics else "epoch"
+    series = [name for name in ("loss", "train_reward_mean", "train_success_rate", "eval_success_rate", "kl")
+              if name in metrics and metrics[name].notna().any()]
+    figure, axes = plt.subplots(1, len(series), figsize=(4 * len(series), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], series):
+        known = metrics[[step, name]].dropna()
+        axis.plot(known[step], known[name], marker="o" if len(known) < 12 else None)
+        axis.set_xlabel(step)
+        axis.set_title(name)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
