@@ -1,8 +1,10 @@
 """`recursa train llm`: LoRA training of a causal LM on Ray Train, by reward-weighted SFT, KTO or GRPO.
 
-One run is one directory, runs/<name>/: config.yaml, records.parquet (sft, kto), ray_train/ (Ray
-Train's checkpoints: the adapter, optimizer and progress, so `--resume` continues a run),
-adapter/ (the final adapter), metrics.parquet and report.json (held-out evaluation).
+One run is one directory, runs/<name>/: config.yaml (as resolved; `--resume` continues the run
+with it), records.parquet (sft, kto), reference/ (GRPO after SFT), ray_train/ (Ray Train's
+checkpoints: the adapter, optimizer, scheduler and progress), adapter/ (the final adapter),
+metrics.jsonl and metrics.parquet (every epoch or iteration), learning_curve.png, and report.json
+(held-out evaluation).
 """
 
 from __future__ import annotations
