@@ -353,10 +353,6 @@ class GRPOSettings(StrictModel):
     rollout_actors: int = Field(2, ge=1)
     cpus_per_actor: float = Field(0.5, gt=0.0)
     eval_every: int = Field(5, ge=1)
-    # "init_adapter": the init adapter is merged into the base, which becomes the KL reference, and a
-    # new adapter is trained on top (GRPO after SFT). "base": the init adapter trains on, the bare
-    # base is the reference.
-    reference: Literal["init_adapter", "base"] = "init_adapter"
     env_reward_weight: float = Field(1.0, ge=0.0)
     rewards: dict[str, float] = Field(default_factory=dict)  # reward engine functions by weight
 
@@ -370,6 +366,10 @@ class TrainLLMConfig(StrictModel):
     method: Literal["sft", "kto", "grpo"] = "sft"
     model: LLMModelSettings = LLMModelSettings()
     init_adapter: str | None = None  # start from this adapter (e.g. GRPO after SFT)
+    # KTO and GRPO from an init adapter. "init_adapter": it is merged into the base, which becomes the
+    # reference policy, and a new adapter trains on top. "base": the init adapter trains on, and the
+    # bare base (the adapter switched off) is the reference.
+    reference: Literal["init_adapter", "base"] = "init_adapter"
     data: LLMDataSettings = LLMDataSettings()
     training: LLMTrainingSettings = LLMTrainingSettings()
     kto: KTOSettings = KTOSettings()

@@ -1,7 +1,7 @@
 """`recursa train llm`: LoRA training of a causal LM on Ray Train, by reward-weighted SFT, KTO or GRPO.
 
 One run is one directory, runs/<name>/: config.yaml (as resolved; `--resume` continues the run
-with it), records.parquet (sft, kto), reference/ (GRPO after SFT), ray_train/ (Ray Train's
+with it), records.parquet (sft, kto), reference/ (KTO or GRPO after SFT), ray_train/ (Ray Train's
 checkpoints: the adapter, optimizer, scheduler and progress), adapter/ (the final adapter),
 metrics.jsonl and metrics.parquet (every epoch or iteration), learning_curve.png, and report.json
 (held-out evaluation).
@@ -33,7 +33,7 @@ from recursa.rl.plots import plot_llm_curves
 ADAPTER_DIR = "adapter"
 STATE_FILE = "trainer_state.pt"
 METRICS_LOG = "metrics.jsonl"
-REFERENCE_DIR = "reference"  # GRPO after SFT: the SFT adapter merged into the base
+REFERENCE_DIR = "reference"  # KTO or GRPO after SFT: the SFT adapter merged into the base
 
 
 def action_env(config: TrainLLMConfig) -> type[BaseEnvironment]:
@@ -84,7 +84,7 @@ def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
         config.init_adapter = str(Path(config.init_adapter).resolve())
     action_env(config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if config.method == "grpo" and config.init_adapter and config.grpo.reference == "init_adapter":
+    if config.method in ("kto", "grpo") and config.init_adapter and config.reference == "init_adapter":
         merge_into_base(config.init_adapter, run_dir / REFERENCE_DIR)
         config.model.path, config.init_adapter = str(run_dir / REFERENCE_DIR), None
     dump_config(config, run_dir / "config.yaml")
