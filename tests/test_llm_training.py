@@ -60,7 +60,7 @@ def test_kto_trains_through_trl_on_step_labels(ray_session, tmp_path, tiny_llm):
     assert len(metrics) == 1 and "loss" in metrics and (adapter / "adapter_model.safetensors").is_file()
 
 
-def test_grpo_after_sft_uses_the_sft_policy_as_reference(ray_session, tmp_path, tiny_llm):
+def test_grpo_after_sft_uses_the_sft_policy_as_reference_and_resumes(ray_session, tmp_path, tiny_llm):
     sft = train_llm(config(tmp_path, tiny_llm, name="sft"))
     settings = config(tmp_path, tiny_llm, name="grpo", method="grpo", init_adapter=str(sft),
                       grpo={"iterations": 2, "problems_per_iteration": 4, "group_size": 4, "rollout_actors": 2,
@@ -76,6 +76,10 @@ def test_grpo_after_sft_uses_the_sft_policy_as_reference(ray_session, tmp_path, 
     assert {"train_reward_mean", "samples", "eval_success_rate", "rollout_seconds"} <= set(metrics.columns)
     assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(
         run / "reference")
+    # One more iteration from the checkpoint of the second: the iterations go on, not start over.
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("iterations: 2", "iterations: 3"))
+    train_llm(settings, resume=True)
+    assert list(pd.read_parquet(run / "metrics.parquet")["iteration"]) == [1, 2, 3]
 
 
 def test_cli_bad_llm_configs_exit_2_naming_the_field(tmp_path, tiny_llm, recursa_cli):
