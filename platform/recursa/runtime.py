@@ -1,10 +1,18 @@
-"""Starting Ray at entrypoints: attach to a running cluster, or start an embedded instance."""
+"""Ray at entrypoints: attach to a running cluster or start an embedded instance; launch a
+training run on Ray Train workers."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Callable
 
 import ray
+from pydantic import BaseModel
+from ray.train import CheckpointConfig, Result, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from recursa.config import ConfigError, WorkerSettings
 
 
 def init_ray(num_cpus: int | None = None, log_to_driver: bool = False) -> str:
@@ -21,3 +29,26 @@ def init_ray(num_cpus: int | None = None, log_to_driver: bool = False) -> str:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
                  log_to_driver=log_to_driver)
         return "local"
+
+
+def fit_on_ray_train(loop: Callable[[dict], None], config: BaseModel, workers: WorkerSettings, run_dir: Path,
+                     name: str, resume: bool) -> Result:
+    """Run `loop({"config": ..., "run_dir": ...})` on Ray Train workers, checkpoints under run_dir/ray_train.
+
+    A resumed run keeps its name and storage path, so Ray Train hands `loop` the latest checkpoint;
+    resuming without one is a config error. A failed run raises its error.
+    """
+    storage = run_dir / "ray_train"
+    if resume and not any(p.is_dir() for p in storage.rglob("checkpoint_*")):
+        raise ConfigError(f"resume: no checkpoint under {storage}")
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config={"config": config.model_dump(mode="json"), "run_dir": str(run_dir)},
+        scaling_config=ScalingConfig(num_workers=workers.num_workers, use_gpu=workers.use_gpu,
+                                     resources_per_worker={"CPU": workers.cpus_per_worker}),
+        run_config=RunConfig(name=name, storage_path=str(storage), checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    return result

@@ -22,8 +22,6 @@ from torch.optim.swa_utils import AveragedModel
 
 import ray.train
 import ray.train.torch
-from ray.train import CheckpointConfig, RunConfig, ScalingConfig
-from ray.train.torch import TorchTrainer
 
 from recursa.config import ConfigError, TrainFCConfig, dump_config
 from recursa.data.fc.generator import corpus_text, generate_examples
@@ -37,6 +35,7 @@ from recursa.models.tokenizer import CharTokenizer, SentencePieceTokenizer, load
 from recursa.models.trm import TRMConfig
 from recursa.rewards.fc_ast import score_example
 from recursa.rewards.fc_execution import execution_reward
+from recursa.runtime import fit_on_ray_train
 
 LIMITS = FCLimits()
 
@@ -242,20 +241,7 @@ def _restore(checkpoint, core, ema, optimizer, scheduler) -> int:
 def train_fc(config: TrainFCConfig, resume: bool = False) -> Path:
     """Prepare, train on Ray Train, export the EMA model to runs/<name>/model; return that path."""
     run_dir = prepare_run(config, resume)
-    storage = run_dir / "ray_train"
-    if resume and not any(p.is_dir() for p in storage.rglob("checkpoint_*")):
-        raise ConfigError(f"resume: no checkpoint under {storage}")
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={"config": config.model_dump(mode="json"), "run_dir": str(run_dir)},
-        scaling_config=ScalingConfig(num_workers=config.workers.num_workers, use_gpu=config.workers.use_gpu,
-                                     resources_per_worker={"CPU": config.workers.cpus_per_worker}),
-        run_config=RunConfig(name="fc", storage_path=str(storage),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
-    )
-    result = trainer.fit()
-    if result.error:
-        raise result.error
+    result = fit_on_ray_train(train_loop, config, config.workers, run_dir, "fc", resume)
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
     with result.checkpoint.as_directory() as directory:

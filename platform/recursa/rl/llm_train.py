@@ -15,13 +15,11 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import ray.train
 import torch
-from ray.train import Checkpoint, CheckpointConfig, RunConfig, ScalingConfig
-from ray.train.torch import TorchTrainer
+from ray.train import Checkpoint
 
 from recursa.config import ConfigError, TrainLLMConfig, dump_config, load_config
 from recursa.data.llm_datasets import kto_records, read_records, sft_records, write_records
@@ -29,6 +27,7 @@ from recursa.envs.actions import BaseEnvironment, NoisyAgent, resolve_action_env
 from recursa.models.llm import merge_into_base, save_adapter
 from recursa.rl.llm_eval import evaluate_adapter
 from recursa.rl.plots import plot_llm_curves
+from recursa.runtime import fit_on_ray_train
 
 ADAPTER_DIR = "adapter"
 STATE_FILE = "trainer_state.pt"
@@ -141,33 +140,13 @@ def report(run_dir: str | Path, metrics: dict, checkpoint_state: tuple | None) -
         ray.train.report(metrics, checkpoint=save_checkpoint(Path(tmp), *checkpoint_state))
 
 
-def fit(loop: Callable[[dict], None], config: TrainLLMConfig, run_dir: Path, resume: bool):
-    """Run `loop` on Ray Train workers with the run's config; the result of `TorchTrainer.fit`."""
-    storage = run_dir / "ray_train"
-    if resume and not any(p.is_dir() for p in storage.rglob("checkpoint_*")):
-        raise ConfigError(f"resume: no checkpoint under {storage}")
-    # Same name and storage path: Ray Train hands a resumed run its latest checkpoint.
-    trainer = TorchTrainer(
-        loop,
-        train_loop_config={"config": config.model_dump(mode="json"), "run_dir": str(run_dir)},
-        scaling_config=ScalingConfig(num_workers=config.workers.num_workers, use_gpu=config.workers.use_gpu,
-                                     resources_per_worker={"CPU": config.workers.cpus_per_worker}),
-        run_config=RunConfig(name=config.method, storage_path=str(storage),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
-    )
-    result = trainer.fit()
-    if result.error:
-        raise result.error
-    return result
-
-
 def train_llm(config: TrainLLMConfig, resume: bool = False) -> Path:
     """Train, keep the final adapter in runs/<name>/adapter, evaluate it on held-out problems."""
     started = time.perf_counter()
     run_dir = prepare_llm_run(config, resume)
     config = load_config(run_dir / "config.yaml", TrainLLMConfig)
     loop = importlib.import_module(f"recursa.rl.llm_{config.method}").train_loop
-    result = fit(loop, config, run_dir, resume)
+    result = fit_on_ray_train(loop, config, config.workers, run_dir, config.method, resume)
     adapter = run_dir / ADAPTER_DIR
     shutil.rmtree(adapter, ignore_errors=True)
     with result.checkpoint.as_directory() as directory:
