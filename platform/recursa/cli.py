@@ -552,8 +552,7 @@ def traces_export(
     until: Optional[str] = typer.Option(None, "--until", help="Created before this ISO 8601 time (UTC if no zone)."),
 ) -> None:
     """Export traces as a dataset file that `datasets.load_dataset` reads."""
-    if out.suffix not in (".jsonl", ".parquet"):
-        raise ConfigError(f"out: must end in .jsonl or .parquet, got {out.name!r}")
+    _check_dataset_path(out)
     filters = dict(agent_type=agent_type, min_reward=min_reward, labelled_only=labelled,
                    with_feedback_only=with_feedback, limit=limit,
                    since=_iso_time("since", since), until=_iso_time("until", until))
@@ -606,8 +605,7 @@ def traces_dataset(
     from recursa.data.llm_datasets import trace_records, write_records
     from recursa.rewards.engine import RewardEngine
 
-    if out.suffix not in (".jsonl", ".parquet"):
-        raise ConfigError(f"out: must end in .jsonl or .parquet, got {out.name!r}")
+    _check_dataset_path(out)
     with _trace_store(db) as store:
         stored = store.query(agent_type=agent_type, labelled_only=labelled_only)
     engine = RewardEngine.default()
@@ -615,6 +613,11 @@ def traces_dataset(
     write_records(records, out)
     good = sum(r["label"] for r in records)
     console.print(f"{out}: {len(records)} records ({good} good, {len(records) - good} bad)")
+
+
+def _check_dataset_path(out: Path) -> None:
+    if out.suffix not in (".jsonl", ".parquet"):
+        raise ConfigError(f"out: must end in .jsonl or .parquet, got {out.name!r}")
 
 
 def _trace_store(db: str) -> TraceStore:

@@ -64,3 +64,11 @@ def select(batch: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, tor
     """Rows `index` of every tensor in a batch, trimmed of all-padding columns on the right."""
     width = int(batch["attention_mask"][index].sum(-1).max())
     return {key: value[index][:, :width] if value.dim() == 2 else value[index] for key, value in batch.items()}
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float) -> None:
+    """Backpropagate `loss` and take one step with the gradients of the optimizer's parameters clipped."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+    optimizer.step()

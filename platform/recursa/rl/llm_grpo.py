@@ -10,6 +10,7 @@ with the adapter switched off, so no second copy of the model is held.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import ray
@@ -25,7 +26,8 @@ from recursa.envs.actions import Trajectory, resolve_action_env, run_episodes
 from recursa.models.llm import load_causal_lm
 from recursa.rewards.engine import RewardEngine
 from recursa.rl.llm_agent import LLMAgent
-from recursa.rl.llm_batches import encode_pairs, minibatches, select, token_logprobs
+from recursa.rl.llm_batches import encode_pairs, minibatches, optimizer_step, select, token_logprobs
+from recursa.rl.llm_eval import summarize
 from recursa.rl.llm_train import report, restore_checkpoint
 
 
@@ -97,10 +99,7 @@ def _frozen_logprobs(model, batch, batch_size: int, reference: bool, temperature
     parts = []
     for index in torch.arange(len(batch["input_ids"])).split(batch_size):
         rows = {key: value[index] for key, value in batch.items()}
-        if reference:
-            with model.disable_adapter():
-                parts.append(token_logprobs(model, rows, temperature)[0])
-        else:
+        with model.disable_adapter() if reference else contextlib.nullcontext():
             parts.append(token_logprobs(model, rows, temperature)[0])
     return torch.cat(parts)
 
@@ -115,7 +114,8 @@ def train_loop(loop_config: dict) -> None:
     model, tokenizer = load_causal_lm(config.model, adapter=config.init_adapter)
     env_class = resolve_action_env(config.data.env)
     engine = RewardEngine.from_config(settings.rewards) if settings.rewards else None
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.training.lr, weight_decay=config.training.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.training.lr,
+                                  weight_decay=config.training.weight_decay)
     scheduler = get_constant_schedule_with_warmup(optimizer, int(config.training.warmup_ratio * settings.iterations))
     progress = restore_checkpoint(ray.train.get_checkpoint(), model, optimizer, scheduler)
     learner = ray.train.torch.prepare_model(model) if context.get_world_size() > 1 else model
@@ -124,10 +124,9 @@ def train_loop(loop_config: dict) -> None:
                                  settings.max_new_tokens) for _ in range(settings.rollout_actors)]
     eval_problems = env_class.sample_problems(config.data.eval_episodes, config.data.eval_seed)
     generator = torch.Generator().manual_seed(config.seed)
+    _send_weights(actors, model)
     for iteration in range(progress.get("iteration", 0), settings.iterations):
         started = time.perf_counter()
-        weights = ray.put(get_peft_model_state_dict(model))
-        ray.get([actor.set_weights.remote(weights) for actor in actors])
         seed = (config.data.seed + 1) * 1_000_003 + iteration * 101 + rank * 7919
         problems = env_class.sample_problems(settings.problems_per_iteration, seed)
         groups = play_groups(actors, problems, settings.group_size, settings.temperature, seed)
@@ -149,10 +148,10 @@ def train_loop(loop_config: dict) -> None:
         if prompts:
             batch = encode_pairs(tokenizer, prompts, completions, config.training.max_length, completion_ids)
             metrics.update(grpo_update(learner, model, batch, torch.tensor(advantages), optimizer, config, generator))
+            _send_weights(actors, model)  # the next rollout and the held-out episodes play the updated policy
         scheduler.step()
         metrics["learn_seconds"] = time.perf_counter() - started - rollout_seconds
         if (iteration + 1) % settings.eval_every == 0 or iteration + 1 == settings.iterations:
-            ray.get([actor.set_weights.remote(ray.put(get_peft_model_state_dict(model))) for actor in actors])
             metrics.update(_held_out(actors, eval_problems))
         state = (model, tokenizer, optimizer, scheduler, {"iteration": iteration + 1})
         report(loop_config["run_dir"], metrics, state if rank == 0 else None)
@@ -173,7 +172,6 @@ def grpo_update(learner, model, batch: dict[str, torch.Tensor], advantages: torc
     # policy drift off within 20 iterations.)
     old = _frozen_logprobs(model, batch, size, False, temperature)
     reference = _frozen_logprobs(model, batch, size, True, temperature)
-    trainable = [p for group in optimizer.param_groups for p in group["params"]]
     losses, kls, tokens = [], [], 0
     learner.train()
     for _ in range(settings.update_epochs):
@@ -183,18 +181,20 @@ def grpo_update(learner, model, batch: dict[str, torch.Tensor], advantages: torc
             logprobs, mask = token_logprobs(learner, rows, temperature)
             loss, kl = grpo_loss(logprobs, old[index][:, :width], reference[index][:, :width], mask,
                                  advantages[index], settings.clip, settings.kl_coeff)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, config.training.grad_clip)
-            optimizer.step()
+            optimizer_step(optimizer, loss, config.training.grad_clip)
             losses.append(float(loss.detach()))
             kls.append(kl)
             tokens += int(rows["attention_mask"].sum())
     return {"loss": sum(losses) / len(losses), "kl": sum(kls) / len(kls), "tokens": tokens}
 
 
+def _send_weights(actors: list, model) -> None:
+    """Put the adapter's weights in the object store once and load them into every rollout actor."""
+    weights = ray.put(get_peft_model_state_dict(model))
+    ray.get([actor.set_weights.remote(weights) for actor in actors])
+
+
 def _held_out(actors: list, problems: list) -> dict:
     """Greedy success rate and mean return on the held-out problems."""
-    episodes = [t for group in play_groups(actors, problems, 1, 0.0, 0) for t in group]
-    return {"eval_success_rate": sum(t.success for t in episodes) / len(episodes),
-            "eval_mean_reward": sum(t.total_reward for t in episodes) / len(episodes)}
+    summary = summarize([t for group in play_groups(actors, problems, 1, 0.0, 0) for t in group])
+    return {"eval_success_rate": summary["success_rate"], "eval_mean_reward": summary["mean_reward"]}

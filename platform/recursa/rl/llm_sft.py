@@ -17,7 +17,8 @@ from transformers import get_cosine_schedule_with_warmup
 from recursa.config import TrainLLMConfig
 from recursa.data.llm_datasets import read_records
 from recursa.models.llm import load_causal_lm
-from recursa.rl.llm_batches import encode_pairs, minibatches, select, token_logprobs, weighted_nll
+from recursa.rl.llm_batches import (encode_pairs, minibatches, optimizer_step, select, token_logprobs,
+                                     weighted_nll)
 from recursa.rl.llm_train import report, restore_checkpoint
 
 
@@ -54,16 +55,12 @@ def sft_epoch(learner, batch: dict[str, torch.Tensor], weights: torch.Tensor, op
               batch_size: int, grad_clip: float, generator: torch.Generator) -> tuple[float, int]:
     """One shuffled pass of weighted-NLL steps; the mean loss and the tokens seen (padding excluded)."""
     learner.train()
-    trainable = [p for group in optimizer.param_groups for p in group["params"]]
     total, tokens = 0.0, 0
     for index in minibatches(len(weights), batch_size, generator):
         rows = select(batch, index)
         logprobs, mask = token_logprobs(learner, rows)
         loss = weighted_nll(logprobs, mask, weights[index])
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
-        optimizer.step()
+        optimizer_step(optimizer, loss, grad_clip)
         scheduler.step()
         total += float(loss.detach()) * len(index)
         tokens += int(rows["attention_mask"].sum())
