@@ -39,8 +39,9 @@ if as_owner "$BIN/pg_ctl" -D "$DATA" status >/dev/null; then
 else
     PORT=${RECURSA_PG_PORT:-55432}
     while port_in_use "$PORT"; do PORT=$((PORT + 1)); done
+    # The server must not inherit fd 3 (the caller's stdout): `$(.ci/postgres.sh)` would wait for it forever.
     as_owner "$BIN/pg_ctl" -D "$DATA" -l "$PGROOT/server.log" -w start \
-        -o "-c listen_addresses=127.0.0.1 -p $PORT -c unix_socket_directories=$PGROOT"
+        -o "-c listen_addresses=127.0.0.1 -p $PORT -c unix_socket_directories=$PGROOT" 3>&-
     echo "$PORT" >"$PGROOT/port"
 fi
 
