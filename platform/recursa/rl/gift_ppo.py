@@ -32,17 +32,22 @@ class GiftMetricsCallbacks(RLlibCallback):
             metrics_logger.log_value(("gift", "tool_success_rate"), success, window=_WINDOW)
 
 
+def trm_model_config(config: TrainGiftConfig) -> dict:
+    """The TRM policy's model_config (what TRMPolicyModule is built from)."""
+    return {**config.model.model_dump(), "num_global_actions": NUM_GLOBAL_ACTIONS}
+
+
 def trm_module_spec(config: TrainGiftConfig, load_state_path: str | None = None) -> RLModuleSpec:
     """The RLModuleSpec of the TRM policy; `load_state_path` starts it from saved weights."""
-    return RLModuleSpec(
-        module_class=TRMPolicyModule,
-        model_config={**config.model.model_dump(), "num_global_actions": NUM_GLOBAL_ACTIONS},
-        load_state_path=load_state_path,
-    )
+    return RLModuleSpec(module_class=TRMPolicyModule, model_config=trm_model_config(config),
+                        load_state_path=load_state_path)
 
 
 def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None) -> PPOConfig:
-    """PPO on RLlib's new API stack, rolling out on `config.runners.num_env_runners` env runners."""
+    """PPO on RLlib's new API stack, rolling out on `config.runners.num_env_runners` env runners.
+
+    An env runner that dies is replaced and training goes on.
+    """
     ppo = config.ppo
     return (
         PPOConfig()
@@ -53,6 +58,7 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             num_cpus_per_env_runner=config.runners.num_cpus_per_env_runner,
             rollout_fragment_length="auto",
         )
+        .fault_tolerance(restart_failed_env_runners=True)
         .learners(num_learners=0)
         .training(
             lr=ppo.lr,
@@ -66,7 +72,9 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             minibatch_size=ppo.minibatch_size,
             num_epochs=ppo.num_epochs,
         )
-        .rl_module(rl_module_spec=trm_module_spec(config, load_state_path))
+        # model_config at the algorithm level (not in the spec), where Tune's search spaces can reach it.
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=TRMPolicyModule, load_state_path=load_state_path),
+                   model_config=trm_model_config(config))
         .callbacks(GiftMetricsCallbacks)
         .debugging(seed=config.seed)
     )
