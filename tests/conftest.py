@@ -20,7 +20,8 @@ def ray_session():
     """A local Ray instance with 2 CPUs, shared by the whole test session."""
     import ray
 
-    ray.init(address="local", num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False,
+    # With the dashboard: its state API is how Ray Train frees the workers of a stopped Tune trial.
+    ray.init(address="local", num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=True,
              log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -66,7 +66,8 @@ SPECS = sorted((REPO / "jobs").glob("*.yaml"))
 
 def test_every_entrypoint_has_a_spec():
     assert {p.stem for p in SPECS} == {p.stem for p in (REPO / "jobs").glob("*.py")}
-    assert {"train_gift", "train_fc", "train_llm", "eval_gift", "eval_bfcl", "eval_llm"} <= {p.stem for p in SPECS}
+    assert {"train_gift", "train_fc", "train_llm", "tune_gift", "tune_fc", "eval_gift", "eval_bfcl", "eval_llm"} <= {
+        p.stem for p in SPECS}
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
@@ -77,7 +78,7 @@ def test_shipped_spec_names_its_entrypoint_and_an_existing_config(monkeypatch, p
     assert working_dir == REPO and args[:2] == ["python", f"jobs/{path.stem}.py"]
     assert spec.runtime_env.env_vars.get("PYTHONPATH") == "platform"  # the uploaded recursa runs
     assert {"runs/", ".venv/", "bench/results/"} <= set(spec.runtime_env.excludes)
-    if path.stem.startswith("train_"):
+    if path.stem.startswith(("train_", "tune_")):
         assert "--config" in args
 
 

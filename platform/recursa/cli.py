@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.console import Console
 
-from recursa.config import ConfigError, TrainFCConfig, TrainGiftConfig, TrainLLMConfig, load_config, parse_config
+from recursa.config import (
+    ConfigError,
+    TrainFCConfig,
+    TrainGiftConfig,
+    TrainLLMConfig,
+    TuneFCConfig,
+    TuneGiftConfig,
+    load_config,
+    parse_config,
+)
 
 if TYPE_CHECKING:
     from recursa.data.trace_store import TraceStore
@@ -41,6 +50,9 @@ app.add_typer(export_app, name="export")
 app.add_typer(llm_app, name="llm")
 traces_app = typer.Typer(help="Import, label, inspect and export agent traces.", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
+tune_app = typer.Typer(help="Hyperparameter search on Ray Tune: PBT of the gift policy, ASHA of the tool caller.",
+                       no_args_is_help=True)
+app.add_typer(tune_app, name="tune")
 jobs_app = typer.Typer(help="Manage Ray jobs on a cluster (see `recursa submit`).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
@@ -394,6 +406,52 @@ def llm_init_tiny(
     console.print(f"wrote {out}")
 
 
+@tune_app.command("gift")
+def tune_gift(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/gift_pbt.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Restore the interrupted run; finished trials stay done."),
+) -> None:
+    """Population-based training of the gift policy's PPO hyperparameters and TRM depth, beside the default."""
+    settings = load_config(config, TuneGiftConfig)
+    from recursa.runtime import init_ray
+    from recursa.tune.gift_pbt import tune_gift as run
+
+    init_ray()
+    report = run(settings, resume=resume)
+    _print_leaderboard(Path(settings.runs_dir) / settings.name)
+    console.print(json.dumps(report, indent=2))
+
+
+@tune_app.command("fc")
+def tune_fc(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_asha.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Restore the interrupted run; finished trials stay done."),
+) -> None:
+    """ASHA over the tool-calling TRM's size, learning rate, depth and supervision steps; Ray Train trials."""
+    settings = load_config(config, TuneFCConfig)
+    from recursa.runtime import init_ray
+    from recursa.tune.fc_asha import tune_fc as run
+
+    init_ray()
+    report = run(settings, resume=resume)
+    _print_leaderboard(Path(settings.runs_dir) / settings.name)
+    console.print(json.dumps(report, indent=2))
+
+
+@tune_app.command("report")
+def tune_report(run: Path = typer.Argument(..., help="A tune run directory (runs/<name>).")) -> None:
+    """Print the leaderboard of a tune run, finished or still going, and its tune_report.json if written."""
+    _print_leaderboard(run)
+    if (run / "tune_report.json").is_file():
+        console.print((run / "tune_report.json").read_text())
+
+
+def _print_leaderboard(run: Path) -> None:
+    from recursa.tune.report import load_leaderboard, print_leaderboard
+
+    print_leaderboard(load_leaderboard(run), console, title=f"{run}")
+
+
 @app.command("serve")
 def serve_config(
     config: Path = typer.Option(..., "--config", help="A Ray Serve config file (serve/recsys.yaml)."),
@@ -681,11 +739,16 @@ def _run_config_near(checkpoint: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
+    from recursa.tune import TuneInterrupted
+
     try:
         app(args=argv, standalone_mode=True)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except TuneInterrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -284,6 +284,138 @@ class TrainFCConfig(StrictModel):
     workers: WorkerSettings = WorkerSettings()
 
 
+class SearchRange(StrictModel):
+    """A hyperparameter sampled per trial: uniform in [low, high], log-uniform with `log: true`."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SearchRange":
+        if not self.low < self.high:
+            raise ValueError("low must be below high")
+        if self.log and self.low <= 0:
+            raise ValueError("log: low must be positive")
+        return self
+
+
+class TrialResources(StrictModel):
+    """What each PPO trial's driver and learner take from the cluster (its env runners come on top)."""
+
+    cpus: float = Field(1.0, gt=0.0)
+    gpus: float = Field(0.0, ge=0.0)  # for the learner; asking for GPUs on a cluster without them is an error
+
+
+class TrialScheduling(StrictModel):
+    """How Tune trials share the cluster and survive failures."""
+
+    max_concurrent_trials: int | None = Field(None, ge=1)  # default: as many as the cluster fits
+    max_failures: int = Field(2, ge=0)  # a failed trial restarts from its latest checkpoint this often
+
+
+class PBTSettings(StrictModel):
+    """Population-based training: how often the population exploits and explores.
+
+    Trials checkpoint every `perturbation_interval` iterations, the checkpoints PBT clones from; each
+    keeps its last `keep_checkpoints`, so a donor that runs ahead still has the one being cloned.
+    """
+
+    population: int = Field(4, ge=2)
+    perturbation_interval: int = Field(4, ge=1)  # training iterations between perturbations
+    quantile_fraction: float = Field(0.25, gt=0.0, le=0.5)
+    resample_probability: float = Field(0.25, ge=0.0, le=1.0)
+    keep_checkpoints: int = Field(5, ge=3)
+
+
+def _positive_choices(values: list[int]) -> list[int]:
+    if not values or min(values) < 1:
+        raise ValueError("give at least one positive integer")
+    return values
+
+
+class PPOSearchSpace(StrictModel):
+    """Where PBT samples and perturbs PPO's hyperparameters; the TRM depth (T, n) is chosen per trial."""
+
+    lr: SearchRange = SearchRange(low=1e-4, high=2e-3, log=True)
+    entropy_coeff: SearchRange = SearchRange(low=0.0, high=0.03)
+    clip_param: SearchRange = SearchRange(low=0.1, high=0.3)
+    gamma: SearchRange = SearchRange(low=0.95, high=0.999)
+    gae_lambda: SearchRange = SearchRange(low=0.9, high=1.0)
+    T: list[int] = [1, 2, 3]
+    n: list[int] = [1, 2, 3]
+
+    _check_choices = field_validator("T", "n")(_positive_choices)
+
+
+class TuneGiftConfig(StrictModel):
+    """`recursa tune gift`: PBT over PPO hyperparameters and TRM depth; the base config is the default."""
+
+    name: str = "gift_pbt"
+    runs_dir: str = "runs"
+    seed: int = 0
+    env_steps_per_trial: int = Field(40_000, ge=100)  # every trial and the default run stop here
+    compare_default: bool = True  # also train the base config alone to the same budget
+    env: GiftEnvConfig = GiftEnvConfig()
+    model: TRMPolicyConfig = TRMPolicyConfig()
+    ppo: PPOSettings = PPOSettings()
+    bc: BCSettings = BCSettings()
+    runners: RunnerSettings = RunnerSettings(num_env_runners=0)
+    eval: EvalSettings = EvalSettings()
+    pbt: PBTSettings = PBTSettings()
+    search: PPOSearchSpace = PPOSearchSpace()
+    resources: TrialResources = TrialResources()
+    trials: TrialScheduling = TrialScheduling()
+
+    def train_config(self) -> TrainGiftConfig:
+        """The base (default) training config every trial starts from."""
+        return TrainGiftConfig(name=self.name, runs_dir=self.runs_dir, seed=self.seed, env=self.env,
+                               model=self.model, ppo=self.ppo, bc=self.bc, runners=self.runners, eval=self.eval)
+
+
+class ASHASettings(StrictModel):
+    """Asynchronous successive halving over epochs: weak trials stop after `grace_period` epochs."""
+
+    num_samples: int = Field(8, ge=1)
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: int = Field(2, ge=2)
+    metric: Literal["exact_match", "ast_accuracy", "function_accuracy", "execution_reward"] = "exact_match"
+
+
+class FCSearchSpace(StrictModel):
+    """Where ASHA samples the tool-calling TRM's size, learning rate, depth and supervision steps."""
+
+    hidden_size: list[int] = [64, 128]
+    lr: SearchRange = SearchRange(low=3e-4, high=3e-3, log=True)
+    T: list[int] = [1, 2, 3]
+    n: list[int] = [1, 2, 3]
+    n_sup: list[int] = [1, 2, 4]
+
+    _check_choices = field_validator("hidden_size", "T", "n", "n_sup")(_positive_choices)
+
+
+class TuneFCConfig(StrictModel):
+    """`recursa tune fc`: ASHA over the tool-calling TRM, each trial a Ray Train run of the base config."""
+
+    name: str = "fc_asha"
+    runs_dir: str = "runs"
+    seed: int = 0
+    data: FCDataSettings = FCDataSettings(train_examples=5_000, dev_examples=300)
+    tokenizer: TokenizerSettings = TokenizerSettings(vocab_size=2048)
+    model: FCModelSettings = FCModelSettings()
+    training: FCTrainingSettings = FCTrainingSettings(epochs=4, warmup_steps=20)
+    workers: WorkerSettings = WorkerSettings(cpus_per_worker=1.0)  # each trial's Ray Train workers
+    asha: ASHASettings = ASHASettings()
+    search: FCSearchSpace = FCSearchSpace()
+    trials: TrialScheduling = TrialScheduling()
+
+    def train_config(self) -> TrainFCConfig:
+        """The base training config each trial overrides."""
+        return TrainFCConfig(name=self.name, runs_dir=self.runs_dir, seed=self.seed, data=self.data,
+                             tokenizer=self.tokenizer, model=self.model, training=self.training,
+                             workers=self.workers)
+
+
 class LoRASettings(StrictModel):
     """PEFT LoRA adapter: rank, scaling, dropout and the modules it wraps."""
 

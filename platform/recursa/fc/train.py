@@ -238,17 +238,22 @@ def _restore(checkpoint, core, ema, optimizer, scheduler) -> int:
     return int(state["epoch"])
 
 
+def export_checkpoint(config: TrainFCConfig, run_dir: Path, checkpoint_dir: str | Path, out: Path,
+                      extra: dict | None = None) -> Path:
+    """Save the EMA weights of a Ray Train checkpoint, with the run's tokenizer, as a model directory."""
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
+    core.load_state_dict(load_file(Path(checkpoint_dir) / "ema.safetensors"))
+    return save_fc_model(core, tokenizer, out, extra=extra)
+
+
 def train_fc(config: TrainFCConfig, resume: bool = False) -> Path:
     """Prepare, train on Ray Train, export the EMA model to runs/<name>/model; return that path."""
     run_dir = prepare_run(config, resume)
     result = fit_on_ray_train(train_loop, config, config.workers, run_dir, "fc", resume)
-    tokenizer = load_tokenizer(run_dir / "tokenizer")
-    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
-    with result.checkpoint.as_directory() as directory:
-        core.load_state_dict(load_file(Path(directory) / "ema.safetensors"))
     history = result.metrics_dataframe
     history.to_parquet(run_dir / "metrics.parquet", index=False)
     final = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     (run_dir / "train_report.json").write_text(json.dumps(final, indent=2))
-    return save_fc_model(core, tokenizer, run_dir / "model", extra={"dev": final})
-
+    with result.checkpoint.as_directory() as directory:
+        return export_checkpoint(config, run_dir, directory, run_dir / "model", extra={"dev": final})
