@@ -81,6 +81,15 @@ def test_gpus_asked_for_on_a_cluster_without_them_is_a_config_error(ray_session,
     assert not (tmp_path / "pbt" / "pbt").exists()
 
 
+def test_resuming_nothing_and_overwriting_a_run_are_config_errors(recursa_cli, tmp_path):
+    config = write(tmp_path, tiny_pbt(tmp_path))
+    code, stderr = recursa_cli(["tune", "gift", "--config", config, "--resume"])
+    assert code == 2 and "error: resume: no Tune experiment to resume" in stderr
+    (tmp_path / "pbt" / "pbt").mkdir(parents=True)
+    code, stderr = recursa_cli(["tune", "gift", "--config", config])
+    assert code == 2 and "error: name:" in stderr and not (tmp_path / "pbt" / "config.yaml").exists()
+
+
 def test_report_of_a_directory_without_a_tune_run_exits_2(recursa_cli, tmp_path):
     code, stderr = recursa_cli(["tune", "report", tmp_path])
     assert code == 2 and "no Tune experiment" in stderr
@@ -113,6 +122,10 @@ def test_pbt_population_best_export_and_default_comparison(ray_session, tmp_path
     policy, env_config = load_policy(run / "best" / "policy")  # the best trial's depth came with it
     assert (policy.trm_config.T, policy.trm_config.n) == (report["best_config"]["T"], report["best_config"]["n"])
     assert env_config == config.env
+
+    with pytest.raises(SystemExit) as evaluated:  # the export is what `recursa eval gift` takes
+        main(["eval", "gift", "--checkpoint", str(run / "best"), "--users", "5"])
+    assert evaluated.value.code == 0
 
     capfd.readouterr()
     with pytest.raises(SystemExit) as exit_info:

@@ -24,6 +24,7 @@ from recursa.config import ConfigError, TrainFCConfig, TuneFCConfig, dump_config
 from recursa.fc.train import export_checkpoint, prepare_run, train_loop
 from recursa.runtime import torch_trainer
 from recursa.tune.search import (
+    check_experiment,
     finished,
     leaderboard,
     require_gpus,
@@ -86,6 +87,7 @@ def tune_fc(config: TuneFCConfig, resume: bool = False) -> dict:
     started = time.perf_counter()
     require_gpus(config.workers.use_gpu, "workers.use_gpu")
     _require_state_api()
+    check_experiment((Path(config.runs_dir) / config.name).resolve() / "asha", resume)
     run_dir = prepare_run(config.train_config(), resume)
     if not resume:
         dump_config(config, run_dir / "config.yaml")
@@ -96,7 +98,7 @@ def tune_fc(config: TuneFCConfig, resume: bool = False) -> dict:
                               grace_period=config.asha.grace_period, reduction_factor=config.asha.reduction_factor)
     # The trial only waits on its Ray Train workers, which reserve the CPUs (or GPUs): it takes no CPU.
     trainable = tune.with_resources(fc_trial, {"CPU": 0, "memory": TRIAL_DRIVER_MEMORY})
-    tuner = restore_or_create(run_dir / "asha", trainable, resume, lambda: tune.Tuner(
+    tuner = restore_or_create(run_dir / "asha", trainable, lambda: tune.Tuner(
         trainable,
         param_space=search_space(config, run_dir),
         tune_config=tune.TuneConfig(metric=metric, mode="max", num_samples=config.asha.num_samples,
@@ -138,5 +140,5 @@ def _require_state_api() -> None:
 def fc_leaderboard(run_dir: Path) -> pd.DataFrame:
     """The ASHA trials, best last reported metric first (stopped trials show the epochs they ran)."""
     metric = load_config(run_dir / "config.yaml", TuneFCConfig).asha.metric
-    return leaderboard(run_dir / "asha", [metric, *(m for m in METRICS if m != metric), "epoch"],
-                       {k: k for k in SEARCHED})
+    others = [m for m in ("exact_match", "ast_accuracy", "function_accuracy") if m != metric]
+    return leaderboard(run_dir / "asha", [metric, *others, "epoch"], {k: k for k in SEARCHED})

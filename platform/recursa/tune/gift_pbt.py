@@ -28,6 +28,7 @@ from recursa.rl.evaluate import evaluate_policy, load_policy_module, module_poli
 from recursa.rl.gift_ppo import build_ppo_config, trm_model_config
 from recursa.rl.policy_io import save_policy
 from recursa.tune.search import (
+    check_experiment,
     finished,
     leaderboard,
     require_gpus,
@@ -114,15 +115,17 @@ def tune_gift(config: TuneGiftConfig, resume: bool = False) -> dict:
     started = time.perf_counter()
     require_gpus(config.resources.gpus, "resources.gpus")
     run_dir = (Path(config.runs_dir) / config.name).resolve()
+    check_experiment(run_dir / "pbt", resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     load_state_path = _warm_start(config, run_dir, resume)
     if not resume:
         dump_config(config, run_dir / "config.yaml")
 
-    pbt = restore_or_create(run_dir / "pbt", PPO, resume, lambda: _tuner(
+    pbt = restore_or_create(run_dir / "pbt", PPO, lambda: _tuner(
         config, run_dir, "pbt", population_space(config, load_state_path), config.pbt.population, pbt_scheduler(config)))
     results = finished(pbt.fit(), run_dir / "pbt", config.pbt.population)
     best = results.get_best_result(metric=METRIC, mode="max", scope="last")
+    _write_best_config(config, best.config, run_dir / "best")
     report = {
         "pbt_best": _held_out_reward(config, best.checkpoint.path, export_to=run_dir / "best" / "policy"),
         "default": None,
@@ -134,9 +137,8 @@ def tune_gift(config: TuneGiftConfig, resume: bool = False) -> dict:
         "eval_users": config.eval.users,
     }
     if config.compare_default:
-        default = restore_or_create(run_dir / "default", PPO, resume and (run_dir / "default").exists(),
-                                    lambda: _tuner(config, run_dir, "default",
-                                                   base_ppo_config(config, load_state_path), 1))
+        default = restore_or_create(run_dir / "default", PPO, lambda: _tuner(
+            config, run_dir, "default", base_ppo_config(config, load_state_path), 1))
         result = finished(default.fit(), run_dir / "default", 1)[0]
         report["default"] = _held_out_reward(config, result.checkpoint.path)
         report["default_train_return"] = result.metrics["env_runners"]["episode_return_mean"]
@@ -165,6 +167,16 @@ def _warm_start(config: TuneGiftConfig, run_dir: Path, resume: bool) -> str | No
         return str(run_dir / "bc_module")
     path, _ = behaviour_cloning(config.train_config(), run_dir)
     return str(path)
+
+
+def _write_best_config(config: TuneGiftConfig, best: dict, out: Path) -> None:
+    """best/config.yaml: the training config of the best trial (its depth and final hyperparameters),
+    which `recursa eval gift --checkpoint runs/<name>/best` reads beside the policy."""
+    train = config.train_config()
+    train.model = train.model.model_copy(update={"T": best["_model_config"]["T"], "n": best["_model_config"]["n"]})
+    train.ppo = train.ppo.model_copy(update={field: best[key] for field, key in PPO_KEYS.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(train, out / "config.yaml")
 
 
 def _lookup(config: dict, key: str):

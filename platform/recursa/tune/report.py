@@ -27,18 +27,22 @@ def load_leaderboard(run_dir: Path) -> pd.DataFrame:
 
 # Short headers, so that a leaderboard fits 120 columns.
 HEADERS = {"env_runners/episode_return_mean": "return", "num_env_steps_sampled_lifetime": "env steps",
-           "iterations": "iters", "entropy_coeff": "entropy", "clip_param": "clip", "gae_lambda": "lambda",
+           "entropy_coeff": "entropy", "clip_param": "clip", "gae_lambda": "lambda",
            "experiment": "run", "hidden_size": "hidden", "function_accuracy": "function_acc",
            "execution_reward": "exec_reward", "ast_accuracy": "ast_acc"}
+
+
+STATUS = {"TERMINATED": "done", "RUNNING": "running", "PENDING": "pending", "PAUSED": "paused", "ERROR": "error"}
 
 
 def print_leaderboard(table: pd.DataFrame, console: Console, title: str) -> None:
     """The leaderboard as a table, floats to 3 significant digits."""
     view = Table(title=f"Leaderboard: {title}")
     for column in table.columns:
-        view.add_column(HEADERS.get(column, column), justify="left" if column in ("trial", "status") else "right",
-                        no_wrap=True)
-    for row in table.itertuples(index=False):
+        header = HEADERS.get(column, column)
+        view.add_column(header, justify="left" if column in ("trial", "status") else "right", no_wrap=True,
+                        min_width=len(header))
+    for row in table.assign(status=table["status"].map(STATUS).fillna(table["status"])).itertuples(index=False):
         view.add_row(*(_cell(value) for value in row))
     console.print(view)
 

@@ -56,20 +56,24 @@ def require_gpus(gpus: float, field: str) -> None:
         raise ConfigError(f"{field}: {gpus} GPUs asked for, but the Ray cluster has none")
 
 
-def restore_or_create(experiment: Path, trainable, resume: bool, create) -> tune.Tuner:
-    """`Tuner.restore` the experiment when resuming (finished trials are not run again), else `create()`."""
-    if resume:
-        if not tune.Tuner.can_restore(str(experiment)):
-            raise ConfigError(f"resume: no Tune experiment to resume at {experiment}")
-        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
-    if experiment.exists():
+def check_experiment(experiment: Path, resume: bool) -> None:
+    """Resuming needs a Tune experiment at `experiment`; a new run must not overwrite one."""
+    if resume and not tune.Tuner.can_restore(str(experiment)):
+        raise ConfigError(f"resume: no Tune experiment to resume at {experiment}")
+    if not resume and experiment.exists():
         raise ConfigError(f"name: {experiment} exists; pass --resume or pick another name")
+
+
+def restore_or_create(experiment: Path, trainable, create) -> tune.Tuner:
+    """`Tuner.restore` the experiment if it was started (finished trials are not run again), else `create()`."""
+    if tune.Tuner.can_restore(str(experiment)):
+        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
     return create()
 
 
 def leaderboard(experiment: Path, metrics: list[str], columns: dict[str, str]) -> pd.DataFrame:
     """One row per trial of a Tune experiment: its status, the config values in `columns` (column
-    name -> flattened config key), iterations and the last reported `metrics`, best first by metrics[0]."""
+    name -> flattened config key) and the last reported `metrics`, best first by metrics[0]."""
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(str(experiment.resolve()))
@@ -81,7 +85,6 @@ def leaderboard(experiment: Path, metrics: list[str], columns: dict[str, str]) -
             "trial": trial.trial_id,
             "status": trial.status,
             **{name: config.get(key) for name, key in columns.items()},
-            "iterations": result.get("training_iteration", 0),
             **{metric: result.get(metric, float("nan")) for metric in metrics},
         })
     table = pd.DataFrame(rows)
