@@ -81,7 +81,7 @@ def test_gpus_asked_for_on_a_cluster_without_them_is_a_config_error(ray_session,
     assert not (tmp_path / "pbt" / "pbt").exists()
 
 
-def test_resuming_nothing_and_overwriting_a_run_are_config_errors(recursa_cli, tmp_path):
+def test_resuming_nothing_and_overwriting_a_run_are_config_errors(ray_session, recursa_cli, tmp_path):
     config = write(tmp_path, tiny_pbt(tmp_path))
     code, stderr = recursa_cli(["tune", "gift", "--config", config, "--resume"])
     assert code == 2 and "error: resume: no Tune experiment to resume" in stderr

@@ -413,13 +413,9 @@ def tune_gift(
 ) -> None:
     """Population-based training of the gift policy's PPO hyperparameters and TRM depth, beside the default."""
     settings = load_config(config, TuneGiftConfig)
-    from recursa.runtime import init_ray
     from recursa.tune.gift_pbt import tune_gift as run
 
-    init_ray()
-    report = run(settings, resume=resume)
-    _print_leaderboard(Path(settings.runs_dir) / settings.name)
-    console.print(json.dumps(report, indent=2))
+    _run_search(run, settings, resume)
 
 
 @tune_app.command("fc")
@@ -429,13 +425,9 @@ def tune_fc(
 ) -> None:
     """ASHA over the tool-calling TRM's size, learning rate, depth and supervision steps; Ray Train trials."""
     settings = load_config(config, TuneFCConfig)
-    from recursa.runtime import init_ray
     from recursa.tune.fc_asha import tune_fc as run
 
-    init_ray()
-    report = run(settings, resume=resume)
-    _print_leaderboard(Path(settings.runs_dir) / settings.name)
-    console.print(json.dumps(report, indent=2))
+    _run_search(run, settings, resume)
 
 
 @tune_app.command("report")
@@ -444,6 +436,16 @@ def tune_report(run: Path = typer.Argument(..., help="A tune run directory (runs
     _print_leaderboard(run)
     if (run / "tune_report.json").is_file():
         console.print((run / "tune_report.json").read_text())
+
+
+def _run_search(run, settings: TuneGiftConfig | TuneFCConfig, resume: bool) -> None:
+    """Run a search on the cluster in RAY_ADDRESS (or a local Ray), then print its leaderboard and report."""
+    from recursa.runtime import init_ray
+
+    init_ray()
+    report = run(settings, resume=resume)
+    _print_leaderboard(Path(settings.runs_dir) / settings.name)
+    console.print(json.dumps(report, indent=2))
 
 
 def _print_leaderboard(run: Path) -> None:
