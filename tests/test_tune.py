@@ -154,30 +154,31 @@ def test_asha_trials_run_on_ray_train_and_export_the_best(ray_session, tmp_path)
     assert (model.config.hidden_size, model.config.T, model.config.n) == (best["hidden_size"], best["T"], best["n"])
 
 
-def _finished_trials(experiment: Path, epochs: int) -> dict[str, int]:
-    """Trial directory -> lines of result.json, for trials that reported all their epochs."""
+def _finished_trials(experiment: Path, env_steps: int) -> dict[str, int]:
+    """Trial directory -> lines of result.json, for trials that sampled their whole budget."""
     done = {}
     for results in experiment.glob("*/result.json"):
         lines = results.read_text().splitlines()
-        if lines and json.loads(lines[-1])["epoch"] == epochs:
+        if lines and json.loads(lines[-1])["num_env_steps_sampled_lifetime"] >= env_steps:
             done[results.parent.name] = len(lines)
     return done
 
 
 @pytest.mark.fault
 def test_interrupted_tune_run_resumes_without_repeating_finished_trials(tmp_path):
-    settings = tiny_asha(tmp_path)
-    settings["asha"]["grace_period"] = 2  # no early stopping: every trial runs both epochs
-    settings["trials"] = {"max_concurrent_trials": 1}  # one trial after the other
+    # Two trials one after the other, never perturbed (so PBT never pauses one for the other).
+    settings = tiny_pbt(tmp_path, compare_default=False, env_steps_per_trial=4000,
+                        pbt={"population": 2, "perturbation_interval": 100},
+                        trials={"max_concurrent_trials": 1})
     config = write(tmp_path, settings)
     env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(REPO / "platform")}
-    experiment = tmp_path / "asha" / "asha"
-    process = subprocess.Popen([str(RECURSA), "tune", "fc", "--config", str(config)], env=env,
+    experiment = tmp_path / "pbt" / "pbt"
+    process = subprocess.Popen([str(RECURSA), "tune", "gift", "--config", str(config)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not _finished_trials(experiment, 2) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
+        while not _finished_trials(experiment, 4000) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert process.poll() is None, "the run ended before it could be interrupted"
         process.send_signal(signal.SIGINT)  # Ctrl-C while the second trial trains
         _, stderr = process.communicate(timeout=120)
@@ -185,15 +186,16 @@ def test_interrupted_tune_run_resumes_without_repeating_finished_trials(tmp_path
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130 and "--resume" in stderr, stderr[-2000:]
-    assert not (tmp_path / "asha" / "tune_report.json").exists()
-    finished = _finished_trials(experiment, 2)
+    assert not (tmp_path / "pbt" / "tune_report.json").exists()
+    finished = _finished_trials(experiment, 4000)
     assert len(finished) == 1
 
-    resumed = subprocess.run([str(RECURSA), "tune", "fc", "--config", str(config), "--resume"], env=env,
+    resumed = subprocess.run([str(RECURSA), "tune", "gift", "--config", str(config), "--resume"], env=env,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    after = _finished_trials(experiment, 2)
-    assert len(after) == 3
+    after = _finished_trials(experiment, 4000)
+    assert len(after) == 2
     for trial, lines in finished.items():  # the finished trial was not run again
         assert after[trial] == lines
-    assert json.loads((tmp_path / "asha" / "tune_report.json").read_text())["trials"] == 3
+    report = json.loads((tmp_path / "pbt" / "tune_report.json").read_text())
+    assert report["population"] == 2 and report["default"] is None

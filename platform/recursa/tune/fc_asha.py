@@ -133,8 +133,8 @@ def _require_state_api() -> None:
     try:
         list_actors(address=ray.get_runtime_context().gcs_address, limit=1, raise_on_missing_output=False)
     except Exception as error:  # the state API raises several kinds when the dashboard is missing
-        raise ConfigError("ray: ASHA needs Ray's state API; start the cluster with its dashboard "
-                          f"(`ray start --head --include-dashboard=true`): {error}".splitlines()[0]) from None
+        raise ConfigError("ray: ASHA needs Ray's state API: a cluster started with its dashboard, and "
+                          f"RAY_ADDRESS naming it when several run on this machine ({error})".splitlines()[0]) from None
 
 
 def fc_leaderboard(run_dir: Path) -> pd.DataFrame:
