@@ -52,10 +52,9 @@ def trial_config(trial: dict) -> TrainFCConfig:
 def fc_trial(trial: dict) -> None:
     """One ASHA trial on Ray Train; checkpoints under asha/ray_train/<trial id>, where a restarted
     trial resumes from."""
-    run_dir = Path(trial["run_dir"])
-    trainer = torch_trainer(train_loop, trial_config(trial), TrainFCConfig(**trial["base"]).workers, run_dir,
-                            run_dir / "asha" / "ray_train", tune.get_context().get_trial_id(),
-                            callbacks=[TuneReportCallback()])
+    run_dir, config = Path(trial["run_dir"]), trial_config(trial)
+    trainer = torch_trainer(train_loop, config, config.workers, run_dir, run_dir / "asha" / "ray_train",
+                            tune.get_context().get_trial_id(), callbacks=[TuneReportCallback()])
     trainer.fit()
 
 

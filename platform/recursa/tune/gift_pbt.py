@@ -21,6 +21,7 @@ from ray import tune
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.tune import CheckpointConfig
 from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.utils import flatten_dict
 
 from recursa.config import TuneGiftConfig, dump_config
 from recursa.rl.bc import behaviour_cloning
@@ -125,14 +126,16 @@ def tune_gift(config: TuneGiftConfig, resume: bool = False) -> dict:
         config, run_dir, "pbt", population_space(config, load_state_path), config.pbt.population, pbt_scheduler(config)))
     results = finished(pbt.fit(), run_dir / "pbt", config.pbt.population)
     best = results.get_best_result(metric=METRIC, mode="max", scope="last")
-    _write_best_config(config, best.config, run_dir / "best")
+    trial_config = flatten_dict(best.config, delimiter="/")
+    best_config = {column: trial_config[key] for column, key in LEADERBOARD_COLUMNS.items()}
+    _write_best_config(config, best_config, run_dir / "best")
     report = {
         "pbt_best": _held_out_reward(config, best.checkpoint.path, export_to=run_dir / "best" / "policy"),
         "default": None,
         "env_steps_per_trial": config.env_steps_per_trial,
         "population": config.pbt.population,
         "best_trial": Path(best.path).name,
-        "best_config": {column: _lookup(best.config, key) for column, key in LEADERBOARD_COLUMNS.items()},
+        "best_config": best_config,
         "best_train_return": best.metrics["env_runners"]["episode_return_mean"],
         "eval_users": config.eval.users,
     }
@@ -170,16 +173,10 @@ def _warm_start(config: TuneGiftConfig, run_dir: Path, resume: bool) -> str | No
 
 
 def _write_best_config(config: TuneGiftConfig, best: dict, out: Path) -> None:
-    """best/config.yaml: the training config of the best trial (its depth and final hyperparameters),
-    which `recursa eval gift --checkpoint runs/<name>/best` reads beside the policy."""
+    """best/config.yaml: the training config of the best trial (its depth and final hyperparameters,
+    by leaderboard column), which `recursa eval gift --checkpoint runs/<name>/best` reads beside the policy."""
     train = config.train_config()
-    train.model = train.model.model_copy(update={"T": best["_model_config"]["T"], "n": best["_model_config"]["n"]})
-    train.ppo = train.ppo.model_copy(update={field: best[key] for field, key in PPO_KEYS.items()})
+    train.model = train.model.model_copy(update={"T": best["T"], "n": best["n"]})
+    train.ppo = train.ppo.model_copy(update={field: best[field] for field in PPO_KEYS})
     out.mkdir(parents=True, exist_ok=True)
     dump_config(train, out / "config.yaml")
-
-
-def _lookup(config: dict, key: str):
-    for part in key.split("/"):
-        config = config[part]
-    return config

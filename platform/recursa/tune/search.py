@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import ray
 from ray import tune
-from ray.tune import CheckpointConfig, FailureConfig, ResultGrid, RunConfig
+from ray.tune import CheckpointConfig, ExperimentAnalysis, FailureConfig, ResultGrid, RunConfig
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.utils import flatten_dict
 
@@ -26,8 +27,6 @@ def finished(results: ResultGrid, experiment: Path, trials: int) -> ResultGrid:
     Read from the experiment state Tune saved: after Ctrl-C, the trials in memory are stopped and
     look terminated, while the saved state keeps them running (and `--resume` goes on from there).
     """
-    from ray.tune import ExperimentAnalysis
-
     ended = sum(trial.status in ("TERMINATED", "ERROR") for trial in ExperimentAnalysis(str(experiment)).trials)
     if ended < trials:
         raise TuneInterrupted(f"{trials - ended} of {trials} trials in {experiment} did not finish; "
@@ -50,8 +49,6 @@ def run_config(run_dir: Path, name: str, trials: TrialScheduling, stop: dict | N
 
 def require_gpus(gpus: float, field: str) -> None:
     """A config error when GPUs are asked for and the cluster has none."""
-    import ray
-
     if gpus and not ray.cluster_resources().get("GPU"):
         raise ConfigError(f"{field}: {gpus} GPUs asked for, but the Ray cluster has none")
 
@@ -74,8 +71,6 @@ def restore_or_create(experiment: Path, trainable, create) -> tune.Tuner:
 def leaderboard(experiment: Path, metrics: list[str], columns: dict[str, str]) -> pd.DataFrame:
     """One row per trial of a Tune experiment: its status, the config values in `columns` (column
     name -> flattened config key) and the last reported `metrics`, best first by metrics[0]."""
-    from ray.tune import ExperimentAnalysis
-
     analysis = ExperimentAnalysis(str(experiment.resolve()))
     rows = []
     for trial in analysis.trials:
