@@ -82,12 +82,9 @@ def _plain_server(export_dir: str, port: int) -> None:
     configure_guard(None, 64 * 1024)
     api = create_api("plain", "reference server")
 
-    async def decide(observation):
-        return core.decide_now([observation])[0]
-
     @api.post("/recommend", response_model=RecommendResponse)
     async def recommend(request: RecommendRequest) -> RecommendResponse:
-        return await core.recommend(request, decide)
+        return core.recommend([request])[0]
 
     uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning")
 
@@ -112,19 +109,10 @@ def in_process(export_dir: str, seconds: float) -> dict:
     from recursa.serving.schemas import RecommendRequest
 
     core = GiftRecommenderCore(export_dir, "int8")
-
-    async def decide(observation):
-        return core.decide_now([observation])[0]
-
-    async def run() -> int:
-        count, deadline = 0, time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            await core.recommend(RecommendRequest.model_validate(request_body(count)), decide)
-            count += 1
-        return count
-
-    began = time.perf_counter()
-    count = asyncio.run(run())
+    count, began = 0, time.perf_counter()
+    while time.perf_counter() < began + seconds:
+        core.recommend([RecommendRequest.model_validate(request_body(count))])
+        count += 1
     return {"rps": round(count / (time.perf_counter() - began), 1)}
 
 

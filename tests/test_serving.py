@@ -61,6 +61,22 @@ def test_tool_caller_int8_agrees_with_fp32_and_is_smaller(models):
     assert linear_bytes < (models["tool_caller"] / WEIGHTS).stat().st_size
 
 
+def test_recommender_batch_runs_each_episode_as_if_alone(models):
+    from recursa.serving.recommender import GiftRecommenderCore, InvalidRequest
+    from recursa.serving.schemas import RecommendRequest
+
+    core = GiftRecommenderCore(models["gift"])
+    users = [dict(USER, budget=budget, interests=interests)
+             for budget, interests in [(80.0, ["books"]), (150.0, ["kitchen", "home"]), (30.0, ["toys"])]]
+    requests_ = [RecommendRequest(user=user, seed=seed) for seed, user in enumerate(users)]
+    unknown_items = RecommendRequest(user=USER, item_ids=[10**9] * 8)
+    alone = [core.recommend([request])[0] for request in requests_]
+    together = core.recommend([requests_[0], unknown_items, *requests_[1:]])
+    assert isinstance(together[1], InvalidRequest) and "unknown items" in str(together[1])
+    assert [r.model_dump() for r in together[:1] + together[2:]] == [r.model_dump() for r in alone]
+    assert len({tuple(r.candidates) for r in alone}) == 3, "three users, three candidate sets"
+
+
 @pytest.fixture(scope="module")
 def server(ray_session, models):
     from ray import serve

@@ -14,6 +14,7 @@ Actions: 0 = finish, 1..5 = call a gift tool on all candidates, 6 + i = recommen
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -21,7 +22,16 @@ import numpy as np
 import pandas as pd
 
 from recursa.config import GiftEnvConfig
-from recursa.data.gift import CATEGORIES, OCCASIONS, PREFERENCES, RELATIONSHIPS, GiftData, generate_gift_data, read_gift_data
+from recursa.data.gift import (
+    CATEGORIES,
+    OCCASIONS,
+    PREFERENCES,
+    RELATIONSHIPS,
+    TAGS_BY_CATEGORY,
+    GiftData,
+    generate_gift_data,
+    read_gift_data,
+)
 from recursa.tools import GIFT_TOOL_NAMES, ToolRegistry, ToolResult, gift_tools
 
 FINISH = 0
@@ -45,17 +55,78 @@ KNOWN_FIELDS = ("price_ratio", "within_budget", "in_stock", "quantity", "rating"
                 "confidence", "trend", "direction", "value_score")
 _DIRECTIONS = {"rising": 1.0, "stable": 0.0, "falling": -1.0}
 
-_DATA_CACHE: dict[tuple, GiftData] = {}
+_ALL_TAGS = tuple(sorted({tag for tags in TAGS_BY_CATEGORY.values() for tag in tags}))
 
 
-def load_env_data(config: GiftEnvConfig) -> GiftData:
-    """Catalog and users for an env config (generated from its seed, or read from data_dir)."""
+@dataclasses.dataclass(frozen=True)
+class CatalogArrays:
+    """The catalog columns an episode reads, as arrays in catalog order.
+
+    Episodes are sampled and scored with numpy on these rather than on the DataFrame: pandas
+    indexing cost about 2 ms per reset, most of a served request (bench/serve_load.py).
+    """
+
+    ids: np.ndarray
+    name: np.ndarray
+    category: np.ndarray  # index into CATEGORIES
+    price: np.ndarray
+    best_price: np.ndarray
+    quality: np.ndarray  # rating scaled to [0, 1], discounted when reviews are few
+    trend: np.ndarray
+    in_stock: np.ndarray
+    tag_bits: np.ndarray  # bit i set when the item carries _ALL_TAGS[i]
+
+    @classmethod
+    def from_catalog(cls, catalog: pd.DataFrame) -> CatalogArrays:
+        """Arrays of a catalog DataFrame indexed by item id."""
+        return cls(
+            ids=catalog.index.to_numpy(dtype=np.int64),
+            name=catalog["name"].to_numpy(dtype=object),
+            category=np.array([CATEGORIES.index(c) for c in catalog["category"]]),
+            price=catalog["price"].to_numpy(dtype=float),
+            best_price=np.array([min(prices) for prices in catalog["retailer_prices"]], dtype=float),
+            quality=(catalog["rating"].to_numpy(dtype=float) - 1.0) / 4.0 * np.minimum(
+                1.0, np.log1p(catalog["review_count"].to_numpy(dtype=float)) / np.log1p(500)),
+            trend=catalog["trend"].to_numpy(dtype=float),
+            in_stock=catalog["stock"].to_numpy() > 0,
+            tag_bits=np.array([_tag_mask(tags) for tags in catalog["tags"]], dtype=np.int64),
+        )
+
+    def take(self, positions: np.ndarray) -> CatalogArrays:
+        """The rows at `positions`, in that order."""
+        return CatalogArrays(**{f.name: getattr(self, f.name)[positions] for f in dataclasses.fields(self)})
+
+    def positions(self, item_ids) -> np.ndarray:
+        """Row positions of item ids (KeyError naming the unknown ones)."""
+        lookup = self._position_of
+        unknown = sorted({int(i) for i in item_ids} - lookup.keys())
+        if unknown:
+            raise KeyError(f"unknown items {unknown[:5]}")
+        return np.array([lookup[int(i)] for i in item_ids], dtype=np.intp)
+
+    @functools.cached_property
+    def _position_of(self) -> dict[int, int]:
+        return {int(item): pos for pos, item in enumerate(self.ids)}
+
+
+def _tag_mask(tags) -> int:
+    """A bit set of tags (bit i for _ALL_TAGS[i]); unknown tags are ignored."""
+    return sum(1 << _ALL_TAGS.index(tag) for tag in set(tags) if tag in _ALL_TAGS)
+
+
+_DATA_CACHE: dict[tuple, tuple[GiftData, CatalogArrays]] = {}
+
+
+def load_env_data(config: GiftEnvConfig) -> tuple[GiftData, CatalogArrays]:
+    """Catalog and users for an env config (generated from its seed, or read from data_dir),
+    with the catalog's arrays."""
     key = (config.data_dir, config.num_items, config.num_users, config.data_seed)
     if key not in _DATA_CACHE:
         if config.data_dir:
-            _DATA_CACHE[key] = read_gift_data(config.data_dir)
+            data = read_gift_data(config.data_dir)
         else:
-            _DATA_CACHE[key] = generate_gift_data(config.num_items, config.num_users, seed=config.data_seed)
+            data = generate_gift_data(config.num_items, config.num_users, seed=config.data_seed)
+        _DATA_CACHE[key] = data, CatalogArrays.from_catalog(data.catalog)
     return _DATA_CACHE[key]
 
 
@@ -76,31 +147,26 @@ def _encode_fields(tool: str, row: dict, budget: float) -> dict[str, float]:
     raise KeyError(f"no observation encoding for tool {tool!r}")
 
 
-def interest_match(user: pd.Series, items: pd.DataFrame) -> np.ndarray:
+def interest_match(user: dict, items: CatalogArrays) -> np.ndarray:
     """1 for an interest category, 0.5 for a shared interest tag, else 0.15 (visible to the agent)."""
-    in_category = items["category"].isin(user["interests"]).to_numpy()
-    user_tags = set(user["interest_tags"])
-    shares_tag = items["tags"].map(lambda tags: bool(user_tags.intersection(tags))).to_numpy()
+    in_category = np.isin(items.category, [CATEGORIES.index(c) for c in user["interests"] if c in CATEGORIES])
+    shares_tag = (items.tag_bits & _tag_mask(user["interest_tags"])) != 0
     return np.where(in_category, 1.0, np.where(shares_tag, 0.5, 0.15))
 
 
-def gift_utility(user: pd.Series, items: pd.DataFrame) -> np.ndarray:
+def gift_utility(user: dict, items: CatalogArrays) -> np.ndarray:
     """True utility of each item for the user: zero if out of stock or over budget."""
-    best_price = items["retailer_prices"].map(min).to_numpy()
-    quality = (items["rating"].to_numpy() - 1.0) / 4.0 * np.minimum(
-        1.0, np.log1p(items["review_count"].to_numpy()) / np.log1p(500)
-    )
-    value = np.clip(1.0 - best_price / user["budget"], 0.0, 1.0)
-    taste = user["w_quality"] * quality + user["w_trend"] * items["trend"].to_numpy() + user["w_value"] * value
-    feasible = (items["stock"].to_numpy() > 0) & (best_price <= user["budget"])
+    value = np.clip(1.0 - items.best_price / user["budget"], 0.0, 1.0)
+    taste = user["w_quality"] * items.quality + user["w_trend"] * items.trend + user["w_value"] * value
+    feasible = items.in_stock & (items.best_price <= user["budget"])
     return np.where(feasible, interest_match(user, items) * (0.3 + 0.7 * taste), 0.0)
 
 
-def served_user(profile: dict[str, Any]) -> pd.Series:
+def served_user(profile: dict[str, Any]) -> dict[str, Any]:
     """A user from a visible profile alone (serving): hidden preferences weigh quality, trend
     and value equally, which matters only for the reward, never for the observation."""
     neutral = dict.fromkeys(PREFERENCES, 1.0 / len(PREFERENCES))
-    return pd.Series({"user_id": -1, "interest_tags": [], **neutral, **profile})
+    return {"user_id": -1, "interest_tags": [], **neutral, **profile}
 
 
 def gift_spaces(num_candidates: int) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
@@ -120,9 +186,9 @@ class GiftRecommendationEnv(gym.Env):
 
     def __init__(self, config: dict | None = None):
         self.config = GiftEnvConfig(**dict(config or {}))
-        data = load_env_data(self.config)
+        data, self.items = load_env_data(self.config)
         self.catalog = data.catalog
-        self.users = data.split(self.config.split)
+        self.users = data.split(self.config.split).to_dict("records")
         # RLlib passes an EnvContext: give every env runner and vector slot its own stream.
         self._stream = [self.config.seed, getattr(config, "worker_index", 0), getattr(config, "vector_index", 0)]
         self._rng = np.random.default_rng(self._stream)
@@ -148,15 +214,15 @@ class GiftRecommendationEnv(gym.Env):
             index = options.get("user_index")
             if index is None:
                 index = int(self._rng.integers(len(self.users)))
-            self.user = self.users.iloc[int(index) % len(self.users)]
+            self.user = self.users[int(index) % len(self.users)]
         if options.get("item_ids") is not None:
-            self.candidates = self.catalog.loc[list(options["item_ids"])]
-            self.utilities = gift_utility(self.user, self.candidates)
+            self.candidate_items = self.items.take(self.items.positions(options["item_ids"]))
+            self.utilities = gift_utility(self.user, self.candidate_items)
         else:
-            self.candidates, self.utilities = self._sample_candidates()
+            self.candidate_items, self.utilities = self._sample_candidates()
         # Guarded: a served user's candidates may hold no feasible item (the reward is then 0).
         self.best_total = max(float(np.sort(self.utilities)[::-1][: self.config.max_recommendations].sum()), 1e-9)
-        self.match = interest_match(self.user, self.candidates)
+        self.match = interest_match(self.user, self.candidate_items)
         self.tokens = self._initial_tokens()
         self.tool_done = np.zeros(NUM_TOOLS, dtype=bool)
         self.recommended = np.zeros(self.config.num_candidates, dtype=bool)
@@ -196,22 +262,28 @@ class GiftRecommendationEnv(gym.Env):
         return mask
 
     # ----------------------------------------------------------------- internals
-    def _sample_candidates(self) -> tuple[pd.DataFrame, np.ndarray]:
+    @property
+    def candidates(self) -> pd.DataFrame:
+        """The episode's candidate items as catalog rows, in observation order."""
+        return self.catalog.loc[self.candidate_items.ids]
+
+    def _sample_candidates(self) -> tuple[CatalogArrays, np.ndarray]:
         """K items priced around the budget, half from the user's interests, with M feasible ones."""
         k, m = self.config.num_candidates, self.config.max_recommendations
-        budget = self.user["budget"]
-        near_budget = self.catalog[self.catalog["price"].between(0.3 * budget, 2.0 * budget)]
-        pool = near_budget if len(near_budget) >= 2 * k else self.catalog
-        interesting = pool[pool["category"].isin(self.user["interests"])]
+        items, budget = self.items, self.user["budget"]
+        near_budget = np.flatnonzero((items.price >= 0.3 * budget) & (items.price <= 2.0 * budget))
+        pool = near_budget if len(near_budget) >= 2 * k else np.arange(len(items.ids))
+        interests = [CATEGORIES.index(c) for c in self.user["interests"] if c in CATEGORIES]
+        interesting = items.ids[pool[np.isin(items.category[pool], interests)]]
         for _ in range(50):
             n_interest = min(len(interesting), k // 2)
-            picks = list(self._rng.choice(interesting.index, size=n_interest, replace=False)) if n_interest else []
-            rest = pool.index.difference(picks)
+            picks = list(self._rng.choice(interesting, size=n_interest, replace=False)) if n_interest else []
+            rest = np.setdiff1d(items.ids[pool], picks)
             picks += list(self._rng.choice(rest, size=k - n_interest, replace=False))
-            items = self.catalog.loc[self._rng.permutation(picks)]
-            utilities = gift_utility(self.user, items)
+            candidates = items.take(items.positions(self._rng.permutation(picks)))
+            utilities = gift_utility(self.user, candidates)
             if int((utilities > 0).sum()) >= m:
-                return items, utilities
+                return candidates, utilities
         raise RuntimeError(f"no candidate set with {m} feasible items for user {self.user['user_id']}")
 
     def _initial_tokens(self) -> np.ndarray:
@@ -223,11 +295,10 @@ class GiftRecommendationEnv(gym.Env):
         profile[1] = self.user["age"] / 80.0
         profile[2 + OCCASIONS.index(self.user["occasion"])] = 1.0
         profile[2 + len(OCCASIONS) + RELATIONSHIPS.index(self.user["relationship"])] = 1.0
-        for i, (_, item) in enumerate(self.candidates.iterrows()):
-            cand = tokens[1 + i, _C0:]
-            cand[CATEGORIES.index(item["category"])] = 1.0
-            match = self.match[i]
-            cand[len(CATEGORIES) + (0 if match == 1.0 else 1 if match == 0.5 else 2)] = 1.0
+        rows = np.arange(1, k + 1)
+        tokens[rows, _C0 + self.candidate_items.category] = 1.0
+        match_slot = np.where(self.match == 1.0, 0, np.where(self.match == 0.5, 1, 2))
+        tokens[rows, _C0 + len(CATEGORIES) + match_slot] = 1.0
         return tokens
 
     def _write_profile_token(self) -> None:
@@ -237,7 +308,7 @@ class GiftRecommendationEnv(gym.Env):
 
     def _call_tool(self, tool_index: int) -> float:
         name = GIFT_TOOL_NAMES[tool_index]
-        arguments: dict[str, Any] = {"item_ids": [int(i) for i in self.candidates.index]}
+        arguments: dict[str, Any] = {"item_ids": self.candidate_items.ids.tolist()}
         if name == "budget_optimizer":
             arguments["budget"] = float(self.user["budget"])
         result = self.registry.call(name, arguments)
@@ -256,7 +327,7 @@ class GiftRecommendationEnv(gym.Env):
     def _encode_tool_result(self, tool_index: int, output: dict) -> None:
         """Write a tool's per-item output into the candidate tokens."""
         budget = self.user["budget"]
-        for i, item_id in enumerate(self.candidates.index):
+        for i, item_id in enumerate(self.candidate_items.ids.tolist()):
             token = self.tokens[1 + i]
             token[_C_REVEALED + tool_index] = 1.0
             for field, value in _encode_fields(GIFT_TOOL_NAMES[tool_index], output[int(item_id)], budget).items():

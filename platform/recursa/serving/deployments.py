@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from fastapi import HTTPException
 from ray import serve
 from ray.serve import Application
@@ -67,20 +66,21 @@ class GiftRecommender:
         settings = parse_config(args, RecommenderServeArgs)
         configure_guard(settings.api_key, settings.max_body_bytes)
         self.core = recommender.GiftRecommenderCore(settings.export_dir, settings.precision, settings.model_name)
-        _apply_batching(self.decide, settings.batching)
+        _apply_batching(self.recommend_batch, settings.batching)
 
     @recommender_api.post("/recommend", response_model=RecommendResponse, responses=ERRORS)
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         """Recommended items for a user, with the tool calls the policy made to choose them."""
-        try:
-            return await self.core.recommend(request, self.decide)
-        except recommender.InvalidRequest as error:
-            raise HTTPException(422, str(error)) from None
+        result = await self.recommend_batch(request)
+        if isinstance(result, recommender.InvalidRequest):
+            raise HTTPException(422, str(result))
+        return result
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def decide(self, observations: list[dict[str, np.ndarray]]) -> list[int]:
-        """One policy step for every episode waiting in this replica, in one forward pass."""
-        return self.core.decide_now(observations)
+    async def recommend_batch(self, requests: list[RecommendRequest]) -> list[RecommendResponse | Exception]:
+        """The episodes of every request waiting in this replica, run in lockstep: each policy
+        step is one forward pass for all of them."""
+        return self.core.recommend(requests)
 
     def check_health(self) -> None:
         """Serve's health probe: the model must still pick a legal action."""

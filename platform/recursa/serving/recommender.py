@@ -8,16 +8,14 @@ unknown at serving time and only ever affect the reward, which is not reported.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 
+from recursa.data.gift import CATEGORIES
 from recursa.envs.gift import GiftRecommendationEnv
 from recursa.export.onnx_policy import OnnxPolicy, Precision
 from recursa.serving.schemas import RecommendedItem, RecommendRequest, RecommendResponse, ToolCallRecord
-
-Decide = Callable[[dict[str, np.ndarray]], Awaitable[int]]
 
 
 class InvalidRequest(ValueError):
@@ -25,7 +23,8 @@ class InvalidRequest(ValueError):
 
 
 class GiftRecommenderCore:
-    """Runs one greedy episode per request; environments are pooled and reused."""
+    """Runs one greedy episode per request, the episodes of a batch in lockstep; environments
+    are pooled and reused."""
 
     def __init__(self, export_dir: str | Path, precision: Precision = "int8", name: str = "gift-trm"):
         self.policy = OnnxPolicy(export_dir, precision)
@@ -35,22 +34,33 @@ class GiftRecommenderCore:
         self._idle: list[GiftRecommendationEnv] = []
         self._sample_env = self._take_env()
 
-    async def recommend(self, request: RecommendRequest, decide: Decide) -> RecommendResponse:
-        """Run the policy for one user; `decide` maps an observation to an action."""
-        env = self._take_env()
+    def recommend(self, requests: list[RecommendRequest]) -> list[RecommendResponse | InvalidRequest]:
+        """Run the policy for each request's user: one forward pass per step for all the
+        episodes still running. A request that cannot be served gets its InvalidRequest."""
+        envs = [self._take_env() for _ in requests]
         try:
-            observation = self._reset(env, request)
-            done, steps = False, 0
-            while not done:
-                observation, _, terminated, truncated, _ = env.step(await decide(observation))
-                done, steps = terminated or truncated, steps + 1
-            return self._response(env, steps)
+            results: list[RecommendResponse | InvalidRequest | None] = [None] * len(requests)
+            observations: dict[int, dict[str, np.ndarray]] = {}
+            for i, (env, request) in enumerate(zip(envs, requests)):
+                try:
+                    observations[i] = self._reset(env, request)
+                except InvalidRequest as error:
+                    results[i] = error
+            steps = dict.fromkeys(observations, 0)
+            while observations:
+                running = list(observations)
+                actions = self.policy.act([observations[i] for i in running])
+                for i, action in zip(running, actions):
+                    observation, _, terminated, truncated, _ = envs[i].step(action)
+                    steps[i] += 1
+                    if terminated or truncated:
+                        del observations[i]
+                        results[i] = self._response(envs[i], steps[i])
+                    else:
+                        observations[i] = observation
+            return results
         finally:
-            self._idle.append(env)
-
-    def decide_now(self, observations: list[dict[str, np.ndarray]]) -> list[int]:
-        """Greedy actions for a batch of observations."""
-        return self.policy.act(observations)
+            self._idle.extend(envs)
 
     def healthy(self) -> bool:
         """Whether the model answers with a legal action on a real observation."""
@@ -69,9 +79,10 @@ class GiftRecommenderCore:
     def _reset(self, env: GiftRecommendationEnv, request: RecommendRequest) -> dict[str, np.ndarray]:
         item_ids = request.item_ids
         if item_ids is not None:
-            unknown = sorted(set(item_ids) - set(env.catalog.index))
-            if unknown:
-                raise InvalidRequest(f"item_ids: unknown items {unknown[:5]}")
+            try:
+                env.items.positions(item_ids)
+            except KeyError as error:
+                raise InvalidRequest(f"item_ids: {error.args[0]}") from None
             if len(set(item_ids)) != self.env_config.num_candidates:
                 raise InvalidRequest(f"item_ids: give exactly {self.env_config.num_candidates} distinct items")
         try:
@@ -80,10 +91,11 @@ class GiftRecommenderCore:
             raise InvalidRequest(f"user: {error}") from None
 
     def _response(self, env: GiftRecommendationEnv, steps: int) -> RecommendResponse:
-        chosen = env.candidates[env.recommended]
-        items = [RecommendedItem(item_id=int(item_id), name=row["name"], category=row["category"],
-                                 list_price=float(row["price"])) for item_id, row in chosen.iterrows()]
+        chosen = env.candidate_items.take(np.flatnonzero(env.recommended))
+        items = [RecommendedItem(item_id=item_id, name=name, category=CATEGORIES[category], list_price=price)
+                 for item_id, name, category, price in zip(chosen.ids.tolist(), chosen.name.tolist(),
+                                                           chosen.category.tolist(), chosen.price.tolist())]
         calls = [ToolCallRecord(name=result.tool, arguments=arguments, ok=result.ok, error=result.error)
                  for arguments, result in env.tool_log]
         return RecommendResponse(recommendations=items, tool_calls=calls, steps=steps, model=self.name,
-                                 candidates=[int(i) for i in env.candidates.index])
+                                 candidates=env.candidate_items.ids.tolist())
