@@ -137,6 +137,11 @@ def test_quickstart_with_bad_config_exits_2(run_main, tmp_path):
     assert code == 2 and stderr.strip() == "error: ppo.lrr: unknown key"
 
 
+def test_serve_with_an_unknown_mode_exits_2(run_main):
+    code, stderr = run_main(["serve", "--config", "serve/recsys.yaml", "--mode", "fast"])
+    assert code == 2 and "mode: one of default, throughput, haproxy" in stderr, stderr
+
+
 # --- help ------------------------------------------------------------------------------------
 
 

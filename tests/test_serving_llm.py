@@ -66,6 +66,19 @@ def test_tool_calls_are_read_from_the_first_line_and_checked_against_the_schema(
     assert (None if call is None else call.arguments) == expected
 
 
+def test_streamed_text_is_released_only_when_later_tokens_cannot_change_it():
+    from recursa.serving.llm_stream import ChoiceText
+
+    text = ChoiceText(lambda tokens: "".join(map(chr, tokens)), eos_token_id=0, stop=("END",))
+    assert [text.add(ord(c)) for c in "abEN"] == ["a", "b", "", ""]  # "EN" may begin the stop string
+    assert text.add(ord("x")) == "ENx" and text.add(ord("E")) == ""
+    assert [text.add(ord(c)) for c in "ND!"] == ["", "", ""] and text.ended and text.sent == "abENx"
+    assert text.finish("abENx") == ""
+    partial = ChoiceText(lambda tokens: "caf" + "\ufffd" * (len(tokens) == 1) + "\u00e9" * (len(tokens) == 2), 0, ())
+    assert partial.add(1) == "caf" and partial.add(2) == "\u00e9"  # half a character is held back
+    assert partial.add(0) == "" and partial.ended
+
+
 # ------------------------------------------------------------------ artifacts: two adapters, one merged
 def _train_adapter(base, target: str, out_dir):
     """A LoRA adapter fitted in a few AdamW steps to answer PROMPT with `target`."""
@@ -167,6 +180,47 @@ def test_max_tokens_stop_and_seed_are_honoured(client):
     assert sampled[0] == sampled[1]
 
 
+def test_n_choices_are_sampled_in_one_request(client):
+    sampled = client.completions.create(model=BASE_MODEL, prompt=PROMPT, n=3, temperature=1.0, max_tokens=8, seed=3)
+    assert [c.index for c in sampled.choices] == [0, 1, 2] and len({c.text for c in sampled.choices}) > 1
+    greedy = client.completions.create(model=BASE_MODEL, prompt=PROMPT, n=2, max_tokens=8)
+    assert greedy.choices[0].text == greedy.choices[1].text
+    assert greedy.usage.completion_tokens == 2 * client.completions.create(
+        model=BASE_MODEL, prompt=PROMPT, max_tokens=8).usage.completion_tokens
+    chat = client.chat.completions.create(model=CALLER, messages=QUESTION, tools=[WEATHER], n=2)
+    assert [c.message.tool_calls[0].function.name for c in chat.choices] == ["get_weather"] * 2
+
+
+def test_streamed_completion_arrives_token_by_token_with_the_same_text(client):
+    chunks = list(client.completions.create(model=CALLER, prompt=PROMPT, stream=True,
+                                            stream_options={"include_usage": True}))
+    pieces = [c.choices[0].text for c in chunks if c.choices]
+    assert "".join(pieces) == CALL_TEXT and len([p for p in pieces if p]) > 2
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    whole = client.completions.create(model=CALLER, prompt=PROMPT)
+    assert chunks[-1].usage == whole.usage and not chunks[-1].choices
+    stopped = client.completions.create(model=CALLER, prompt=PROMPT, stop=["("], stream=True)
+    assert "".join(c.choices[0].text for c in stopped) == " get_weather"
+    two = list(client.completions.create(model=CALLER, prompt=PROMPT, n=2, stream=True))
+    for index in (0, 1):
+        assert "".join(c.choices[0].text for c in two if c.choices[0].index == index) == CALL_TEXT
+
+
+def test_streamed_chat_sends_messages_in_pieces_and_tool_calls_whole(client):
+    chunks = list(client.chat.completions.create(model=BASE_MODEL, messages=QUESTION, max_tokens=8, stream=True))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    content = "".join(c.choices[0].delta.content or "" for c in chunks)
+    whole = client.chat.completions.create(model=BASE_MODEL, messages=QUESTION, max_tokens=8)
+    assert content.strip() == whole.choices[0].message.content
+    assert len([c for c in chunks if c.choices[0].delta.content]) > 1
+    called = list(client.chat.completions.create(model=CALLER, messages=QUESTION, tools=[WEATHER], stream=True))
+    (call,) = [call for c in called for call in c.choices[0].delta.tool_calls or []]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    assert called[-1].choices[0].finish_reason == "tool_calls"
+    said = list(client.chat.completions.create(model=CHATTER, messages=QUESTION, tools=[WEATHER], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in said) == CHAT_TEXT.strip()
+
+
 def test_models_lists_the_model_and_each_adapter(client):
     assert [m.id for m in client.models.list().data] == [BASE_MODEL, CALLER, CHATTER]
 
@@ -195,6 +249,8 @@ def _chat(**fields) -> bytes:
      422, "at most 2 tools"),
     ("chat/completions", _chat(tools=[WEATHER, WEATHER]), 422, "unique"),
     ("completions", json.dumps({"model": CALLER, "prompt": "x", "max_tokens": 1000}).encode(), 422, "at most 24"),
+    ("completions", json.dumps({"model": CALLER, "prompt": "x", "n": 9}).encode(), 422, "n: "),
+    ("chat/completions", _chat(stream="sometimes"), 422, "stream"),
     ("completions", json.dumps({"model": CALLER, "prompt": "x " * 1500}).encode(), 422, "tokens"),
     ("completions", json.dumps({"model": CALLER, "prompt": "x" * 20_000}).encode(), 413, "bytes"),
 ])

@@ -457,11 +457,15 @@ def _print_leaderboard(run: Path) -> None:
 @app.command("serve")
 def serve_config(
     config: Path = typer.Option(..., "--config", help="A Ray Serve config file (serve/recsys.yaml)."),
+    mode: str = typer.Option("default", "--mode",
+                             help="Serve's request path on a local Ray: default (Serve's HTTP proxy), throughput "
+                                  "(RAY_SERVE_THROUGHPUT_OPTIMIZED) or haproxy (HAProxy in front of the replicas; "
+                                  "binds every interface). A cluster sets these at `ray start`."),
 ) -> None:
     """Run the applications of a Serve config on the cluster in RAY_ADDRESS, or on a local Ray."""
     from recursa.serving.launch import run_serve_config
 
-    run_serve_config(config)
+    run_serve_config(config, mode)
 
 
 ADDRESS_OPTION = typer.Option("http://127.0.0.1:8265", "--address", envvar="RAY_ADDRESS",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import HTTPException
+from fastapi.responses import StreamingResponse
 from ray import serve
 from ray.serve import Application
 
@@ -20,6 +21,7 @@ from recursa.data.fc.schema import FCExample, FunctionCall
 from recursa.serving import llm, recommender, tool_caller
 from recursa.serving.chat_tools import InvalidRequest
 from recursa.serving.http import configure_guard, create_api
+from recursa.serving.llm_stream import stream_events
 from recursa.serving.lora_adapters import LoRAAdapters
 from recursa.serving.schemas import (
     ChatCompletion,
@@ -34,6 +36,8 @@ from recursa.serving.schemas import (
 )
 
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422)}
+EVENT_STREAM = "text/event-stream"
+STREAMED = {**ERRORS, 200: {"content": {EVENT_STREAM: {}}, "description": "The answer, or with `stream` its events."}}
 DEPLOYMENT_DEFAULTS = dict(
     ray_actor_options={"num_cpus": 0.5},  # tiny models: two replicas share a core
     max_ongoing_requests=32,
@@ -162,18 +166,23 @@ class LLMServer:
         self.lease_adapter = serve.multiplexed(max_num_models_per_replica=settings.max_adapters_per_replica)(
             lease_adapter)
 
-    @llm_api.post("/v1/completions", response_model=Completion, responses=ERRORS)
-    async def completions(self, request: CompletionRequest) -> Completion:
-        """The model's continuation of a prompt."""
+    @llm_api.post("/v1/completions", response_model=Completion, responses=STREAMED)
+    async def completions(self, request: CompletionRequest) -> Completion | StreamingResponse:
+        """The model's continuations of a prompt (`n` of them), or their tokens as server-sent events."""
         generation = await self._checked(self.core.completion_input, request)
-        return self.core.completion(request, await self.generate(generation))
+        if request.stream:
+            return StreamingResponse(stream_events(self.core, request, generation), media_type=EVENT_STREAM)
+        return self.core.completion(request, await self._choices(generation, request.n))
 
-    @llm_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS,
+    @llm_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAMED,
                   response_model_exclude_none=True)
-    async def chat_completions(self, request: LLMChatCompletionRequest) -> ChatCompletion:
-        """The assistant's answer: tool calls when it calls an offered tool, else a message."""
+    async def chat_completions(self, request: LLMChatCompletionRequest) -> ChatCompletion | StreamingResponse:
+        """The assistant's answers (`n` of them): tool calls when it calls an offered tool, else a
+        message; streamed as server-sent events on request."""
         generation = await self._checked(self.core.chat_input, request)
-        return self.core.chat_completion(request, await self.generate(generation))
+        if request.stream:
+            return StreamingResponse(stream_events(self.core, request, generation), media_type=EVENT_STREAM)
+        return self.core.chat_completion(request, await self._choices(generation, request.n))
 
     @llm_api.get("/v1/models", response_model=ModelList)
     async def models(self) -> ModelList:
@@ -184,6 +193,10 @@ class LLMServer:
     async def generate(self, batch: list[llm.Generation]) -> list[llm.Generated]:
         """Every generation waiting in this replica, grouped by adapter, off the event loop."""
         return await asyncio.to_thread(self.core.generate, batch)
+
+    async def _choices(self, generation: llm.Generation, n: int) -> list[llm.Generated]:
+        """`n` answers; each joins the batch on its own, and sampled ones differ."""
+        return list(await asyncio.gather(*(self.generate(generation) for _ in range(n))))
 
     async def check_health(self) -> None:
         """Serve's health probe: the model must generate (off the event loop, like requests)."""

@@ -20,6 +20,17 @@ from recursa.config import (
     parse_config,
 )
 
+# Serve's request paths, chosen by environment variables that every Ray process must see at start:
+# - default: Serve's Python HTTP proxy forwards each request to a replica;
+# - throughput: RAY_SERVE_THROUGHPUT_OPTIMIZED (user code on the replica's event loop, gRPC from
+#   the proxy to replicas, buffered request logs);
+# - haproxy: HAProxy on the HTTP port forwards to each replica's own HTTP server. Serve then binds
+#   replica ports and HAProxy's stats and metrics on every interface, whatever `http_options.host`.
+SERVE_MODES = {
+    "default": {},
+    "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    "haproxy": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"},
+}
 BUILDERS = {
     "recursa.serving.deployments:recommender_app": RecommenderServeArgs,
     "recursa.serving.deployments:tool_caller_app": ToolCallerServeArgs,
@@ -44,11 +55,14 @@ def check_serve_config(path: Path) -> ServeDeploySchema:
     return config
 
 
-def run_serve_config(path: Path) -> None:
-    """Replace this process with `serve run <config>` (token auth on, as Ray's CLIs need)."""
+def run_serve_config(path: Path, mode: str = "default") -> None:
+    """Replace this process with `serve run <config>` (token auth on, as Ray's CLIs need), the
+    local Ray it starts in one of SERVE_MODES."""
+    if mode not in SERVE_MODES:
+        raise ConfigError(f"mode: one of {', '.join(SERVE_MODES)}, not {mode!r}")
     check_serve_config(path)
     serve_cli = shutil.which("serve", path=str(Path(sys.executable).parent)) or shutil.which("serve")
     if serve_cli is None:
         raise ConfigError("serve: Ray Serve's `serve` command is not installed")
-    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token"), **SERVE_MODES[mode]}
     os.execve(serve_cli, [serve_cli, "run", str(path)], env)

@@ -4,7 +4,8 @@ The model is an exported artifact: a merged model (`recursa export llm --format 
 model the adapters were trained on, loaded with `AutoModelForCausalLM`; each adapter
 (`recursa export llm --format adapter`, or one saved by training) is served under its own id.
 Requests name only those ids, never a path. Generation is batched: the waiting requests are
-grouped by adapter and sampling settings, each group is one left-padded `generate` call.
+grouped by adapter and sampling settings, each group is one left-padded `generate` call. A
+streamed request is one `generate` call of its own, for its `n` choices.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import json
 import time
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, StoppingCriteriaList
 
 from recursa.config import ConfigError, LLMServeArgs
 from recursa.data.fc.schema import FunctionSpec
@@ -38,6 +39,9 @@ from recursa.serving.schemas import (
     ToolCallOut,
     Usage,
 )
+
+if TYPE_CHECKING:  # llm_stream builds on this module
+    from recursa.serving.llm_stream import TokenFeed
 
 
 @dataclass(frozen=True)
@@ -118,21 +122,40 @@ class LLMCore:
                 results[i] = result
         return [results[i] for i in range(len(batch))]
 
-    def completion(self, request: CompletionRequest, generated: Generated) -> Completion:
-        """The completions response."""
-        choice = CompletionChoice(text=generated.text, finish_reason=generated.finish_reason)
-        return Completion(model=request.model, choices=[choice], usage=generated.usage)
+    def generate_streamed(self, generation: Generation, n: int, feed: TokenFeed) -> list[Generated]:
+        """`n` choices for one prompt in one `generate` call, each step's tokens handed to `feed`."""
+        try:
+            return self._generate_group([generation] * n, feed)
+        finally:
+            feed.end()  # also when generate fails, so that the reader of the feed stops
 
-    def chat_completion(self, request: LLMChatCompletionRequest, generated: Generated) -> ChatCompletion:
-        """The chat response: tool calls when the output parses as a call to an offered tool, else the text."""
+    def decode(self, tokens: list[int]) -> str:
+        """Text of generated tokens."""
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    def completion(self, request: CompletionRequest, generated: list[Generated]) -> Completion:
+        """The completions response: one choice per generation."""
+        choices = [CompletionChoice(index=i, text=g.text, finish_reason=g.finish_reason) for i, g in enumerate(generated)]
+        return Completion(model=request.model, choices=choices, usage=total_usage(generated))
+
+    def chat_completion(self, request: LLMChatCompletionRequest, generated: list[Generated]) -> ChatCompletion:
+        """The chat response: one choice per generation."""
+        choices = [self.chat_choice(request, g, i) for i, g in enumerate(generated)]
+        return ChatCompletion(model=request.model, choices=choices, usage=total_usage(generated))
+
+    def chat_choice(self, request: LLMChatCompletionRequest, generated: Generated, index: int = 0) -> Choice:
+        """Tool calls when the output parses as a call to an offered tool, else the text."""
         call = parse_tool_call(generated.text, self._functions(request))
         if call is not None:
             out = ToolCallOut(function=FunctionCallOut(name=call.name, arguments=json.dumps(call.arguments)))
-            choice = Choice(message=AssistantMessage(content=None, tool_calls=[out]), finish_reason="tool_calls")
-        else:
-            choice = Choice(message=AssistantMessage(content=generated.text.strip()),
-                            finish_reason=generated.finish_reason)
-        return ChatCompletion(model=request.model, choices=[choice], usage=generated.usage)
+            return Choice(index=index, message=AssistantMessage(content=None, tool_calls=[out]),
+                          finish_reason="tool_calls")
+        return Choice(index=index, message=AssistantMessage(content=generated.text.strip()),
+                      finish_reason=generated.finish_reason)
+
+    def offers_tools(self, request: LLMChatCompletionRequest) -> bool:
+        """Whether the answer may be a tool call."""
+        return bool(self._functions(request))
 
     def health_check(self) -> None:
         """Generate one token with the model alone."""
@@ -162,7 +185,7 @@ class LLMCore:
                           top_p=request.top_p, seed=request.seed, stop=request.stop_strings())
 
     @torch.no_grad()
-    def _generate_group(self, group: list[Generation]) -> list[Generated]:
+    def _generate_group(self, group: list[Generation], feed: TokenFeed | None = None) -> list[Generated]:
         first = group[0]
         inputs = self.tokenizer.pad({"input_ids": [list(g.prompt_ids) for g in group]}, return_tensors="pt")
         sampling = {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p, "top_k": 0} \
@@ -170,9 +193,10 @@ class LLMCore:
         with self.adapters.active(first.adapter) as model:
             if first.seed is not None and first.temperature > 0:
                 torch.manual_seed(first.seed)
+            streaming = {} if feed is None else {"streamer": feed, "stopping_criteria": StoppingCriteriaList([feed])}
             output = model.generate(**inputs, max_new_tokens=max(g.max_new_tokens for g in group),
                                     pad_token_id=self.tokenizer.pad_token_id,
-                                    eos_token_id=self.tokenizer.eos_token_id, **sampling)
+                                    eos_token_id=self.tokenizer.eos_token_id, **sampling, **streaming)
         new_tokens = output[:, inputs["input_ids"].shape[1]:].tolist()
         return [self._finish(tokens, g) for tokens, g in zip(new_tokens, group)]
 
@@ -189,6 +213,13 @@ class LLMCore:
         usage = Usage(prompt_tokens=len(generation.prompt_ids), completion_tokens=len(tokens),
                       total_tokens=len(generation.prompt_ids) + len(tokens))
         return Generated(text=text, finish_reason="stop" if ended else "length", usage=usage)
+
+
+def total_usage(generated: list[Generated]) -> Usage:
+    """Tokens of one prompt and all its choices."""
+    prompt = generated[0].usage.prompt_tokens
+    completion = sum(g.usage.completion_tokens for g in generated)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 def _prompt_limit(settings: LLMServeArgs, context: int | None) -> int:

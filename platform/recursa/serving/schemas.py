@@ -17,6 +17,7 @@ from recursa.data.gift import CATEGORIES, OCCASIONS, RELATIONSHIPS
 MAX_MESSAGES = 64
 MAX_TOOLS = 16  # the tool caller attends over at most this many functions
 MAX_TEXT = 8_000  # characters of one message
+MAX_CHOICES = 8  # `n` of the LLM server: choices sampled for one request
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
@@ -169,19 +170,29 @@ class SamplingOptions(BaseModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
 
-class LLMChatCompletionRequest(ChatCompletionRequest, SamplingOptions):
-    """OpenAI's chat request with the sampling options the LLM server honours."""
+class StreamOptions(BaseModel):
+    include_usage: bool = False
 
 
-class CompletionRequest(SamplingOptions):
+class Streaming(BaseModel):
+    """How many choices to answer with, and whether to stream them as server-sent events."""
+
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description="Choices to generate for the prompt.")
+    stream: bool = Field(False, description="Send the answer as server-sent events, token by token.")
+    stream_options: StreamOptions | None = None
+
+
+class LLMChatCompletionRequest(Streaming, ChatCompletionRequest, SamplingOptions):
+    """OpenAI's chat request with the sampling and streaming options the LLM server honours."""
+
+
+class CompletionRequest(Streaming, SamplingOptions):
     """OpenAI's (legacy) completions request, for one prompt."""
 
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(max_length=256)
     prompt: str = Field(min_length=1, max_length=4 * MAX_TEXT)
-    n: int = Field(1, ge=1, le=1)
-    stream: Literal[False] = False
 
 
 class CompletionChoice(BaseModel):
@@ -197,6 +208,47 @@ class Completion(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage
+
+
+# ------------------------------------------------------------------ streamed chunks (server-sent events)
+class ToolCallDelta(ToolCallOut):
+    index: int = 0
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: Delta
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+class CompletionChunkChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class CompletionChunk(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChunkChoice]
+    usage: Usage | None = None
 
 
 class ModelCard(BaseModel):
