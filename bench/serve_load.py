@@ -61,7 +61,7 @@ async def _load(url: str, concurrency: int, seconds: float, body_of=request_body
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         async def client(k: int) -> None:
-            nonlocal errors, count
+            nonlocal errors, count, tokens
             i = k
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
