@@ -119,6 +119,18 @@ def test_openai_client_gets_a_message_when_no_function_fits(client):
     assert plain.choices[0].message.content and plain.choices[0].message.tool_calls is None
 
 
+def test_openai_client_streams_the_tool_calls_of_n_choices(client):
+    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    chunks = list(client.chat.completions.create(model=MODEL, tools=TOOLS, messages=question, n=2, stream=True))
+    for index in (0, 1):
+        mine = [c.choices[0] for c in chunks if c.choices[0].index == index]
+        assert mine[0].delta.role == "assistant" and mine[-1].finish_reason == "tool_calls"
+        (call,) = [call for c in mine for call in c.delta.tool_calls or []]
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    whole = client.chat.completions.create(model=MODEL, tools=TOOLS, messages=question, n=2)
+    assert [c.index for c in whole.choices] == [0, 1] and whole.choices[0].message == whole.choices[1].message
+
+
 def test_openai_client_lists_the_model(client):
     assert [m.id for m in client.models.list().data] == [MODEL]
 
@@ -158,8 +170,7 @@ def _error(response, status: int) -> str:
     (json.dumps({"model": MODEL, "tools": [{"type": "function", "function": {"name": "rm -rf /"}}],
                  "messages": [{"role": "user", "content": "x"}]}).encode(), 422, "name"),
     (json.dumps({"model": "/etc/passwd", "messages": [{"role": "user", "content": "x"}]}).encode(), 404, "does not"),
-    (json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "x"}]}).encode(),
-     422, "stream"),
+    (json.dumps({"model": MODEL, "n": 9, "messages": [{"role": "user", "content": "x"}]}).encode(), 422, "n: "),
     (json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "x" * 300_000}]}).encode(), 413, "bytes"),
 ])
 def test_bad_chat_requests_get_json_4xx_and_the_server_stays_up(client, body, status, words):

@@ -20,6 +20,7 @@ from recursa.config import LLMServeArgs, RecommenderServeArgs, ServeBatching, To
 from recursa.data.fc.schema import FCExample, FunctionCall
 from recursa.serving import llm, recommender, tool_caller
 from recursa.serving.chat_tools import InvalidRequest
+from recursa.serving.chunks import completed_events
 from recursa.serving.http import configure_guard, create_api
 from recursa.serving.llm_stream import stream_events
 from recursa.serving.lora_adapters import LoRAAdapters
@@ -106,9 +107,9 @@ class ToolCaller:
         self.core = tool_caller.ToolCallerCore(settings.model_dir, settings.precision, settings.model_name)
         _apply_batching(self.predict, settings.batching)
 
-    @tool_caller_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS,
+    @tool_caller_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAMED,
                           response_model_exclude_none=True)
-    async def chat_completions(self, request: ChatCompletionRequest) -> ChatCompletion:
+    async def chat_completions(self, request: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:
         """Tool calls for the last user message (or a plain message when no function fits)."""
         try:
             example = self.core.example(request)
@@ -117,7 +118,11 @@ class ToolCaller:
         except InvalidRequest as error:
             raise HTTPException(422, str(error)) from None
         calls = None if example is None else await self.predict(example)
-        return self.core.completion(request, calls)
+        completion = self.core.completion(request, calls)
+        if request.stream:  # the answer is whole at once: one chunk per choice
+            usage = request.stream_options is not None and request.stream_options.include_usage
+            return StreamingResponse(completed_events(completion, usage), media_type=EVENT_STREAM)
+        return completion
 
     @tool_caller_api.get("/v1/models", response_model=ModelList)
     async def models(self) -> ModelList:

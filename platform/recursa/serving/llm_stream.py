@@ -10,31 +10,16 @@ were offered) are held until the end, because only the whole text says whether i
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 import torch
-from pydantic import BaseModel
 from transformers import StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from recursa.serving.llm import Generated, Generation, LLMCore, total_usage
-from recursa.serving.schemas import (
-    ChatCompletionChunk,
-    ChunkChoice,
-    CompletionChunk,
-    CompletionChunkChoice,
-    CompletionRequest,
-    Delta,
-    LLMChatCompletionRequest,
-    ToolCallDelta,
-    Usage,
-)
-
-DONE = "data: [DONE]\n\n"
+from recursa.serving.chunks import DONE, ChatChunks, CompletionChunks, sse
+from recursa.serving.llm import Generation, LLMCore, total_usage
+from recursa.serving.schemas import CompletionRequest, LLMChatCompletionRequest
 
 
 class TokenFeed(BaseStreamer, StoppingCriteria):
@@ -109,24 +94,19 @@ def _stop_prefix_length(text: str, stop: tuple[str, ...]) -> int:
     return max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
 
 
-def sse(chunk: BaseModel) -> str:
-    """One server-sent event holding a chunk."""
-    return f"data: {json.dumps(chunk.model_dump(exclude_none=True))}\n\n"
-
-
 async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompletionRequest,
                         generation: Generation) -> AsyncIterator[str]:
     """The server-sent events of a streamed (chat) completion, ending with [DONE]."""
     chat = isinstance(request, LLMChatCompletionRequest)
-    chunks = _ChatChunks(core, request) if chat else _CompletionChunks(request)
+    chunks = ChatChunks(request.model) if chat else CompletionChunks(request.model)
     held = chat and core.offers_tools(request)  # only the whole text says whether it is a tool call
     texts = [ChoiceText(core.decode, core.tokenizer.eos_token_id, generation.stop, lstrip=chat)
              for _ in range(request.n)]
     feed = TokenFeed(asyncio.get_running_loop())
     running = asyncio.create_task(asyncio.to_thread(core.generate_streamed, generation, request.n, feed))
     try:
-        for event in chunks.opening(request.n):
-            yield sse(event)
+        for index in range(request.n if chat else 0):
+            yield sse(chunks.role(index))
         async for step in feed.steps():
             for index, token in enumerate(step):
                 delta = texts[index].add(token)
@@ -134,59 +114,12 @@ async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompl
                     yield sse(chunks.text(index, delta))
         generated = await running
         for index, result in enumerate(generated):
-            yield sse(chunks.last(index, result, None if held else texts[index].finish(result.text)))
+            if held:
+                yield sse(chunks.whole(core.chat_choice(request, result, index)))
+            else:
+                yield sse(chunks.text(index, texts[index].finish(result.text), result.finish_reason))
         if request.stream_options is not None and request.stream_options.include_usage:
-            yield sse(chunks.usage(generated))
+            yield sse(chunks.usage(total_usage(generated)))
         yield DONE
     finally:
-        feed.cancelled.set()  # a client that leaves ends generation at the next step
-
-
-class _Chunks:
-    """Chunks of one streamed answer: one id, creation time and model."""
-
-    def __init__(self, request: CompletionRequest | LLMChatCompletionRequest,
-                 kind: type[CompletionChunk] | type[ChatCompletionChunk], prefix: str):
-        self.kind, self.id, self.created, self.model = kind, f"{prefix}-{uuid.uuid4().hex}", int(time.time()), request.model
-
-    def usage(self, generated: list[Generated]) -> BaseModel:
-        return self._chunk([], total_usage(generated))
-
-    def _chunk(self, choices: list, usage: Usage | None = None) -> BaseModel:
-        return self.kind(id=self.id, created=self.created, model=self.model, choices=choices, usage=usage)
-
-
-class _CompletionChunks(_Chunks):
-    def __init__(self, request: CompletionRequest):
-        super().__init__(request, CompletionChunk, "cmpl")
-
-    def opening(self, n: int) -> list[BaseModel]:
-        return []
-
-    def text(self, index: int, delta: str) -> BaseModel:
-        return self._chunk([CompletionChunkChoice(index=index, text=delta)])
-
-    def last(self, index: int, generated: Generated, rest: str | None) -> BaseModel:
-        return self._chunk([CompletionChunkChoice(index=index, text=rest or "", finish_reason=generated.finish_reason)])
-
-
-class _ChatChunks(_Chunks):
-    def __init__(self, core: LLMCore, request: LLMChatCompletionRequest):
-        super().__init__(request, ChatCompletionChunk, "chatcmpl")
-        self.core, self.request = core, request
-
-    def opening(self, n: int) -> list[BaseModel]:
-        return [self._chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content=""))]) for i in range(n)]
-
-    def text(self, index: int, delta: str) -> BaseModel:
-        return self._chunk([ChunkChoice(index=index, delta=Delta(content=delta))])
-
-    def last(self, index: int, generated: Generated, rest: str | None) -> BaseModel:
-        """The rest of the text, or (when it was held) the whole answer: a tool call or a message."""
-        if rest is not None:
-            return self._chunk([ChunkChoice(index=index, delta=Delta(content=rest or None),
-                                            finish_reason=generated.finish_reason)])
-        choice = self.core.chat_choice(self.request, generated, index)
-        calls = [ToolCallDelta(index=i, **call.model_dump()) for i, call in enumerate(choice.message.tool_calls or [])]
-        delta = Delta(content=choice.message.content, tool_calls=calls or None)
-        return self._chunk([ChunkChoice(index=index, delta=delta, finish_reason=choice.finish_reason)])
+        feed.cancelled.set()  # a client that leaves ends generation at the next token

@@ -114,7 +114,19 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatCompletionRequest(BaseModel):
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class Streaming(BaseModel):
+    """How many choices to answer with, and whether to stream them as server-sent events."""
+
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description="Choices to generate for the prompt.")
+    stream: bool = Field(False, description="Send the answer as server-sent events, token by token.")
+    stream_options: StreamOptions | None = None
+
+
+class ChatCompletionRequest(Streaming):
     """OpenAI's request; sampling options are accepted and ignored (decoding is greedy)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -123,8 +135,6 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     tools: list[ToolDefinition] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
-    n: int = Field(1, ge=1, le=1)
-    stream: Literal[False] = False
 
 
 class AssistantMessage(BaseModel):
@@ -170,19 +180,7 @@ class SamplingOptions(BaseModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
 
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
-class Streaming(BaseModel):
-    """How many choices to answer with, and whether to stream them as server-sent events."""
-
-    n: int = Field(1, ge=1, le=MAX_CHOICES, description="Choices to generate for the prompt.")
-    stream: bool = Field(False, description="Send the answer as server-sent events, token by token.")
-    stream_options: StreamOptions | None = None
-
-
-class LLMChatCompletionRequest(Streaming, ChatCompletionRequest, SamplingOptions):
+class LLMChatCompletionRequest(ChatCompletionRequest, SamplingOptions):
     """OpenAI's chat request with the sampling and streaming options the LLM server honours."""
 
 

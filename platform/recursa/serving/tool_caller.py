@@ -73,8 +73,9 @@ class ToolCallerCore:
         if calls:
             tool_calls = [ToolCallOut(function=FunctionCallOut(name=c.name, arguments=json.dumps(c.arguments)))
                           for c in calls]
-            choice = Choice(message=AssistantMessage(content=None, tool_calls=tool_calls), finish_reason="tool_calls")
+            message, finish = AssistantMessage(content=None, tool_calls=tool_calls), "tool_calls"
         else:
-            text = NO_TOOLS_TEXT if calls is None else NO_CALL_TEXT
-            choice = Choice(message=AssistantMessage(content=text), finish_reason="stop")
-        return ChatCompletion(model=self.name, choices=[choice])
+            message, finish = AssistantMessage(content=NO_TOOLS_TEXT if calls is None else NO_CALL_TEXT), "stop"
+        # The model decodes greedily: `n` choices are the same answer.
+        choices = [Choice(index=i, message=message, finish_reason=finish) for i in range(request.n)]
+        return ChatCompletion(model=self.name, choices=choices)
