@@ -225,13 +225,18 @@ class ChunkChoice(BaseModel):
     finish_reason: Literal["stop", "length", "tool_calls"] | None = None
 
 
-class ChatCompletionChunk(BaseModel):
+class StreamChunk(BaseModel):
+    """What every chunk of one streamed answer shares; the last may carry the token counts."""
+
     id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
     model: str
-    choices: list[ChunkChoice]
     usage: Usage | None = None
+
+
+class ChatCompletionChunk(StreamChunk):
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    choices: list[ChunkChoice]
 
 
 class CompletionChunkChoice(BaseModel):
@@ -240,13 +245,9 @@ class CompletionChunkChoice(BaseModel):
     finish_reason: Literal["stop", "length"] | None = None
 
 
-class CompletionChunk(BaseModel):
-    id: str
+class CompletionChunk(StreamChunk):
     object: Literal["text_completion"] = "text_completion"
-    created: int
-    model: str
     choices: list[CompletionChunkChoice]
-    usage: Usage | None = None
 
 
 class ModelCard(BaseModel):
