@@ -67,16 +67,22 @@ def test_tool_calls_are_read_from_the_first_line_and_checked_against_the_schema(
 
 
 def test_streamed_text_is_released_only_when_later_tokens_cannot_change_it():
+    from recursa.serving.llm import Generation
     from recursa.serving.llm_stream import ChoiceText
 
-    text = ChoiceText(lambda tokens: "".join(map(chr, tokens)), eos_token_id=0, stop=("END",))
+    def text_of(decode, max_new_tokens=32, stop=()):
+        return ChoiceText(decode, 0, Generation(prompt_ids=(1,), adapter=None, max_new_tokens=max_new_tokens, stop=stop))
+
+    text = text_of(lambda tokens: "".join(map(chr, tokens)), stop=("END",))
     assert [text.add(ord(c)) for c in "abEN"] == ["a", "b", "", ""]  # "EN" may begin the stop string
     assert text.add(ord("x")) == "ENx" and text.add(ord("E")) == ""
     assert [text.add(ord(c)) for c in "ND!"] == ["", "", ""] and text.ended and text.sent == "abENx"
     assert text.finish("abENx") == ""
-    partial = ChoiceText(lambda tokens: "caf" + "\ufffd" * (len(tokens) == 1) + "\u00e9" * (len(tokens) == 2), 0, ())
+    partial = text_of(lambda tokens: "caf" + "\ufffd" * (len(tokens) == 1) + "\u00e9" * (len(tokens) == 2))
     assert partial.add(1) == "caf" and partial.add(2) == "\u00e9"  # half a character is held back
     assert partial.add(0) == "" and partial.ended
+    short = text_of(lambda tokens: "".join(map(chr, tokens)), max_new_tokens=2)
+    assert [short.add(ord(c)) for c in "abc"] == ["a", "b", ""], "a longer row in its batch goes on"
 
 
 # ------------------------------------------------------------------ artifacts: two adapters, one merged

@@ -8,7 +8,7 @@ the defaults here suit a 2-core machine.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import HTTPException
@@ -18,11 +18,10 @@ from ray.serve import Application
 
 from recursa.config import LLMServeArgs, RecommenderServeArgs, ServeBatching, ToolCallerServeArgs, parse_config
 from recursa.data.fc.schema import FCExample, FunctionCall
-from recursa.serving import llm, recommender, tool_caller
+from recursa.serving import llm, llm_stream, recommender, tool_caller
 from recursa.serving.chat_tools import InvalidRequest
 from recursa.serving.chunks import completed_events
 from recursa.serving.http import configure_guard, create_api
-from recursa.serving.llm_stream import stream_events
 from recursa.serving.lora_adapters import LoRAAdapters
 from recursa.serving.schemas import (
     ChatCompletion,
@@ -161,6 +160,7 @@ class LLMServer:
         configure_guard(settings.api_key, settings.max_body_bytes)
         self.core = llm.LLMCore(settings)
         _apply_batching(self.generate, settings.batching)
+        _apply_batching(self.generate_stream, settings.batching)
         adapters = self.core.adapters
 
         async def lease_adapter(name: str) -> AdapterLease:
@@ -176,7 +176,7 @@ class LLMServer:
         """The model's continuations of a prompt (`n` of them), or their tokens as server-sent events."""
         generation = await self._checked(self.core.completion_input, request)
         if request.stream:
-            return StreamingResponse(stream_events(self.core, request, generation), media_type=EVENT_STREAM)
+            return self._streamed(request, generation)
         return self.core.completion(request, await self._choices(generation, request.n))
 
     @llm_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAMED,
@@ -186,7 +186,7 @@ class LLMServer:
         message; streamed as server-sent events on request."""
         generation = await self._checked(self.core.chat_input, request)
         if request.stream:
-            return StreamingResponse(stream_events(self.core, request, generation), media_type=EVENT_STREAM)
+            return self._streamed(request, generation)
         return self.core.chat_completion(request, await self._choices(generation, request.n))
 
     @llm_api.get("/v1/models", response_model=ModelList)
@@ -198,6 +198,19 @@ class LLMServer:
     async def generate(self, batch: list[llm.Generation]) -> list[llm.Generated]:
         """Every generation waiting in this replica, grouped by adapter, off the event loop."""
         return await asyncio.to_thread(self.core.generate, batch)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def generate_stream(self, jobs: list[llm_stream.StreamJob]) -> AsyncIterator[list[llm_stream.StepItem]]:
+        """Every streamed request waiting in this replica: each decoding step reaches its
+        requests as it happens."""
+        async for items in llm_stream.batch_steps(self.core, jobs):
+            yield items
+
+    def _streamed(self, request: CompletionRequest | LLMChatCompletionRequest,
+                  generation: llm.Generation) -> StreamingResponse:
+        items = self.generate_stream(llm_stream.StreamJob(generation, request.n))
+        return StreamingResponse(llm_stream.stream_events(self.core, request, generation, items),
+                                 media_type=EVENT_STREAM)
 
     async def _choices(self, generation: llm.Generation, n: int) -> list[llm.Generated]:
         """`n` answers; each joins the batch on its own, and sampled ones differ."""

@@ -4,8 +4,8 @@ The model is an exported artifact: a merged model (`recursa export llm --format 
 model the adapters were trained on, loaded with `AutoModelForCausalLM`; each adapter
 (`recursa export llm --format adapter`, or one saved by training) is served under its own id.
 Requests name only those ids, never a path. Generation is batched: the waiting requests are
-grouped by adapter and sampling settings, each group is one left-padded `generate` call. A
-streamed request is one `generate` call of its own, for its `n` choices.
+grouped by adapter and sampling settings, each group is one left-padded `generate` call; streamed
+requests are batched the same way, apart from the others.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Literal
 
 import torch
-from transformers import AutoModelForCausalLM, StoppingCriteriaList
+from transformers import AutoModelForCausalLM
 
 from recursa.config import ConfigError, LLMServeArgs
 from recursa.data.fc.schema import FunctionSpec
@@ -122,10 +122,11 @@ class LLMCore:
                 results[i] = result
         return [results[i] for i in range(len(batch))]
 
-    def generate_streamed(self, generation: Generation, n: int, feed: TokenFeed) -> list[Generated]:
-        """`n` choices for one prompt in one `generate` call, each step's tokens handed to `feed`."""
+    def generate_rows(self, rows: list[Generation], feed: TokenFeed) -> list[Generated]:
+        """Generations of equal adapter and sampling settings in one `generate` call, each
+        decoding step's tokens handed to `feed`."""
         try:
-            return self._generate_group([generation] * n, feed)
+            return self._generate_group(rows, feed)
         finally:
             feed.end()  # also when generate fails, so that the reader of the feed stops
 
@@ -193,7 +194,7 @@ class LLMCore:
         with self.adapters.active(first.adapter) as model:
             if first.seed is not None and first.temperature > 0:
                 torch.manual_seed(first.seed)
-            streaming = {} if feed is None else {"streamer": feed, "stopping_criteria": StoppingCriteriaList([feed])}
+            streaming = {} if feed is None else {"streamer": feed}
             output = model.generate(**inputs, max_new_tokens=max(g.max_new_tokens for g in group),
                                     pad_token_id=self.tokenizer.pad_token_id,
                                     eos_token_id=self.tokenizer.eos_token_id, **sampling, **streaming)

@@ -1,35 +1,35 @@
 """Streamed completions: tokens from `generate`'s thread to server-sent events, as OpenAI sends them.
 
-`generate` runs in a worker thread and hands each decoding step's tokens (one per choice) to a
-`TokenFeed`, which passes them to the event loop. `ChoiceText` turns a choice's tokens into text
-deltas that are always a prefix of the final answer: it holds back an unfinished UTF-8 character
-and the tail that could be the start of a stop string. Chat answers that may be a tool call (tools
-were offered) are held until the end, because only the whole text says whether it is one.
+Streamed requests are batched like the others: `batch_steps` runs one `generate` call per group
+of requests with equal adapter and sampling settings, in a worker thread that hands each decoding
+step's tokens to a `TokenFeed`, and gives every request its share of each step as it comes.
+`ChoiceText` turns a choice's tokens into text deltas that are always a prefix of the final answer:
+it holds back an unfinished UTF-8 character and the tail that could be the start of a stop string.
+Chat answers that may be a tool call (tools were offered) are held until the end, because only the
+whole text says whether it is one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from itertools import groupby
 
 import torch
-from transformers import StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from recursa.serving.chunks import DONE, ChatChunks, CompletionChunks, sse
-from recursa.serving.llm import Generation, LLMCore, total_usage
+from recursa.serving.llm import Generated, Generation, LLMCore, total_usage
 from recursa.serving.schemas import CompletionRequest, LLMChatCompletionRequest
 
 
-class TokenFeed(BaseStreamer, StoppingCriteria):
-    """`generate`'s streamer: each step's new tokens go to an asyncio queue; as a stopping
-    criterion it ends generation once the client has gone."""
+class TokenFeed(BaseStreamer):
+    """`generate`'s streamer: each decoding step's new tokens (one per row) go to an asyncio queue."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.queue: asyncio.Queue[list[int] | None] = asyncio.Queue()
-        self.cancelled = threading.Event()
         self._prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
@@ -41,21 +41,66 @@ class TokenFeed(BaseStreamer, StoppingCriteria):
     def end(self) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.cancelled.is_set(), dtype=torch.bool)
-
     async def steps(self) -> AsyncIterator[list[int]]:
         """Each decoding step's tokens, one per row, until generation ends."""
         while (tokens := await self.queue.get()) is not None:
             yield tokens
 
 
+@dataclass(frozen=True)
+class StreamJob:
+    """A streamed request: its prompt and settings, and how many choices it asks for."""
+
+    generation: Generation
+    n: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A streamed request's answers once generation has ended."""
+
+    generated: list[Generated]
+
+
+# What a streamed request receives from its batch: its tokens of one step (one per choice, none
+# while another group runs), then its answers; StopIteration once they have been delivered.
+StepItem = list[int] | Finished | type[StopIteration]
+
+
+async def batch_steps(core: LLMCore, jobs: list[StreamJob]) -> AsyncIterator[list[StepItem]]:
+    """For `@serve.batch`: one `generate` call per group of equal settings, one list per
+    decoding step with each job's tokens of that step, then each job's answers."""
+    delivered: set[int] = set()
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i].generation.group())
+    for _, group in groupby(order, key=lambda i: jobs[i].generation.group()):
+        members = list(group)
+        rows = [jobs[i].generation for i in members for _ in range(jobs[i].n)]
+        feed = TokenFeed(asyncio.get_running_loop())
+        running = asyncio.create_task(asyncio.to_thread(core.generate_rows, rows, feed))
+        async for step in feed.steps():
+            yield _per_job(jobs, members, delivered, step, list)
+        yield _per_job(jobs, members, delivered, await running, Finished)
+        delivered.update(members)
+
+
+def _per_job(jobs: list[StreamJob], members: list[int], delivered: set[int], rows: list,
+             wrap: Callable[[list], StepItem]) -> list[StepItem]:
+    """Each job's slice of a group's rows (wrapped), nothing for jobs of other groups."""
+    items: list[StepItem] = [StopIteration if i in delivered else [] for i in range(len(jobs))]
+    start = 0
+    for i in members:
+        items[i] = wrap(rows[start:start + jobs[i].n])
+        start += jobs[i].n
+    return items
+
+
 class ChoiceText:
     """One choice's text as it grows, released in deltas that later tokens cannot change."""
 
-    def __init__(self, decode: Callable[[list[int]], str], eos_token_id: int | None, stop: tuple[str, ...],
+    def __init__(self, decode: Callable[[list[int]], str], eos_token_id: int | None, generation: Generation,
                  lstrip: bool = False):
-        self.decode, self.eos_token_id, self.stop, self.lstrip = decode, eos_token_id, stop, lstrip
+        self.decode, self.eos_token_id, self.lstrip = decode, eos_token_id, lstrip
+        self.stop, self.max_tokens = generation.stop, generation.max_new_tokens
         self.tokens: list[int] = []
         self.sent = ""
         self.ended = False
@@ -64,7 +109,7 @@ class ChoiceText:
         """Take the next token; the text that is now certain and not yet sent."""
         if self.ended:
             return ""
-        if token == self.eos_token_id:
+        if token == self.eos_token_id or len(self.tokens) == self.max_tokens:  # its batch may run longer
             self.ended = True
             return ""
         self.tokens.append(token)
@@ -95,31 +140,28 @@ def _stop_prefix_length(text: str, stop: tuple[str, ...]) -> int:
 
 
 async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompletionRequest,
-                        generation: Generation) -> AsyncIterator[str]:
-    """The server-sent events of a streamed (chat) completion, ending with [DONE]."""
+                        generation: Generation, items: AsyncIterator[StepItem]) -> AsyncIterator[str]:
+    """The server-sent events of a streamed (chat) completion from what its batch sends it
+    (`batch_steps`), ending with [DONE]."""
     chat = isinstance(request, LLMChatCompletionRequest)
     chunks = ChatChunks(request.model) if chat else CompletionChunks(request.model)
     held = chat and core.offers_tools(request)  # only the whole text says whether it is a tool call
-    texts = [ChoiceText(core.decode, core.tokenizer.eos_token_id, generation.stop, lstrip=chat)
-             for _ in range(request.n)]
-    feed = TokenFeed(asyncio.get_running_loop())
-    running = asyncio.create_task(asyncio.to_thread(core.generate_streamed, generation, request.n, feed))
-    try:
-        for index in range(request.n if chat else 0):
-            yield sse(chunks.role(index))
-        async for step in feed.steps():
-            for index, token in enumerate(step):
-                delta = texts[index].add(token)
-                if delta and not held:
-                    yield sse(chunks.text(index, delta))
-        generated = await running
-        for index, result in enumerate(generated):
-            if held:
-                yield sse(chunks.whole(core.chat_choice(request, result, index)))
-            else:
-                yield sse(chunks.text(index, texts[index].finish(result.text), result.finish_reason))
-        if request.stream_options is not None and request.stream_options.include_usage:
-            yield sse(chunks.usage(total_usage(generated)))
-        yield DONE
-    finally:
-        feed.cancelled.set()  # a client that leaves ends generation at the next token
+    texts = [ChoiceText(core.decode, core.tokenizer.eos_token_id, generation, lstrip=chat) for _ in range(request.n)]
+    for index in range(request.n if chat else 0):
+        yield sse(chunks.role(index))
+    async for item in items:
+        if isinstance(item, Finished):
+            generated = item.generated
+            break
+        for index, token in enumerate(item):
+            delta = texts[index].add(token)
+            if delta and not held:
+                yield sse(chunks.text(index, delta))
+    for index, result in enumerate(generated):
+        if held:
+            yield sse(chunks.whole(core.chat_choice(request, result, index)))
+        else:
+            yield sse(chunks.text(index, texts[index].finish(result.text), result.finish_reason))
+    if request.stream_options is not None and request.stream_options.include_usage:
+        yield sse(chunks.usage(total_usage(generated)))
+    yield DONE
