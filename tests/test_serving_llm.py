@@ -85,6 +85,40 @@ def test_streamed_text_is_released_only_when_later_tokens_cannot_change_it():
     assert [short.add(ord(c)) for c in "abc"] == ["a", "b", ""], "a longer row in its batch goes on"
 
 
+def test_a_batch_of_streamed_requests_shares_one_generate_call_per_group():
+    import asyncio
+
+    from recursa.serving.llm import Generated, Generation
+    from recursa.serving.llm_stream import Finished, StreamJob, batch_steps
+    from recursa.serving.schemas import Usage
+
+    class ScriptedCore:  # each row of a call decodes 10 + row, then 20 + row
+        calls: list[int] = []
+
+        def generate_rows(self, rows, feed):
+            self.calls.append(len(rows))
+            feed.put(torch.zeros(len(rows), 1))  # the prompt comes first
+            for step in (10, 20):
+                feed.put(torch.tensor([step + row for row in range(len(rows))]))
+            feed.end()
+            return [Generated(text=f"row {row}", finish_reason="length", usage=Usage(
+                prompt_tokens=1, completion_tokens=2, total_tokens=3)) for row in range(len(rows))]
+
+    def job(adapter, n):
+        return StreamJob(Generation(prompt_ids=(1,), adapter=adapter, max_new_tokens=2), n)
+
+    async def collect():
+        return [items async for items in batch_steps(ScriptedCore(), [job("a", 2), job("b", 1), job("a", 1)])]
+
+    steps = asyncio.run(collect())
+    assert ScriptedCore.calls == [3, 1], "adapter a's three rows in one call, then b's"
+    assert steps[0] == [[10, 11], [], [12]] and steps[1] == [[20, 21], [], [22]]
+    assert isinstance(steps[2][0], Finished) and [g.text for g in steps[2][0].generated] == ["row 0", "row 1"]
+    assert steps[2][1] == [] and [g.text for g in steps[2][2].generated] == ["row 2"]
+    assert steps[3] == [StopIteration, [10], StopIteration] and steps[4][1] == [20]
+    assert isinstance(steps[5][1], Finished) and len(steps) == 6
+
+
 # ------------------------------------------------------------------ artifacts: two adapters, one merged
 def _train_adapter(base, target: str, out_dir):
     """A LoRA adapter fitted in a few AdamW steps to answer PROMPT with `target`."""
