@@ -147,9 +147,14 @@ def _encode_fields(tool: str, row: dict, budget: float) -> dict[str, float]:
     raise KeyError(f"no observation encoding for tool {tool!r}")
 
 
+def interest_categories(user: dict) -> np.ndarray:
+    """Whether each of CATEGORIES is one of the user's interests (a lookup table by category index)."""
+    return np.array([c in set(user["interests"]) for c in CATEGORIES])
+
+
 def interest_match(user: dict, items: CatalogArrays) -> np.ndarray:
     """1 for an interest category, 0.5 for a shared interest tag, else 0.15 (visible to the agent)."""
-    in_category = np.isin(items.category, [CATEGORIES.index(c) for c in user["interests"] if c in CATEGORIES])
+    in_category = interest_categories(user)[items.category]
     shares_tag = (items.tag_bits & _tag_mask(user["interest_tags"])) != 0
     return np.where(in_category, 1.0, np.where(shares_tag, 0.5, 0.15))
 
@@ -273,12 +278,13 @@ class GiftRecommendationEnv(gym.Env):
         items, budget = self.items, self.user["budget"]
         near_budget = np.flatnonzero((items.price >= 0.3 * budget) & (items.price <= 2.0 * budget))
         pool = near_budget if len(near_budget) >= 2 * k else np.arange(len(items.ids))
-        interests = [CATEGORIES.index(c) for c in self.user["interests"] if c in CATEGORIES]
-        interesting = items.ids[pool[np.isin(items.category[pool], interests)]]
+        interesting = items.ids[pool[interest_categories(self.user)[items.category[pool]]]]
         for _ in range(50):
             n_interest = min(len(interesting), k // 2)
             picks = list(self._rng.choice(interesting, size=n_interest, replace=False)) if n_interest else []
-            rest = np.setdiff1d(items.ids[pool], picks)
+            taken = np.zeros(len(items.ids), dtype=bool)
+            taken[items.positions(picks)] = True
+            rest = np.sort(items.ids[pool[~taken[pool]]])  # the pool's other items, by id
             picks += list(self._rng.choice(rest, size=k - n_interest, replace=False))
             candidates = items.take(items.positions(self._rng.permutation(picks)))
             utilities = gift_utility(self.user, candidates)
