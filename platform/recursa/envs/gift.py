@@ -33,6 +33,7 @@ from recursa.data.gift import (
     read_gift_data,
 )
 from recursa.tools import GIFT_TOOL_NAMES, ToolRegistry, ToolResult, gift_tools
+from recursa.tools.gift import CONFIDENT_REVIEW_COUNT
 
 FINISH = 0
 FIRST_TOOL = 1
@@ -85,8 +86,8 @@ class CatalogArrays:
             category=np.array([CATEGORIES.index(c) for c in catalog["category"]]),
             price=catalog["price"].to_numpy(dtype=float),
             best_price=np.array([min(prices) for prices in catalog["retailer_prices"]], dtype=float),
-            quality=(catalog["rating"].to_numpy(dtype=float) - 1.0) / 4.0 * np.minimum(
-                1.0, np.log1p(catalog["review_count"].to_numpy(dtype=float)) / np.log1p(500)),
+            quality=(catalog["rating"].to_numpy(dtype=float) - 1.0) / 4.0 * np.minimum(  # as review_analysis rates it
+                1.0, np.log1p(catalog["review_count"].to_numpy(dtype=float)) / np.log1p(CONFIDENT_REVIEW_COUNT)),
             trend=catalog["trend"].to_numpy(dtype=float),
             in_stock=catalog["stock"].to_numpy() > 0,
             tag_bits=np.array([_tag_mask(tags) for tags in catalog["tags"]], dtype=np.int64),
@@ -149,7 +150,8 @@ def _encode_fields(tool: str, row: dict, budget: float) -> dict[str, float]:
 
 def interest_categories(user: dict) -> np.ndarray:
     """Whether each of CATEGORIES is one of the user's interests (a lookup table by category index)."""
-    return np.array([c in set(user["interests"]) for c in CATEGORIES])
+    interests = set(user["interests"])
+    return np.array([c in interests for c in CATEGORIES])
 
 
 def interest_match(user: dict, items: CatalogArrays) -> np.ndarray:

@@ -119,8 +119,7 @@ class ToolCaller:
         calls = None if example is None else await self.predict(example)
         completion = self.core.completion(request, calls)
         if request.stream:  # the answer is whole at once: one chunk per choice
-            usage = request.stream_options is not None and request.stream_options.include_usage
-            return StreamingResponse(completed_events(completion, usage), media_type=EVENT_STREAM)
+            return StreamingResponse(completed_events(completion, request.include_usage()), media_type=EVENT_STREAM)
         return completion
 
     @tool_caller_api.get("/v1/models", response_model=ModelList)

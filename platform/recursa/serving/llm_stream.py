@@ -162,6 +162,6 @@ async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompl
             yield sse(chunks.whole(core.chat_choice(request, result, index)))
         else:
             yield sse(chunks.text(index, texts[index].finish(result.text), result.finish_reason))
-    if request.stream_options is not None and request.stream_options.include_usage:
+    if request.include_usage():
         yield sse(chunks.usage(total_usage(generated)))
     yield DONE

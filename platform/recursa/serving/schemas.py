@@ -17,7 +17,7 @@ from recursa.data.gift import CATEGORIES, OCCASIONS, RELATIONSHIPS
 MAX_MESSAGES = 64
 MAX_TOOLS = 16  # the tool caller attends over at most this many functions
 MAX_TEXT = 8_000  # characters of one message
-MAX_CHOICES = 8  # `n` of the LLM server: choices sampled for one request
+MAX_CHOICES = 8  # `n`: choices answered for one request
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
@@ -124,6 +124,10 @@ class Streaming(BaseModel):
     n: int = Field(1, ge=1, le=MAX_CHOICES, description="Choices to generate for the prompt.")
     stream: bool = Field(False, description="Send the answer as server-sent events, token by token.")
     stream_options: StreamOptions | None = None
+
+    def include_usage(self) -> bool:
+        """Whether a stream ends with a chunk of token counts."""
+        return self.stream_options is not None and self.stream_options.include_usage
 
 
 class ChatCompletionRequest(Streaming):
