@@ -27,14 +27,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from recursa.data.fc.generator import corpus_text, generate_examples
+from recursa.core.presets import get_preset
+from recursa.core.trm import TRMConfig, count_parameters
 from recursa.fc.artifact import predict_calls
+from recursa.fc.data.generator import corpus_text, generate_examples
 from recursa.fc.features import Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, fc_loss
+from recursa.fc.tokenizer import SentencePieceTokenizer
 from recursa.fc.train import evaluate_dev, length_buckets
-from recursa.models.presets import get_preset
-from recursa.models.tokenizer import SentencePieceTokenizer
-from recursa.models.trm import TRMConfig, count_parameters
 
 BFCL_CONFIG = TRMConfig(hidden_size=128, num_layers=2, num_heads=4, T=2, n=2)
 DEPTHS = ((1, 1), (1, 3), (2, 2), (3, 2))

@@ -47,9 +47,9 @@ from ray.rllib.core.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
-from recursa.config import TrainGiftConfig
-from recursa.envs.gift import GiftRecommendationEnv
-from recursa.rl.gift_ppo import build_ppo_config, trm_module_spec
+from recursa.gift.config import TrainGiftConfig
+from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.ppo import build_ppo_config, trm_module_spec
 
 console = Console()
 

@@ -55,14 +55,15 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoModelForCausalLM, TrainerCallback, get_constant_schedule
 
-from recursa.config import LLMModelSettings, TrainLLMConfig
-from recursa.data.llm_datasets import group_normalise, sft_records
-from recursa.envs.actions import ActionParseError, parse_action, resolve_action_env, run_episodes
-from recursa.models.llm import count_parameters, load_causal_lm, load_tokenizer, lora_config
-from recursa.models.tiny_llm import create_tiny_llm, default_corpus
-from recursa.rl.llm_batches import encode_pairs
-from recursa.rl.llm_grpo import RolloutWorker, episode_rewards, grpo_update, play_groups
-from recursa.rl.llm_sft import sft_epoch
+from recursa.llm.actions import ActionParseError, parse_action, resolve_action_env, run_episodes
+from recursa.llm.batches import encode_pairs
+from recursa.llm.config import LLMModelSettings, TrainLLMConfig
+from recursa.llm.datasets import sft_records
+from recursa.llm.grpo import RolloutWorker, episode_rewards, grpo_update, play_groups
+from recursa.llm.models import count_parameters, load_causal_lm, load_tokenizer, lora_config
+from recursa.llm.sft import sft_epoch
+from recursa.llm.tiny import create_tiny_llm, default_corpus
+from recursa.traces.engine import group_normalise
 
 console = Console()
 ENV = "math"

@@ -41,9 +41,9 @@ def make_model(root: Path) -> tuple[str, dict[str, str]]:
     """A tiny random Llama and two fresh LoRA adapters on it (different initial weights)."""
     import torch
 
-    from recursa.config import LLMModelSettings, LoRASettings
-    from recursa.models.llm import load_causal_lm, save_adapter
-    from recursa.models.tiny_llm import create_tiny_llm, default_corpus
+    from recursa.llm.config import LLMModelSettings, LoRASettings
+    from recursa.llm.models import load_causal_lm, save_adapter
+    from recursa.llm.tiny import create_tiny_llm, default_corpus
 
     base = create_tiny_llm(root / "base", default_corpus(), seed=0)
     adapters = {}
@@ -60,8 +60,8 @@ def make_model(root: Path) -> tuple[str, dict[str, str]]:
 
 def in_process(model: str, adapters: dict[str, str], max_tokens: int, seconds: float) -> dict:
     """Requests and tokens per second of the core's generate, one request at a time."""
-    from recursa.config import LLMServeArgs
-    from recursa.serving.llm import LLMCore
+    from recursa.llm.config import LLMServeArgs
+    from recursa.llm.serve_core import LLMCore
     from recursa.serving.schemas import CompletionRequest
 
     core = LLMCore(LLMServeArgs(model=model, adapters=adapters, max_new_tokens=max_tokens))
@@ -109,7 +109,7 @@ def serve_scenarios(model: str, adapters: dict[str, str], max_tokens: int, secon
     import ray
     from ray import serve
 
-    from recursa.serving.deployments import LLMServer
+    from recursa.llm.serve import LLMServer
 
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})

@@ -9,7 +9,7 @@ Measured side by side in one run, each for a fixed time at a fixed concurrency:
     and Serve's knobs: two replicas, a longer batch wait, a lower max_ongoing_requests, access
     logs off.
 
-Serve modes (recursa.serving.launch.SERVE_MODES; `recursa serve --mode`):
+Serve modes (recursa.cli.serve.SERVE_MODES; `recursa serve --mode`):
   - default: Serve as it comes; requests go through Serve's Python HTTP proxy to the replica.
   - throughput: RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (user code on the replica's event loop, gRPC
     from the proxy to replicas, buffered logs).
@@ -39,7 +39,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from recursa.serving.launch import SERVE_MODES
+from recursa.cli.serve import SERVE_MODES
 
 PORT, PLAIN_PORT = 8790, 8791
 USERS = [{"budget": b, "age": a, "occasion": o, "relationship": r, "interests": i}
@@ -97,9 +97,9 @@ def _plain_server(export_dir: str, port: int) -> None:
     """The recommender on plain FastAPI + uvicorn: one process, no Ray, no batching."""
     import uvicorn
 
+    from recursa.gift.schemas import RecommendRequest, RecommendResponse
+    from recursa.gift.serve_core import GiftRecommenderCore
     from recursa.serving.http import configure_guard, create_api
-    from recursa.serving.recommender import GiftRecommenderCore
-    from recursa.serving.schemas import RecommendRequest, RecommendResponse
 
     core = GiftRecommenderCore(export_dir, "int8")
     configure_guard(None, 64 * 1024)
@@ -128,8 +128,8 @@ def _wait_for(url: str, seconds: float = 60) -> None:
 
 def in_process(export_dir: str, seconds: float) -> dict:
     """Requests/s of the recommender core called directly, one request at a time."""
-    from recursa.serving.recommender import GiftRecommenderCore
-    from recursa.serving.schemas import RecommendRequest
+    from recursa.gift.schemas import RecommendRequest
+    from recursa.gift.serve_core import GiftRecommenderCore
 
     core = GiftRecommenderCore(export_dir, "int8")
     count, began = 0, time.perf_counter()
@@ -141,8 +141,8 @@ def in_process(export_dir: str, seconds: float) -> dict:
 
 def model_only(export_dir: str, batch: int = 16, reps: int = 300) -> dict:
     """Forward passes per second of the fp32 and int8 exports on real observations."""
-    from recursa.envs.gift import GiftRecommendationEnv
-    from recursa.export.onnx_policy import OnnxPolicy
+    from recursa.gift.env import GiftRecommendationEnv
+    from recursa.gift.onnx_policy import OnnxPolicy
 
     fp32, int8 = OnnxPolicy(export_dir, "fp32"), OnnxPolicy(export_dir, "int8")
     env = GiftRecommendationEnv(fp32.env_config.model_copy(update={"split": "test"}).model_dump())
@@ -163,7 +163,7 @@ def serve_mode(export_dir: str, seconds: float, quick: bool) -> dict:
     from fastapi import FastAPI, Request
     from ray import serve
 
-    from recursa.serving.deployments import GiftRecommender
+    from recursa.gift.serve import GiftRecommender
 
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})

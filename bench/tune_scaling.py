@@ -30,9 +30,10 @@ from ray.rllib.algorithms.ppo import PPO
 from rich.console import Console
 from rich.table import Table
 
-from recursa.config import TuneGiftConfig, TrialScheduling, load_config
-from recursa.tune.gift_pbt import ENV_STEPS, base_ppo_config
-from recursa.tune.search import run_config
+from recursa.core.config import TrialScheduling, load_config
+from recursa.core.tune import run_config
+from recursa.gift.config import TuneGiftConfig
+from recursa.gift.pbt import ENV_STEPS, base_ppo_config
 
 console = Console()
 

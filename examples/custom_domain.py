@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from recursa.envs.actions import ActionResult, AgentState, BaseAgent, BaseEnvironment, format_action
+from recursa.llm.actions import ActionResult, AgentState, BaseAgent, BaseEnvironment, format_action
 
 FACTORS = {("km", "m"): 1000, ("m", "cm"): 100, ("cm", "mm"): 10, ("m", "mm"): 1000}
 

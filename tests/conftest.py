@@ -30,7 +30,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_llm(tmp_path_factory) -> Path:
     """The tiny randomly initialised Llama and its tokenizer, created once per session."""
-    from recursa.models.tiny_llm import create_tiny_llm, default_corpus
+    from recursa.llm.tiny import create_tiny_llm, default_corpus
 
     return create_tiny_llm(tmp_path_factory.mktemp("tiny") / "model", default_corpus(), seed=0)
 

@@ -20,9 +20,9 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.rllib.core import DEFAULT_MODULE_ID
 
-from recursa.config import BCSettings, PPOSettings, RunnerSettings, TRMPolicyConfig, TrainGiftConfig
-from recursa.rl.gift_ppo import build_ppo_config
-from recursa.rl.train_gift import iteration_metrics
+from recursa.gift.config import BCSettings, PPOSettings, RunnerSettings, TrainGiftConfig, TRMPolicyConfig
+from recursa.gift.ppo import build_ppo_config
+from recursa.gift.train import iteration_metrics
 
 # One CPU per node and per env runner: each node holds exactly one runner, and a runner that
 # loses its node can only come back on a new one. Port 0: no clash with other Ray instances.

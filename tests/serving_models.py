@@ -8,17 +8,18 @@ from pathlib import Path
 import torch
 
 from fc_fitting import fit_until_correct
-from recursa.config import GiftEnvConfig
-from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
-from recursa.envs.gift import FIRST_TOOL, FINISH, NUM_GLOBAL_ACTIONS, gift_spaces
+from recursa.core.trm import TRMConfig
 from recursa.fc.artifact import save_fc_model
+from recursa.fc.data.schema import FCExample
 from recursa.fc.features import Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM
-from recursa.models.tokenizer import CharTokenizer
-from recursa.models.trm import TRMConfig
-from recursa.rl.policy_io import save_policy
-from recursa.rl.trm_module import TRMPolicyModule
-from recursa.tools import GIFT_TOOL_NAMES
+from recursa.fc.tokenizer import CharTokenizer
+from recursa.gift.config import GiftEnvConfig
+from recursa.gift.env import FINISH, FIRST_TOOL, NUM_GLOBAL_ACTIONS, gift_spaces
+from recursa.gift.module import TRMPolicyModule
+from recursa.gift.policy_io import save_policy
+from recursa.gift.tools import GIFT_TOOL_NAMES
+from recursa.tools.schema import FunctionCall, FunctionSpec, ParamSpec
 
 WEATHER = FunctionSpec(name="get_weather", description="Current weather in a city",
                        parameters=[ParamSpec(name="city", type="string", description="City name")])

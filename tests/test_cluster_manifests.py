@@ -11,10 +11,10 @@ import importlib
 import re
 import shlex
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.specifiers import SpecifierSet
 
@@ -178,7 +178,7 @@ def test_serve_import_paths_resolve():
     for config, _ in _serve_services():
         for app in config["applications"]:
             module, attr = app["import_path"].split(":")
-            assert module.startswith("recursa.serving.")
+            assert module.startswith("recursa.") and module.endswith(".serve")
             assert callable(getattr(importlib.import_module(module), attr))
 
 

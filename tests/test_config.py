@@ -6,14 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from recursa.config import (
-    ConfigError,
-    GiftEnvConfig,
-    TrainGiftConfig,
-    dump_config,
-    load_config,
-    parse_config,
-)
+from recursa.core.config import ConfigError, dump_config, load_config, parse_config
+from recursa.gift.config import GiftEnvConfig, TrainGiftConfig
 
 
 def load_yaml(tmp_path, text: str, model=TrainGiftConfig):

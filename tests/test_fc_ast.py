@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
-from recursa.rewards.fc_ast import (
+from recursa.fc.ast_reward import (
     AstResult,
     check_irrelevance,
     check_multiple,
@@ -18,6 +17,8 @@ from recursa.rewards.fc_ast import (
     possible_answers_from_calls,
     score_example,
 )
+from recursa.fc.data.schema import FCExample
+from recursa.tools.schema import FunctionCall, FunctionSpec, ParamSpec
 
 WEATHER = FunctionSpec(
     name="get_weather",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from recursa.data.fc.generator import generate_examples
-from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
-from recursa.rewards.fc_execution import ExecutionScorer, Sandbox, execute, execution_reward
+from recursa.fc.data.generator import generate_examples
+from recursa.fc.data.schema import FCExample
+from recursa.fc.execution_reward import ExecutionScorer, Sandbox, execute, execution_reward
+from recursa.tools.schema import FunctionCall, FunctionSpec, ParamSpec
 
 AREA = FunctionSpec(name="geometry.area", parameters=[
     ParamSpec(name="base", type="float"), ParamSpec(name="height", type="integer"),

@@ -6,18 +6,23 @@ import json
 
 import pytest
 
-from recursa.data.fc.formats import (
+from recursa.fc.data.formats import (
     BFCL_CATEGORIES,
-    function_from_json_schema,
-    function_to_json_schema,
     read_bfcl,
     read_swift,
     read_swift_report,
     read_xlam,
     read_xlam_report,
 )
-from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
-from recursa.data.fc.store import read_examples, write_examples
+from recursa.fc.data.schema import FCExample
+from recursa.fc.data.store import read_examples, write_examples
+from recursa.tools.schema import (
+    FunctionCall,
+    FunctionSpec,
+    ParamSpec,
+    function_from_json_schema,
+    function_to_json_schema,
+)
 
 XLAM_TOOLS = [
     {

@@ -10,21 +10,16 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from datetime import date, timedelta
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from recursa.data.fc import canonical, domains, phrasing
-from recursa.data.fc.generator import (
-    CATEGORY_SHARES,
-    corpus_text,
-    generate_examples,
-    generate_to_file,
-    iter_examples,
-)
-from recursa.data.fc.schema import FCExample, ParamSpec
+from recursa.fc.data import canonical, domains, phrasing
+from recursa.fc.data.generator import CATEGORY_SHARES, corpus_text, generate_examples, generate_to_file, iter_examples
+from recursa.fc.data.schema import FCExample
+from recursa.tools.schema import ParamSpec
 
 N = 2000
 FUNCTIONS = {f.name: (d, f) for d, fns in domains.DOMAINS.items() for f in fns}
@@ -329,7 +324,7 @@ def test_corpus_text_covers_queries_names_enums_and_derived_values(examples):
 
 
 def test_generate_to_file_round_trips(tmp_path):
-    from recursa.data.fc.store import read_examples
+    from recursa.fc.data.store import read_examples
 
     path = generate_to_file(40, 5, tmp_path / "fc.jsonl")
     assert [e.model_dump() for e in read_examples(path)] == [e.model_dump() for e in generate_examples(40, 5)]

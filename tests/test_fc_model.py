@@ -6,15 +6,29 @@ import pytest
 import torch
 
 from fc_fitting import fit_until_correct
-from recursa.data.fc.schema import FCExample, FunctionCall, FunctionSpec, ParamSpec
+from recursa.core.trm import TRMConfig
+from recursa.fc.ast_reward import score_example
+from recursa.fc.data.schema import FCExample
 from recursa.fc.decode import decode_calls, segments
-from recursa.fc.features import (ABSENT, ENUM, GENERATE, IGNORE, MODES, QUERY, SPAN, TAG_B, TAG_I, TAG_O, TRUE,
-                                 Featurizer, collate)
+from recursa.fc.features import (
+    ABSENT,
+    ENUM,
+    GENERATE,
+    IGNORE,
+    MODES,
+    QUERY,
+    SPAN,
+    TAG_B,
+    TAG_I,
+    TAG_O,
+    TRUE,
+    Featurizer,
+    collate,
+)
 from recursa.fc.model import FunctionCallingTRM, fc_loss
+from recursa.fc.tokenizer import CharTokenizer
 from recursa.fc.values import convert, locate_value, number_mentions, parse_number
-from recursa.models.tokenizer import CharTokenizer
-from recursa.models.trm import TRMConfig
-from recursa.rewards.fc_ast import score_example
+from recursa.tools.schema import FunctionCall, FunctionSpec, ParamSpec
 
 WEATHER = FunctionSpec(name="get_weather", description="Weather for a city", parameters=[
     ParamSpec(name="city", type="string"),

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from recursa.fc.overlap import (FUNCTION_BASE, NUM_MATCH_IDS, PARAM_BASE, QUERY_BASE, content_words,
-                                query_match_ids, schema_match_id, share_bucket, word_spans)
+from recursa.fc.overlap import (
+    FUNCTION_BASE,
+    NUM_MATCH_IDS,
+    PARAM_BASE,
+    QUERY_BASE,
+    content_words,
+    query_match_ids,
+    schema_match_id,
+    share_bucket,
+    word_spans,
+)
 
 
 def test_content_words_split_identifiers_and_drop_stopwords():

@@ -9,17 +9,17 @@ import pytest
 import torch
 from ray.rllib.core.columns import Columns
 
-from recursa.data.fc.generator import corpus_text, generate_examples
-from recursa.envs.function_calling import FunctionCallingEnv
+from recursa.core.trm import TRMConfig
 from recursa.fc import decode
 from recursa.fc.artifact import load_fc_model, save_fc_model
+from recursa.fc.data.generator import corpus_text, generate_examples
 from recursa.fc.decode import decode_calls
+from recursa.fc.env import FunctionCallingEnv
 from recursa.fc.features import ABSENT, ENUM, GENERATE, IGNORE, TAG_O, collate
 from recursa.fc.model import FunctionCallingTRM
-from recursa.models.tokenizer import SentencePieceTokenizer
-from recursa.models.trm import TRMConfig
-from recursa.rl.fc_module import FunctionCallerModule
-from recursa.rl.fc_ppo import greedy_action
+from recursa.fc.module import FunctionCallerModule
+from recursa.fc.ppo import greedy_action
+from recursa.fc.tokenizer import SentencePieceTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_modes_that_choices_cannot_express_are_masked(model_dir, monkeypatch):
 
 @pytest.mark.slow
 def test_ppo_fine_tunes_and_saves_a_loadable_model(ray_session, model_dir, tmp_path):
-    from recursa.rl.fc_ppo import finetune_fc
+    from recursa.fc.ppo import finetune_fc
 
     report = finetune_fc(model_dir, tmp_path / "rl", iterations=1, examples=50, held_out=20)
     assert set(report) >= {"held_out_reward_before", "held_out_reward_after", "env_steps"}

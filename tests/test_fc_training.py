@@ -8,7 +8,8 @@ import random
 import pandas as pd
 import pytest
 
-from recursa.config import ConfigError, TrainFCConfig
+from recursa.core.config import ConfigError
+from recursa.fc.config import TrainFCConfig
 from recursa.fc.train import length_buckets
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recursa.cli import main
-from recursa.data.gift import (
+from recursa.gift.data import (
     CATEGORIES,
     OCCASIONS,
     PREFERENCES,
@@ -17,7 +17,7 @@ from recursa.data.gift import (
     read_gift_data,
     write_gift_data,
 )
-from recursa.tools.gift import CATALOG_COLUMNS
+from recursa.gift.tools import CATALOG_COLUMNS
 
 USER_COLUMNS = (
     "user_id", "age", "interests", "interest_tags", "budget", "occasion", "relationship",

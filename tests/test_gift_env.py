@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from recursa.config import GiftEnvConfig
-from recursa.envs.gift import FINISH, FIRST_ITEM, FIRST_TOOL, KNOWN_FIELDS, NUM_TOOLS, GiftRecommendationEnv
-from recursa.envs.gift_policies import (
+from recursa.gift.config import GiftEnvConfig
+from recursa.gift.env import FINISH, FIRST_ITEM, FIRST_TOOL, KNOWN_FIELDS, NUM_TOOLS, GiftRecommendationEnv
+from recursa.gift.policies import (
     BASELINES,
     all_tools_greedy_policy,
     expert_policy,
@@ -18,7 +18,7 @@ from recursa.envs.gift_policies import (
     oracle_policy,
     random_policy,
 )
-from recursa.tools import GIFT_TOOL_NAMES
+from recursa.gift.tools import GIFT_TOOL_NAMES
 
 RELIABLE = {"tool_failure_rate": 0.0}
 
@@ -324,7 +324,7 @@ def test_rllib_env_context_gives_each_runner_and_slot_its_own_stream():
 
 @pytest.fixture(scope="module")
 def baseline_scores():
-    from recursa.rl.evaluate import evaluate_policy
+    from recursa.gift.evaluate import evaluate_policy
 
     config = GiftEnvConfig()
     policies = {name: make(0) for name, make in BASELINES.items()}
@@ -354,7 +354,7 @@ def test_tools_are_worth_their_cost(baseline_scores):
 
 
 def test_evaluation_uses_held_out_users_only(monkeypatch):
-    from recursa.rl import evaluate
+    from recursa.gift import evaluate
 
     splits = []
     real = evaluate.GiftRecommendationEnv

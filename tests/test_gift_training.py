@@ -10,13 +10,13 @@ import pytest
 import torch
 from ray.rllib.core.columns import Columns
 
-from recursa.config import BCSettings, EvalSettings, PPOSettings, TrainGiftConfig
-from recursa.envs.gift import GiftRecommendationEnv
-from recursa.models.trm import TRMCore
-from recursa.rl.evaluate import load_policy_module, module_policy
-from recursa.rl.gift_ppo import trm_module_spec
-from recursa.rl.trm_module import TRMPolicyModule
-from recursa.rl.train_gift import train_gift
+from recursa.core.trm import TRMCore
+from recursa.gift.config import BCSettings, EvalSettings, PPOSettings, TrainGiftConfig
+from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.evaluate import load_policy_module, module_policy
+from recursa.gift.module import TRMPolicyModule
+from recursa.gift.ppo import trm_module_spec
+from recursa.gift.train import train_gift
 
 
 def small_config(tmp_path, **updates) -> TrainGiftConfig:
@@ -102,7 +102,7 @@ def test_ppo_trains_checkpoints_and_resumes(ray_session, tmp_path):
 
 def test_two_env_runners_are_used(ray_session, tmp_path):
     config = small_config(tmp_path, iterations=1, bc=BCSettings(enabled=False))
-    from recursa.rl.gift_ppo import build_ppo_config
+    from recursa.gift.ppo import build_ppo_config
 
     algo = build_ppo_config(config).build_algo()
     try:
@@ -115,7 +115,7 @@ def test_two_env_runners_are_used(ray_session, tmp_path):
 
 
 def test_existing_run_needs_resume_flag(ray_session, tmp_path):
-    from recursa.config import ConfigError
+    from recursa.core.config import ConfigError
 
     config = small_config(tmp_path, iterations=1, bc=BCSettings(enabled=False))
     train_gift(config)

@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from recursa.config import TrainFCConfig, TrainGiftConfig, TrainLLMConfig, load_config
-from recursa.hardware import cluster_hardware, detect_hardware, profile_for, with_profile
+from recursa.core.config import load_config
+from recursa.core.hardware import cluster_hardware, detect_hardware, profile_for, with_profile
+from recursa.fc.config import TrainFCConfig
+from recursa.gift.config import TrainGiftConfig
+from recursa.llm.config import TrainLLMConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RECURSA = Path(sys.executable).parent / "recursa"

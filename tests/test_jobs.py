@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from recursa.config import ConfigError
-from recursa.jobs import auth_headers, load_job_spec
-
 from local_head import ray_head  # noqa: F401  (fixture)
+from recursa.core.config import ConfigError
+from recursa.core.jobs import auth_headers, load_job_spec
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

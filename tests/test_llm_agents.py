@@ -8,13 +8,35 @@ from pathlib import Path
 import datasets
 import pytest
 
-from recursa.data.llm_datasets import (dpo_records, group_normalise, grpo_records, kto_records, read_records,
-                                       sft_records, trace_records, write_records)
-from recursa.data.traces import ExecutionTrace
-from recursa.envs.actions import (MALFORMED_PENALTY, ActionParseError, AgentState, BaseAgent, NoisyAgent,
-                                  parse_action, resolve_action_env, run_episodes)
-from recursa.envs.math_equations import (REWARDS, ExpertMathAgent, LinearEquation, LinearEquationEnv,
-                                         RandomMathAgent, sample_equations)
+from recursa.llm.actions import (
+    MALFORMED_PENALTY,
+    ActionParseError,
+    AgentState,
+    BaseAgent,
+    NoisyAgent,
+    parse_action,
+    resolve_action_env,
+    run_episodes,
+)
+from recursa.llm.datasets import (
+    dpo_records,
+    grpo_records,
+    kto_records,
+    read_records,
+    sft_records,
+    trace_records,
+    write_records,
+)
+from recursa.llm.math_env import (
+    REWARDS,
+    ExpertMathAgent,
+    LinearEquation,
+    LinearEquationEnv,
+    RandomMathAgent,
+    sample_equations,
+)
+from recursa.traces.engine import group_normalise
+from recursa.traces.models import ExecutionTrace
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -127,7 +149,7 @@ def test_environments_resolve_by_name_or_import_path(monkeypatch):
     custom = resolve_action_env("custom_domain:UnitConversionEnv")
     episodes = list(run_episodes(custom, custom.expert(), custom.sample_problems(20, 0)))
     assert all(t.success for t in episodes)
-    for spec in ["nope", "recursa.envs.math_equations:Nope", "recursa.envs.math_equations:LinearEquation"]:
+    for spec in ["nope", "recursa.llm.math_env:Nope", "recursa.llm.math_env:LinearEquation"]:
         with pytest.raises(ValueError):
             resolve_action_env(spec)
     sys.modules.pop("custom_domain", None)

@@ -6,12 +6,12 @@ import pytest
 import torch
 from peft import get_peft_model_state_dict
 
-from recursa.config import LLMModelSettings, LoRASettings
-from recursa.envs.math_equations import LinearEquationEnv, sample_equations
-from recursa.models.llm import load_causal_lm
-from recursa.rl.llm_agent import LLMAgent
-from recursa.rl.llm_batches import encode_pairs, select, token_logprobs, weighted_nll
-from recursa.rl.llm_grpo import RolloutWorker, grpo_loss
+from recursa.llm.agent import LLMAgent
+from recursa.llm.batches import encode_pairs, select, token_logprobs, weighted_nll
+from recursa.llm.config import LLMModelSettings, LoRASettings
+from recursa.llm.grpo import RolloutWorker, grpo_loss
+from recursa.llm.math_env import LinearEquationEnv, sample_equations
+from recursa.llm.models import load_causal_lm
 
 LORA = LoRASettings(r=8, alpha=16, dropout=0.0)
 
@@ -52,7 +52,7 @@ def test_weighted_sft_follows_the_weights(policy):
 def test_llm_agent_writes_actions_the_runner_can_judge(policy):
     model, tokenizer = policy
     agent = LLMAgent(model, tokenizer, max_new_tokens=8)
-    from recursa.envs.actions import run_episodes
+    from recursa.llm.actions import run_episodes
 
     episodes = list(run_episodes(LinearEquationEnv, agent, sample_equations(3, seed=0)))
     assert len(episodes) == 3 and all(1 <= len(t.steps) <= LinearEquationEnv.max_steps for t in episodes)

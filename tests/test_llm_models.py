@@ -21,10 +21,10 @@ from peft import PeftModel  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from recursa.config import LLMModelSettings, LoRASettings  # noqa: E402
-from recursa.export.llm import export_adapter, export_onnx, merge_adapter  # noqa: E402
-from recursa.models.llm import count_parameters, load_causal_lm, save_adapter  # noqa: E402
-from recursa.models.tiny_llm import create_tiny_llm, default_corpus  # noqa: E402
+from recursa.llm.config import LLMModelSettings, LoRASettings
+from recursa.llm.export import export_adapter, export_onnx, merge_adapter  # noqa: E402
+from recursa.llm.models import count_parameters, load_causal_lm, save_adapter  # noqa: E402
+from recursa.llm.tiny import create_tiny_llm, default_corpus  # noqa: E402
 
 SENTENCE = "Action: subtract_terms(7)"
 PROBE = ["Solve for x: 3x + 7 = 16", "Observation: x = 3"]
@@ -159,8 +159,8 @@ def test_saved_adapter_names_its_base_by_absolute_path(tiny, tmp_path, monkeypat
 def test_saved_adapter_loads_in_a_fresh_process_elsewhere(adapter, adapted_logits, tmp_path):
     script = (
         "import json, sys, torch\n"
-        "from recursa.config import LLMModelSettings\n"
-        "from recursa.models.llm import adapter_base, load_causal_lm\n"
+        "from recursa.llm.config import LLMModelSettings\n"
+        "from recursa.llm.models import adapter_base, load_causal_lm\n"
         "from pathlib import Path\n"
         "adapter = Path(sys.argv[1])\n"
         "model, tok = load_causal_lm(LLMModelSettings(path=adapter_base(adapter)), adapter=adapter, trainable=False)\n"

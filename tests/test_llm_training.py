@@ -10,9 +10,10 @@ import datasets
 import pandas as pd
 import pytest
 
-from recursa.config import ConfigError, TrainLLMConfig, parse_config
-from recursa.data.trace_store import TraceStore
-from recursa.rl.llm_train import prepare_llm_run, train_llm
+from recursa.core.config import ConfigError, parse_config
+from recursa.llm.config import TrainLLMConfig
+from recursa.llm.train import prepare_llm_run, train_llm
+from recursa.traces.store import TraceStore
 
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from rich.console import Console
 
-from recursa.config import BCSettings, EvalSettings, PPOSettings, TrainGiftConfig
-from recursa.rl.quickstart import run_quickstart
-from recursa.tools import GIFT_TOOL_NAMES
+from recursa.gift.config import BCSettings, EvalSettings, PPOSettings, TrainGiftConfig
+from recursa.gift.quickstart import run_quickstart
+from recursa.gift.tools import GIFT_TOOL_NAMES
 
 SUMMARY_KEYS = {"mean_reward", "normalized_to_oracle", "tool_calls_per_episode", "tool_usage"}
 

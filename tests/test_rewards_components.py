@@ -7,7 +7,7 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from recursa.rewards.components import COMPONENTS, PRESETS, ComponentRewardCalculator, ComponentScores
+from recursa.traces.components import COMPONENTS, PRESETS, ComponentRewardCalculator, ComponentScores
 
 
 @pytest.mark.parametrize("agent_type", list(PRESETS))

@@ -6,9 +6,9 @@ import statistics
 
 import pytest
 
-from recursa.data.traces import ExecutionTrace, TaskTrace, ToolCallTrace
-from recursa.rewards.engine import BUILTIN_REWARDS, RewardEngine
-from recursa.rewards.functions import TaskCompletionReward, ToolSuccessReward
+from recursa.traces.engine import BUILTIN_REWARDS, RewardEngine
+from recursa.traces.models import ExecutionTrace, TaskTrace, ToolCallTrace
+from recursa.traces.rewards import TaskCompletionReward, ToolSuccessReward
 
 
 def trace(successes: list[bool], completed: list[bool] | None = None, label: bool | None = None) -> ExecutionTrace:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from recursa.data.traces import ExecutionTrace, TaskTrace, ToolCallTrace
-from recursa.rewards.functions import (ACTION_LINE, CodeExecutionReward, EfficiencyReward, FormatComplianceReward,
-                                       SyntaxValidationReward, TaskCompletionReward, ToolSuccessReward)
+from recursa.traces.models import ExecutionTrace, TaskTrace, ToolCallTrace
+from recursa.traces.rewards import (
+    ACTION_LINE,
+    CodeExecutionReward,
+    EfficiencyReward,
+    FormatComplianceReward,
+    SyntaxValidationReward,
+    TaskCompletionReward,
+    ToolSuccessReward,
+)
 
 
 def trace(response: str = "", **fields) -> ExecutionTrace:

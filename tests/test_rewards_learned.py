@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from recursa.data.traces import ExecutionTrace, ToolCallTrace
-from recursa.rewards.learned import LearnedReward
+from recursa.traces.learned import LearnedReward
+from recursa.traces.models import ExecutionTrace, ToolCallTrace
 
 GOOD_WORDS = ["found", "booked", "here", "is", "your", "confirmed", "gift"]
 BAD_WORDS = ["sorry", "error", "could", "not", "failed", "unknown", "retry"]

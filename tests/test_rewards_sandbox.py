@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recursa.rewards.sandbox import extract_python, python_blocks, run_python
+from recursa.traces.sandbox import extract_python, python_blocks, run_python
 
 # Hostile tests use small limits and short timeouts: the machine is shared.
 LIMITS = dict(timeout_s=2, memory_mb=256, max_processes=8)

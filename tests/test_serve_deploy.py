@@ -13,8 +13,11 @@ import openai
 import pytest
 import yaml
 
-from local_head import BIN, free_ports
-from local_head import ray_head  # noqa: F401  (fixture)
+from local_head import (
+    BIN,
+    free_ports,
+    ray_head,  # noqa: F401  (fixture)
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

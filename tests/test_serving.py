@@ -12,11 +12,11 @@ import openai
 import pytest
 import requests
 
-from recursa.envs.gift import GiftRecommendationEnv
-from recursa.export.fc_int8 import INT8_WEIGHTS, export_fc_int8, load_fc_int8
-from recursa.export.gift import export_gift_policy
-from recursa.export.onnx_policy import OnnxPolicy, onnx_file
 from recursa.fc.artifact import WEIGHTS, load_fc_model, predict_calls
+from recursa.fc.export import INT8_WEIGHTS, export_fc_int8, load_fc_int8
+from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.export import export_gift_policy
+from recursa.gift.onnx_policy import OnnxPolicy, onnx_file
 from serving_models import EXAMPLES, GIFT_ENV, fitted_tool_caller, scripted_gift_policy
 
 PORT = 8765
@@ -62,8 +62,8 @@ def test_tool_caller_int8_agrees_with_fp32_and_is_smaller(models):
 
 
 def test_recommender_batch_runs_each_episode_as_if_alone(models):
-    from recursa.serving.recommender import GiftRecommenderCore, InvalidRequest
-    from recursa.serving.schemas import RecommendRequest
+    from recursa.gift.schemas import RecommendRequest
+    from recursa.gift.serve_core import GiftRecommenderCore, InvalidRequest
 
     core = GiftRecommenderCore(models["gift"])
     users = [dict(USER, budget=budget, interests=interests)
@@ -81,7 +81,8 @@ def test_recommender_batch_runs_each_episode_as_if_alone(models):
 def server(ray_session, models):
     from ray import serve
 
-    from recursa.serving.deployments import GiftRecommender, ToolCaller
+    from recursa.fc.serve import ToolCaller
+    from recursa.gift.serve import GiftRecommender
 
     small = {"ray_actor_options": {"num_cpus": 0.1}}
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
@@ -211,7 +212,7 @@ def test_api_key_guards_every_route(server):
 
 @pytest.mark.slow
 def test_autoscaling_goes_up_under_load_and_back_down(server, models):
-    from recursa.serving.deployments import ToolCaller
+    from recursa.fc.serve import ToolCaller
 
     app = ToolCaller.options(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=4, autoscaling_config={
         "min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "metrics_interval_s": 0.5,

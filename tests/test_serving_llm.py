@@ -13,10 +13,11 @@ import pytest
 import requests
 import torch
 
-from recursa.config import LLMModelSettings, LoRASettings
-from recursa.export.llm import merge_adapter
-from recursa.models.llm import load_causal_lm, save_adapter
-from recursa.serving.chat_tools import chat_transcript, offered_functions, parse_tool_call
+from recursa.llm.chat import chat_transcript, parse_tool_call
+from recursa.llm.config import LLMModelSettings, LoRASettings
+from recursa.llm.export import merge_adapter
+from recursa.llm.models import load_causal_lm, save_adapter
+from recursa.serving.chat_tools import offered_functions
 from recursa.serving.schemas import ChatMessage, ToolDefinition
 
 BASE_MODEL, CALLER, CHATTER, MERGED = "tiny-base", "caller", "chatter", "caller-merged"
@@ -67,8 +68,8 @@ def test_tool_calls_are_read_from_the_first_line_and_checked_against_the_schema(
 
 
 def test_streamed_text_is_released_only_when_later_tokens_cannot_change_it():
-    from recursa.serving.llm import Generation
-    from recursa.serving.llm_stream import ChoiceText
+    from recursa.llm.serve_core import Generation
+    from recursa.llm.stream import ChoiceText
 
     def text_of(decode, max_new_tokens=32, stop=()):
         return ChoiceText(decode, 0, Generation(prompt_ids=(1,), adapter=None, max_new_tokens=max_new_tokens, stop=stop))
@@ -88,8 +89,8 @@ def test_streamed_text_is_released_only_when_later_tokens_cannot_change_it():
 def test_a_batch_of_streamed_requests_shares_one_generate_call_per_group():
     import asyncio
 
-    from recursa.serving.llm import Generated, Generation
-    from recursa.serving.llm_stream import Finished, StreamJob, batch_steps
+    from recursa.llm.serve_core import Generated, Generation
+    from recursa.llm.stream import Finished, StreamJob, batch_steps
     from recursa.serving.schemas import Usage
 
     class ScriptedCore:  # each row of a call decodes 10 + row, then 20 + row
@@ -154,7 +155,7 @@ def _free_port() -> int:
 def base_url(ray_session, artifacts):
     from ray import serve
 
-    from recursa.serving.deployments import LLMServer
+    from recursa.llm.serve import LLMServer
 
     port = _free_port()
     small = {"ray_actor_options": {"num_cpus": 0.1}}
@@ -322,11 +323,11 @@ def test_api_key_guards_every_route(base_url):
 
 
 def test_serve_config_is_checked_with_the_field_named(tmp_path):
-    from recursa.config import ConfigError
-    from recursa.serving.launch import check_serve_config
+    from recursa.cli.serve import check_serve_config
+    from recursa.core.config import ConfigError
 
     config = check_serve_config(Path("serve/llm.yaml"))
-    assert config.applications[0].import_path == "recursa.serving.deployments:llm_app"
+    assert config.applications[0].import_path == "recursa.llm.serve:app"
     bad = tmp_path / "llm.yaml"
     bad.write_text(Path("serve/llm.yaml").read_text().replace("model_name: recursa-llm", "model_name: math-sft"))
     with pytest.raises(ConfigError, match="applications.llm.args.adapters: .*already the model_name"):

@@ -10,14 +10,8 @@ import random
 import numpy as np
 import pytest
 
-from recursa.models import tokenizer as tokenizer_module
-from recursa.models.tokenizer import (
-    SPECIAL_TOKENS,
-    CharTokenizer,
-    SentencePieceTokenizer,
-    Tokenizer,
-    load_tokenizer,
-)
+from recursa.fc import tokenizer as tokenizer_module
+from recursa.fc.tokenizer import SPECIAL_TOKENS, CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
 
 WORDS = (
     "book a flight from to the hotel in for two people tomorrow weather what is find me cheap "

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import Field
 
-from recursa.tools import GIFT_TOOL_NAMES, Tool, ToolRegistry, gift_tools, tool
+from recursa.gift.tools import GIFT_TOOL_NAMES, gift_tools
+from recursa.tools import Tool, ToolRegistry, tool
 
 
 @tool

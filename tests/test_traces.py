@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
-from trace_databases import db_url  # noqa: F401  (fixture)
 
-from recursa.data.trace_export import RECORD_SCHEMA, read_jsonl
-from recursa.data.trace_store import TraceStore
-from recursa.data.traces import ExecutionTrace, ReasoningStep, TaskTrace, ToolCallTrace
+from recursa.traces.export import RECORD_SCHEMA, read_jsonl
+from recursa.traces.models import ExecutionTrace, ReasoningStep, TaskTrace, ToolCallTrace
+from recursa.traces.store import TraceStore
+from trace_databases import db_url  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 INJECTION = "'; DROP TABLE traces; --"

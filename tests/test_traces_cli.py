@@ -7,13 +7,13 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from trace_databases import db_url  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from recursa.cli import app, main
-from recursa.data.trace_export import write_jsonl
-from recursa.data.trace_store import TraceStore
-from recursa.data.traces import ExecutionTrace, ToolCallTrace
+from recursa.traces.export import write_jsonl
+from recursa.traces.models import ExecutionTrace, ToolCallTrace
+from recursa.traces.store import TraceStore
+from trace_databases import db_url  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 

@@ -4,11 +4,11 @@ traced agent functions, and traces that are kept when the agent raises."""
 from __future__ import annotations
 
 import pytest
-from trace_databases import db_url  # noqa: F401  (fixture)
 
-from recursa.data.trace_collector import TraceCollector
-from recursa.data.trace_store import TraceStore
 from recursa.tools.registry import ToolRegistry
+from recursa.traces.collector import TraceCollector
+from recursa.traces.store import TraceStore
+from trace_databases import db_url  # noqa: F401  (fixture)
 
 
 def lookup(city: str) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recursa.models.presets import PRESETS, get_preset, preset_parameter_counts
-from recursa.models.trm import TRMConfig, TRMCore, TRMTokenModel
+from recursa.core.presets import PRESETS, get_preset, preset_parameter_counts
+from recursa.core.trm import TRMConfig, TRMCore, TRMTokenModel
 
 B, L, H, VOCAB = 3, 5, 16, 11
 

@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from recursa.config import ConfigError, TuneFCConfig, TuneGiftConfig, parse_config
+from recursa.core.config import ConfigError, parse_config
+from recursa.fc.config import TuneFCConfig
+from recursa.gift.config import TuneGiftConfig
 
 RECURSA = Path(sys.executable).parent / "recursa"
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +75,7 @@ def test_invalid_tune_config_exits_2_naming_the_field(recursa_cli, tmp_path, kin
 
 
 def test_gpus_asked_for_on_a_cluster_without_them_is_a_config_error(ray_session, tmp_path):
-    from recursa.tune.gift_pbt import tune_gift
+    from recursa.gift.pbt import tune_gift
 
     config = parse_config(tiny_pbt(tmp_path, resources={"cpus": 0.5, "gpus": 1}), TuneGiftConfig)
     with pytest.raises(ConfigError, match="resources.gpus: 1.0 GPUs asked for"):
@@ -98,8 +100,8 @@ def test_report_of_a_directory_without_a_tune_run_exits_2(recursa_cli, tmp_path)
 @pytest.mark.slow
 def test_pbt_population_best_export_and_default_comparison(ray_session, tmp_path, capfd):
     from recursa.cli import main
-    from recursa.rl.policy_io import load_policy
-    from recursa.tune.gift_pbt import tune_gift
+    from recursa.gift.pbt import tune_gift
+    from recursa.gift.policy_io import load_policy
 
     config = parse_config(tiny_pbt(tmp_path), TuneGiftConfig)
     report = tune_gift(config)
@@ -139,7 +141,7 @@ def test_pbt_population_best_export_and_default_comparison(ray_session, tmp_path
 @pytest.mark.slow
 def test_asha_trials_run_on_ray_train_and_export_the_best(ray_session, tmp_path):
     from recursa.fc.artifact import load_fc_model
-    from recursa.tune.fc_asha import tune_fc
+    from recursa.fc.asha import tune_fc
 
     report = tune_fc(parse_config(tiny_asha(tmp_path), TuneFCConfig))
     run = tmp_path / "asha"

@@ -10,12 +10,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from recursa.data.fc.schema import FCExample, FunctionCall
+from recursa.core.trm import TRMConfig, count_parameters
+from recursa.fc.data.schema import FCExample
 from recursa.fc.decode import decode_calls
-from recursa.fc.features import FCLimits, Featurizer, Features, collate
+from recursa.fc.features import FCLimits, Features, Featurizer, collate
 from recursa.fc.model import FCOutput, FunctionCallingTRM
-from recursa.models.tokenizer import Tokenizer, load_tokenizer
-from recursa.models.trm import TRMConfig, count_parameters
+from recursa.fc.tokenizer import Tokenizer, load_tokenizer
+from recursa.tools.schema import FunctionCall
 
 WEIGHTS = "model.safetensors"
 SETTINGS = "model.json"

@@ -11,12 +11,12 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from recursa.data.fc.formats import read_bfcl
+from recursa.core.trm import count_parameters
 from recursa.fc.artifact import predict_calls
+from recursa.fc.ast_reward import score_example
+from recursa.fc.data.formats import read_bfcl
 from recursa.fc.features import Featurizer
 from recursa.fc.model import FunctionCallingTRM
-from recursa.models.trm import count_parameters
-from recursa.rewards.fc_ast import score_example
 
 EVAL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance",
                    "live_simple", "live_multiple", "live_irrelevance")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recursa.data.fc.schema import FCExample
 from recursa.fc.artifact import batched_outputs
+from recursa.fc.data.schema import FCExample
 from recursa.fc.features import Featurizer
 from recursa.fc.model import FunctionCallingTRM
 

@@ -1,7 +1,7 @@
 """Model outputs to function calls with typed JSON arguments.
 
 Decoding has two steps. First one index is chosen per head: the likeliest for inference
-(`greedy_choices`), a sample for an RL policy (see `recursa.envs.function_calling`). Then
+(`greedy_choices`), a sample for an RL policy (see `recursa.fc.env`). Then
 `calls_from_choices`, the one place where choices become calls, reads them:
   - the pointer (no call, or the function called first) and the calls of every function,
   - per parameter and call index: its mode, its enum value, the B/I/O tag of every query token,
@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from recursa.data.fc.schema import FunctionCall, ParamSpec
 from recursa.fc.features import ENUM, FALSE, GENERATE, MODES, SPAN, TAG_B, TAG_I, TAG_O, TRUE, Features
 from recursa.fc.model import FCOutput
+from recursa.fc.tokenizer import Tokenizer
 from recursa.fc.values import convert
-from recursa.models.tokenizer import Tokenizer
+from recursa.tools.schema import FunctionCall, ParamSpec
 
 FALLBACK_CANDIDATES = 3
 # Modes whose value the choices alone determine; generated text needs the decoder's pieces.

@@ -20,11 +20,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from recursa.data.fc.schema import PARAM_TYPES, FCExample, FunctionCall, FunctionSpec, ParamSpec
-from recursa.fc.overlap import (FUNCTION_BASE, PARAM_BASE, STOPWORDS, content_words, query_match_ids,
-                                schema_match_id, word_spans)
+from recursa.fc.data.schema import FCExample
+from recursa.fc.overlap import (
+    FUNCTION_BASE,
+    PARAM_BASE,
+    STOPWORDS,
+    content_words,
+    query_match_ids,
+    schema_match_id,
+    word_spans,
+)
+from recursa.fc.tokenizer import Tokenizer
 from recursa.fc.values import Span, locate_value
-from recursa.models.tokenizer import Tokenizer
+from recursa.tools.schema import PARAM_TYPES, FunctionCall, FunctionSpec, ParamSpec
 
 MODES = ("absent", "span", "enum", "true", "false", "generate")
 ABSENT, SPAN, ENUM, TRUE, FALSE, GENERATE = range(len(MODES))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from recursa.config import ConfigError
-from recursa.data.fc.formats import function_from_json_schema
-from recursa.data.fc.schema import FCExample, FunctionSpec
+from recursa.core.config import ConfigError
 from recursa.fc.artifact import load_fc_model, predict_calls
+from recursa.fc.data.schema import FCExample
+from recursa.tools.schema import FunctionSpec, function_from_json_schema
 
 
 def read_tools(path: Path) -> list[FunctionSpec]:

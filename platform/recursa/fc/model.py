@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recursa.data.fc.schema import PARAM_TYPES
+from recursa.core.trm import Carry, TRMConfig, TRMCore
 from recursa.fc.features import GENERATE, IGNORE, MODES, ROLES, TAG_O, FCLimits
 from recursa.fc.overlap import NUM_MATCH_IDS
-from recursa.models.tokenizer import SPECIAL_IDS
-from recursa.models.trm import Carry, TRMConfig, TRMCore
+from recursa.fc.tokenizer import SPECIAL_IDS
+from recursa.tools.schema import PARAM_TYPES
 
 NEG = -1e4  # logit of a masked choice (finite, so ignored rows never produce NaN)
 EOS = SPECIAL_IDS["<eos>"]

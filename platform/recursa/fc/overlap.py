@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+
 from recursa.fc.values import Span
 
 _WORD = re.compile(r"[A-Za-z]+|\d+")

@@ -16,26 +16,26 @@ import random
 import tempfile
 from pathlib import Path
 
+import ray.train
+import ray.train.torch
 import torch
 from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel
 
-import ray.train
-import ray.train.torch
-
-from recursa.config import ConfigError, TrainFCConfig, dump_config
-from recursa.data.fc.generator import corpus_text, generate_examples
-from recursa.data.fc.schema import FCExample
-from recursa.data.fc.store import read_examples, write_examples
+from recursa.core.config import ConfigError, dump_config
+from recursa.core.presets import get_preset
+from recursa.core.runtime import fit_on_ray_train
+from recursa.core.trm import TRMConfig
 from recursa.fc.artifact import predict_calls, save_fc_model
+from recursa.fc.ast_reward import score_example
+from recursa.fc.config import TrainFCConfig
+from recursa.fc.data.generator import corpus_text, generate_examples
+from recursa.fc.data.schema import FCExample
+from recursa.fc.data.store import read_examples, write_examples
+from recursa.fc.execution_reward import execution_reward
 from recursa.fc.features import QUERY, FCLimits, Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
-from recursa.models.presets import get_preset
-from recursa.models.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
-from recursa.models.trm import TRMConfig
-from recursa.rewards.fc_ast import score_example
-from recursa.rewards.fc_execution import execution_reward
-from recursa.runtime import fit_on_ray_train
+from recursa.fc.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
 
 LIMITS = FCLimits()
 

@@ -1,4 +1,4 @@
-"""HTTP request and response bodies: the gift recommender's and OpenAI's (chat) completions.
+"""HTTP request and response bodies of OpenAI's (chat) completions, shared by every model server.
 
 Limits on list lengths and string sizes are part of the schemas, so an oversized request is
 a 422 with the field named, never work for the model.
@@ -12,8 +12,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from recursa.data.gift import CATEGORIES, OCCASIONS, RELATIONSHIPS
-
 MAX_MESSAGES = 64
 MAX_TOOLS = 16  # the tool caller attends over at most this many functions
 MAX_TEXT = 8_000  # characters of one message
@@ -22,48 +20,9 @@ ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are a 422, not silently ignored."""
+
     model_config = ConfigDict(extra="forbid")
-
-
-# ------------------------------------------------------------------ gift recommender
-class UserProfile(Strict):
-    """What the recommender may know about the person receiving the gift."""
-
-    budget: float = Field(gt=0, le=100_000, description="Spending limit in USD.")
-    age: int = Field(ge=1, le=120)
-    occasion: Literal[OCCASIONS]  # type: ignore[valid-type]
-    relationship: Literal[RELATIONSHIPS]  # type: ignore[valid-type]
-    interests: list[Literal[CATEGORIES]] = Field(min_length=1, max_length=len(CATEGORIES))  # type: ignore[valid-type]
-
-
-class RecommendRequest(Strict):
-    user: UserProfile
-    item_ids: list[int] | None = Field(
-        None, description="Catalog items to choose from (exactly the policy's number of candidates); "
-                          "by default the server draws candidates near the budget.")
-    seed: int | None = Field(None, description="Seed of the candidate draw, for repeatable answers.")
-
-
-class ToolCallRecord(BaseModel):
-    name: str
-    arguments: dict[str, Any]
-    ok: bool
-    error: str | None = None
-
-
-class RecommendedItem(BaseModel):
-    item_id: int
-    name: str
-    category: str
-    list_price: float
-
-
-class RecommendResponse(BaseModel):
-    recommendations: list[RecommendedItem]
-    tool_calls: list[ToolCallRecord]
-    candidates: list[int] = Field(description="The catalog items the policy chose from.")
-    steps: int
-    model: str
 
 
 # ------------------------------------------------------------------ OpenAI chat completions

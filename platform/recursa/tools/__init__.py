@@ -1,16 +1,7 @@
-"""Tools agents can call: the Tool protocol, a safe calling registry, and the gift tools."""
+"""The generic Tool protocol and the registry that calls tools safely (schema, validation, cache,
+timeout, stats). Product tools live with their product (the gift tools in `recursa.gift.tools`)."""
 
 from recursa.tools.base import Tool, ToolResult, tool
-from recursa.tools.gift import GIFT_TOOL_NAMES, RETAILERS, GiftCatalog, gift_tools
 from recursa.tools.registry import ToolRegistry
 
-__all__ = [
-    "GIFT_TOOL_NAMES",
-    "RETAILERS",
-    "GiftCatalog",
-    "Tool",
-    "ToolRegistry",
-    "ToolResult",
-    "gift_tools",
-    "tool",
-]
+__all__ = ["Tool", "ToolRegistry", "ToolResult", "tool"]

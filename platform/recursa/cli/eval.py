@@ -1,0 +1,126 @@
+"""`recursa eval`: held-out evaluation of gift policies, LLM agents and tool callers (BFCL), and no-call calibration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recursa.cli.app import console, eval_app
+from recursa.cli.common import fc_model_dir, trace_store
+from recursa.core.config import ConfigError, load_config
+from recursa.gift.config import TrainGiftConfig
+
+
+@eval_app.command("gift")
+def eval_gift(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint, its module directory, or a run directory."),
+    config: Optional[Path] = typer.Option(None, "--config", help="The run's config (default: next to the checkpoint)."),
+    seed: int = typer.Option(1234, "--seed", help="Seed of the held-out episodes."),
+    users: int = typer.Option(400, "--users", min=1, help="Held-out users (one episode each)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+) -> None:
+    """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines."""
+    if not checkpoint.exists():
+        raise ConfigError(f"checkpoint: path does not exist: {checkpoint}")
+    settings = load_config(config or _run_config_near(checkpoint), TrainGiftConfig)
+    from recursa.gift.evaluate import evaluate_with_baselines, load_policy_module, module_policy
+    from recursa.gift.report import print_results
+
+    module = load_policy_module(checkpoint)
+    results = evaluate_with_baselines(settings.env, module_policy(module), users, seed)
+    print_results(results, console)
+    if out:
+        out.write_text(json.dumps(results, indent=2))
+
+
+@eval_app.command("llm")
+def eval_llm(
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="A LoRA adapter (default: the base alone)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
+    env: str = typer.Option("math", "--env", help="Action environment: math, or package.module:EnvClass."),
+    episodes: int = typer.Option(200, "--episodes", min=1, help="Held-out problems."),
+    seed: int = typer.Option(10_000, "--seed", help="Problem seed (keep it apart from training seeds)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
+    traces: Optional[str] = typer.Option(None, "--traces", help="Also store every episode as a trace here "
+                                         "(a SQLite path or postgresql:// URL)."),
+) -> None:
+    """Accuracy, mean reward, format-error rate and sample errors of an LLM agent on held-out problems."""
+    from recursa.llm.actions import resolve_action_env
+    from recursa.llm.config import LLMModelSettings
+    from recursa.llm.evaluate import held_out_episodes, summarize
+    from recursa.llm.models import adapter_base, load_causal_lm
+
+    if adapter is None and base is None:
+        raise ConfigError("adapter: give --adapter, --base, or both")
+    try:
+        env_class = resolve_action_env(env)
+    except ValueError as error:
+        raise ConfigError(f"env: {error}") from None
+    model, tokenizer = load_causal_lm(LLMModelSettings(path=base or adapter_base(adapter)), adapter=adapter,
+                                      trainable=False)
+    episodes_played = held_out_episodes(model, tokenizer, env_class, episodes, seed)
+    if traces is not None:
+        with trace_store(traces) as store:
+            store.add_many([t.to_trace(agent_type=f"llm-{env_class.domain}") for t in episodes_played])
+    report = summarize(episodes_played)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    console.print(report)
+
+
+@eval_app.command("bfcl")
+def eval_bfcl(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
+    categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated BFCL categories."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many examples per category."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here."),
+) -> None:
+    """Score a tool-calling TRM on BFCL with BFCL's AST rules."""
+    model_dir = fc_model_dir(checkpoint)
+    from recursa.fc.artifact import load_fc_model
+    from recursa.fc.bfcl import EVAL_CATEGORIES, evaluate_bfcl, print_bfcl
+
+    chosen = tuple(c.strip() for c in categories.split(",")) if categories else EVAL_CATEGORIES
+    unknown = sorted(set(chosen) - set(EVAL_CATEGORIES))
+    if unknown:
+        raise ConfigError(f"categories: unknown {', '.join(unknown)}; choose from {', '.join(EVAL_CATEGORIES)}")
+    model, featurizer = load_fc_model(model_dir)
+    report = evaluate_bfcl(model, featurizer, chosen, limit)
+    print_bfcl(report, console)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+
+
+@eval_app.command("calibrate-fc")
+def calibrate_fc(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
+    categories: str = typer.Option("live_simple,live_multiple,live_irrelevance", "--categories",
+                                   help="BFCL development categories to calibrate on (never the non-live test)."),
+) -> None:
+    """Calibrate the call / no-call decision on BFCL's live categories; saved in the model."""
+    model_dir = fc_model_dir(checkpoint)
+    from recursa.fc.artifact import load_fc_model, set_no_call_bias
+    from recursa.fc.bfcl import LIVE_CATEGORIES
+    from recursa.fc.calibrate import calibrate_no_call
+    from recursa.fc.data.formats import read_bfcl
+
+    chosen = [c.strip() for c in categories.split(",")]
+    if not set(chosen) <= set(LIVE_CATEGORIES):
+        raise ConfigError(f"categories: calibrate on live categories only ({', '.join(LIVE_CATEGORIES)})")
+    model, featurizer = load_fc_model(model_dir)
+    examples = [e for category in chosen for e in read_bfcl(category)]
+    result = calibrate_no_call(model, featurizer, examples)
+    set_no_call_bias(model_dir, result["no_call_bias"])
+    console.print(json.dumps(result, indent=2))
+
+
+def _run_config_near(checkpoint: Path) -> Path | None:
+    for parent in [checkpoint, *checkpoint.resolve().parents][:6]:
+        if (parent / "config.yaml").is_file():
+            return parent / "config.yaml"
+    return None

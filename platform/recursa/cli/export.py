@@ -1,0 +1,61 @@
+"""`recursa export`: TRMs to int8, LoRA adapters merged, alone or as ONNX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recursa.cli.app import console, export_app
+from recursa.cli.common import fc_model_dir
+from recursa.core.config import ConfigError
+
+
+@export_app.command("trm")
+def export_trm(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A gift policy or tool-calling model directory, or its run."),
+    out: Path = typer.Option(..., "--out", help="Directory for the exported model and export_report.json."),
+    quantize: str = typer.Option("int8", "--quantize", help="Quantization: int8 (fp32 is kept for comparison)."),
+    users: int = typer.Option(400, "--users", min=1, help="Held-out users to compare gift policies on."),
+    examples: int = typer.Option(500, "--examples", min=1, help="Held-out generated examples for the tool caller."),
+    seed: int = typer.Option(1234, "--seed", help="Seed of the held-out comparison."),
+) -> None:
+    """Quantize a TRM to int8 (gift policy: ONNX Runtime; tool caller: torchao), report what it costs."""
+    if quantize != "int8":
+        raise ConfigError(f"quantize: only int8 is supported, got {quantize!r}")
+    from recursa.gift.policy_io import is_policy_dir
+
+    policy_dir = next((p for p in (checkpoint, checkpoint / "policy") if is_policy_dir(p)), None)
+    if policy_dir is not None:
+        from recursa.gift.export import export_gift_policy, gift_export_report
+
+        export_gift_policy(policy_dir, out)
+        report = gift_export_report(policy_dir, out, users, seed)
+    else:
+        from recursa.fc.export import export_fc_int8, fc_export_report
+
+        report = fc_export_report(export_fc_int8(fc_model_dir(checkpoint), out), examples, seed)
+    console.print(json.dumps(report, indent=2))
+
+
+@export_app.command("llm")
+def export_llm(
+    adapter: Path = typer.Option(..., "--adapter", help="A saved LoRA adapter directory."),
+    out: Path = typer.Option(..., "--out", help="Output directory (export_report.json is written there too)."),
+    fmt: str = typer.Option("merged", "--format", help="merged (safetensors, HF layout), adapter, or onnx."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
+) -> None:
+    """Merge a LoRA adapter into its base, export it alone, or export the merged model to ONNX."""
+    from recursa.llm.export import export_adapter, export_onnx, merge_adapter
+
+    if fmt not in ("merged", "adapter", "onnx"):
+        raise ConfigError(f"format: must be one of merged, adapter, onnx, got {fmt!r}")
+    if fmt == "adapter":
+        export_adapter(adapter, out, base)
+    else:
+        merge_adapter(adapter, out, base)
+    if fmt == "onnx":
+        export_onnx(out, out / "model.onnx")
+    console.print((out / "export_report.json").read_text())

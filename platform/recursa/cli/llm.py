@@ -1,0 +1,64 @@
+"""`recursa llm`: the LLM demo and the tiny offline model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recursa.cli.app import console, llm_app
+from recursa.core.config import ConfigError, load_config
+from recursa.llm.config import TrainLLMConfig
+
+
+@llm_app.command("demo")
+def llm_demo(
+    out: Path = typer.Option(Path("runs/llm-demo"), "--out", help="Demo directory (replaced if it exists)."),
+    sft_config: Path = typer.Option(Path("jobs/configs/llm_sft.yaml"), "--sft-config", help="SFT stage config."),
+    grpo_config: Path = typer.Option(Path("jobs/configs/llm_grpo.yaml"), "--grpo-config", help="GRPO stage config."),
+) -> None:
+    """A tiny LM learns the math environment: evaluate, SFT on expert episodes, GRPO; report.json."""
+    import shutil
+
+    from rich.table import Table
+
+    from recursa.core.runtime import init_ray
+    from recursa.llm.demo import run_llm_demo
+
+    for path in (sft_config, grpo_config):
+        load_config(path, TrainLLMConfig)
+    shutil.rmtree(out, ignore_errors=True)
+    init_ray()
+    report = run_llm_demo(out, sft_config, grpo_config)
+    table = Table("stage", "success rate", "mean reward", "format errors",
+                  title=f"math environment, {report['eval_episodes']} held-out problems")
+    for stage in ("before", "after_sft", "after_grpo"):
+        row = report[stage]
+        table.add_row(stage, f"{row['success_rate']:.3f}", f"{row['mean_reward']:.2f}", f"{row['format_error_rate']:.3f}")
+    console.print(table)
+    console.print(f"{out / 'report.json'} ({report['wall_seconds']:.0f} s)")
+
+
+@llm_app.command("init-tiny")
+def llm_init_tiny(
+    out: Path = typer.Option(..., "--out", help="Directory for the model and tokenizer (Hugging Face layout)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus",
+                                          help="Text to train the tokenizer on (default: generated agent text)."),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed and corpus give the same model."),
+    vocab_size: int = typer.Option(2048, "--vocab-size", min=259,
+                                   help="Largest vocabulary (at least the 256 bytes and 3 special tokens)."),
+    hidden_size: int = typer.Option(128, "--hidden-size", min=8,
+                                    help="Hidden size (a multiple of 8: 4 heads of even size)."),
+    layers: int = typer.Option(2, "--layers", min=1, help="Transformer layers."),
+) -> None:
+    """Create a tiny randomly initialised Llama and its tokenizer, for tests and offline demos."""
+    if corpus is not None and not corpus.is_file():
+        raise ConfigError(f"corpus: file not found: {corpus}")
+    if hidden_size % 8:
+        raise ConfigError(f"hidden-size: must be a multiple of 8 (4 heads of even size), got {hidden_size}")
+    from recursa.llm.tiny import create_tiny_llm, default_corpus
+
+    lines = corpus.read_text().splitlines() if corpus else default_corpus(seed=seed)
+    create_tiny_llm(out, lines, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=layers, seed=seed)
+    console.print(f"wrote {out}")

@@ -1,0 +1,118 @@
+"""`recursa traces`: import, label, inspect and export agent traces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recursa.cli.app import console, traces_app
+from recursa.cli.common import check_dataset_path, trace_store
+from recursa.core.config import ConfigError
+
+DB_OPTION_HELP = "Trace store: a SQLite file or a postgresql://user:password@host:port/db URL."
+
+
+@traces_app.command("import")
+def traces_import(
+    source: Path = typer.Argument(..., help="JSON lines of traces (exported records or ExecutionTrace JSON)."),
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+) -> None:
+    """Add the traces of a JSONL file to the store; ids already stored are skipped."""
+    if not source.is_file():
+        raise ConfigError(f"source: file not found: {source}")
+    from recursa.traces.export import read_jsonl
+
+    with trace_store(db) as store:
+        try:
+            added = store.add_many(read_jsonl(source))
+        except ValueError as error:
+            raise ConfigError(f"source: {error}") from None
+        console.print(f"imported {added} new traces into {store.url}")
+
+
+@traces_app.command("export")
+def traces_export(
+    out: Path = typer.Option(..., "--out", help="Output file: .jsonl or .parquet (one row per trace)."),
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
+    min_reward: Optional[float] = typer.Option(None, "--min-reward", help="Only traces rewarded at least this."),
+    labelled: bool = typer.Option(False, "--labelled", help="Only labelled traces."),
+    with_feedback: bool = typer.Option(False, "--with-feedback", help="Only traces with user feedback."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many traces, oldest first."),
+    since: Optional[str] = typer.Option(None, "--since", help="Created at or after this ISO 8601 time (UTC if no zone)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Created before this ISO 8601 time (UTC if no zone)."),
+) -> None:
+    """Export traces as a dataset file that `datasets.load_dataset` reads."""
+    check_dataset_path(out)
+    filters = dict(agent_type=agent_type, min_reward=min_reward, labelled_only=labelled,
+                   with_feedback_only=with_feedback, limit=limit,
+                   since=_iso_time("since", since), until=_iso_time("until", until))
+    with trace_store(db) as store:
+        write = store.export_jsonl if out.suffix == ".jsonl" else store.export_parquet
+        console.print(f"wrote {write(out, **filters)} traces to {out}")
+
+
+@traces_app.command("stats")
+def traces_stats(db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP)) -> None:
+    """Counts, labels, rewards, tokens and cost, per agent type."""
+    from rich.table import Table
+
+    with trace_store(db) as store:
+        stats = store.stats()
+    table = Table("agent type", "traces", "labelled", "good", "bad", "feedback", "mean reward",
+                  "tokens in", "tokens out", "cost", title=f"traces in {store.url}")
+    rows = [*stats["by_agent_type"].items(), ("total", stats["total"])]
+    for name, row in rows:
+        mean = "-" if row["mean_reward"] is None else f"{row['mean_reward']:.3f}"
+        table.add_row(name, *(str(row[key]) for key in ("traces", "labelled", "good", "bad", "with_feedback")),
+                      mean, str(row["tokens_in"]), str(row["tokens_out"]), f"{row['cost']:.4f}")
+    console.print(table)
+
+
+@traces_app.command("label")
+def traces_label(
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many traces."),
+) -> None:
+    """Label unlabelled traces good or bad in the terminal, with optional feedback; saved as you go."""
+    from recursa.traces.labeller import label_interactively
+
+    with trace_store(db) as store:
+        counts = label_interactively(store, console, agent_type=agent_type, limit=limit)
+    console.print(f"good {counts['good']}, bad {counts['bad']}, skipped {counts['skipped']}")
+
+
+@traces_app.command("dataset")
+def traces_dataset(
+    out: Path = typer.Option(..., "--out", help="KTO records (prompt, completion, label): .jsonl or .parquet."),
+    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Unlabelled traces are good when the reward "
+                                    "engine scores them at least this (hand labels always win)."),
+    labelled_only: bool = typer.Option(False, "--labelled", help="Only hand-labelled traces."),
+) -> None:
+    """Build a KTO training file from stored traces (`data.records_path` of a kto config)."""
+    from recursa.llm.datasets import trace_records, write_records
+    from recursa.traces.engine import RewardEngine
+
+    check_dataset_path(out)
+    with trace_store(db) as store:
+        stored = store.query(agent_type=agent_type, labelled_only=labelled_only)
+    engine = RewardEngine.default()
+    records = trace_records(stored, labels=[engine.binary_label(t, threshold) for t in stored])
+    write_records(records, out)
+    good = sum(r["label"] for r in records)
+    console.print(f"{out}: {len(records)} records ({good} good, {len(records) - good} bad)")
+
+
+def _iso_time(field: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{field}: not an ISO 8601 date or time: {value!r}") from None

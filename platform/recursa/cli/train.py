@@ -1,0 +1,83 @@
+"""`recursa train`: the gift policy (PPO on RLlib), the tool-calling TRM (Ray Train, then PPO by execution) and LoRA LLMs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recursa.cli.app import console, train_app
+from recursa.cli.common import fc_model_dir, sized_for_cluster
+from recursa.core.config import load_config, parse_config
+from recursa.fc.config import TrainFCConfig
+from recursa.gift.config import TrainGiftConfig
+from recursa.llm.config import TrainLLMConfig
+
+
+@train_app.command("gift")
+def train_gift(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/gift_ppo.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its latest checkpoint."),
+) -> None:
+    """Train the TRM gift policy with PPO on RLlib env runners (BC warm start optional)."""
+    settings = load_config(config, TrainGiftConfig)
+    from recursa.core.runtime import init_ray
+    from recursa.gift.train import train_gift as run
+
+    init_ray()
+    result = run(sized_for_cluster(settings), resume=resume)
+    console.print(f"run: {result.run_dir}\ncheckpoint: {result.checkpoint}\nenv steps: {result.env_steps}")
+
+
+@train_app.command("fc")
+def train_fc(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_small.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+) -> None:
+    """Train the tool-calling TRM with deep supervision on Ray Train."""
+    settings = load_config(config, TrainFCConfig)
+    from recursa.core.runtime import init_ray
+    from recursa.fc.train import train_fc as run
+
+    init_ray(log_to_driver=True)  # the workers' progress bars and epoch metrics
+    console.print(f"model: {run(sized_for_cluster(settings), resume=resume)}")
+
+
+@train_app.command("llm")
+def train_llm(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/llm_*.yaml)."),
+    method: Optional[str] = typer.Option(None, "--method", help="sft, kto or grpo (overrides the config's)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+) -> None:
+    """Train a LoRA adapter by reward-weighted SFT, KTO (TRL) or online GRPO, on Ray Train."""
+    settings = load_config(config, TrainLLMConfig)
+    if method is not None:
+        settings = parse_config({**settings.model_dump(exclude_unset=True), "method": method}, TrainLLMConfig)
+    from recursa.core.runtime import init_ray
+    from recursa.llm.train import train_llm as run
+
+    init_ray(log_to_driver=True)
+    adapter = run(sized_for_cluster(settings), resume=resume)
+    evaluation = json.loads((adapter.parent / "report.json").read_text())["eval"]
+    console.print(f"adapter: {adapter}")
+    console.print({k: v for k, v in evaluation.items() if k != "sample_errors"})
+
+
+@train_app.command("fc-rl")
+def train_fc_rl(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="The supervised model directory to start from."),
+    out: Path = typer.Option(..., "--out", help="Where to write the fine-tuned model directory."),
+    iterations: int = typer.Option(20, "--iterations", min=1, help="PPO iterations (256 episodes each)."),
+    lr: float = typer.Option(1e-5, "--lr", min=0.0, help="PPO learning rate."),
+    entropy_coeff: float = typer.Option(0.0, "--entropy-coeff", min=0.0,
+                                        help="Weight of the entropy bonus (entropy of the greedy call's choices)."),
+) -> None:
+    """Fine-tune the tool-calling TRM with PPO, rewarded by executing its calls."""
+    model_dir = fc_model_dir(checkpoint)
+    from recursa.core.runtime import init_ray
+    from recursa.fc.ppo import finetune_fc
+
+    init_ray()
+    console.print(json.dumps(finetune_fc(model_dir, out, iterations=iterations, lr=lr, entropy_coeff=entropy_coeff), indent=2))

@@ -1,0 +1,104 @@
+"""Behaviour-cloning warm start: expert episodes to Parquet, then supervised pre-training.
+
+Why not RLlib's offline path (BC/MARWIL over recorded episodes)? RLlib records episodes by
+running an RLModule on env runners, and our expert is not a function of the observation: it
+reads the environment's hidden utilities. Recording it would mean faking an RLModule around
+env internals, and RLlib's offline pipeline spins up Ray Data for a few thousand transitions.
+So the expert is rolled out in-process, its episodes are stored as Parquet (one row per step),
+and the same `TRMPolicyModule` that PPO trains is fitted to them with cross-entropy on the
+masked logits plus a value regression on the discounted return, then saved with
+`save_to_path` and handed to PPO through `RLModuleSpec(load_state_path=...)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from ray.rllib.core.columns import Columns
+from rich.progress import track
+
+from recursa.gift.config import TrainGiftConfig
+from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.policies import Policy, expert_policy
+from recursa.gift.ppo import trm_module_spec
+
+
+def record_episodes(env: GiftRecommendationEnv, policy: Policy, episodes: int, gamma: float, seed: int) -> pd.DataFrame:
+    """Roll out a policy; one row per step with observation, mask, action, reward and return."""
+    rows = []
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        steps, done = [], False
+        while not done:
+            action = policy(env, observation)
+            next_observation, reward, terminated, truncated, _ = env.step(action)
+            steps.append((observation, action, reward))
+            observation, done = next_observation, terminated or truncated
+        discounted = 0.0
+        for t, (obs, action, reward) in reversed(list(enumerate(steps))):
+            discounted = reward + gamma * discounted
+            rows.append({
+                "episode_id": episode, "t": t, "action": int(action), "reward": float(reward),
+                "return": discounted, "observations": obs["observations"].ravel().tolist(),
+                "action_mask": obs["action_mask"].tolist(),
+            })
+    return pd.DataFrame(rows).sort_values(["episode_id", "t"], ignore_index=True)
+
+
+def _tensors(episodes: pd.DataFrame, token_shape: tuple[int, int]) -> dict[str, torch.Tensor]:
+    return {
+        "observations": torch.tensor(np.stack(episodes["observations"]), dtype=torch.float32).view(-1, *token_shape),
+        "action_mask": torch.tensor(np.stack(episodes["action_mask"]), dtype=torch.float32),
+        "action": torch.tensor(episodes["action"].to_numpy(), dtype=torch.long),
+        "return": torch.tensor(episodes["return"].to_numpy(), dtype=torch.float32),
+    }
+
+
+def behaviour_cloning(config: TrainGiftConfig, run_dir: Path) -> tuple[Path, dict[str, float]]:
+    """Record expert episodes, fit the TRM policy to them; return the saved module path and metrics."""
+    env = GiftRecommendationEnv(config.env.model_dump())
+    episodes = record_episodes(env, expert_policy, config.bc.episodes, config.ppo.gamma, seed=config.seed)
+    episodes.to_parquet(run_dir / "expert_episodes.parquet", index=False)
+    spec = trm_module_spec(config)
+    spec.observation_space, spec.action_space = env.observation_space, env.action_space
+    env.close()
+    module = spec.build()
+    metrics = fit_policy(module, _tensors(episodes, spec.observation_space["observations"].shape), config)
+    path = (run_dir / "bc_module").resolve()
+    module.save_to_path(path)
+    return path, metrics
+
+
+def fit_policy(module, data: dict[str, torch.Tensor], config: TrainGiftConfig) -> dict[str, float]:
+    """Cross-entropy on the expert's actions plus value regression; returns final accuracy and loss."""
+    settings = config.bc
+    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
+    size = len(data["action"])
+    steps_per_epoch = max(1, size // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(config.seed)
+    module.train()
+    for _ in track(range(settings.epochs), description="behaviour cloning"):
+        correct, seen, total_loss = 0, 0, 0.0
+        order = torch.randperm(size, generator=generator)
+        for step in range(steps_per_epoch):
+            index = order[step * settings.batch_size:(step + 1) * settings.batch_size]
+            batch = {Columns.OBS: {"observations": data["observations"][index], "action_mask": data["action_mask"][index]}}
+            out = module.forward_train(batch)
+            logits = out[Columns.ACTION_DIST_INPUTS]
+            values = module.compute_values(batch, embeddings=out[Columns.EMBEDDINGS])
+            loss = torch.nn.functional.cross_entropy(logits, data["action"][index]) + \
+                0.5 * torch.nn.functional.mse_loss(values, data["return"][index])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), config.ppo.grad_clip)
+            optimizer.step()
+            schedule.step()
+            correct += int((logits.argmax(-1) == data["action"][index]).sum())
+            total_loss += float(loss.detach()) * len(index)
+            seen += len(index)
+    module.eval()
+    return {"bc_accuracy": correct / seen, "bc_loss": total_loss / seen, "bc_transitions": size}

@@ -1,0 +1,189 @@
+"""The gift product's configs: environment, TRM policy, PPO, BC, PBT and the recommender's Serve args."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from recursa.core.config import SearchRange, StrictModel, TrialScheduling, positive_choices
+from recursa.core.hardware import HardwareProfile, fill_unset
+from recursa.serving.config import ServeBatching
+
+
+class GiftEnvConfig(StrictModel):
+    """The gift recommendation environment."""
+
+    data_dir: str | None = None  # read Parquet from here instead of generating from data_seed
+    num_items: int = Field(600, ge=50)
+    num_users: int = Field(2000, ge=20)
+    data_seed: int = 0
+    split: Literal["train", "test"] = "train"
+    num_candidates: int = Field(8, ge=2, le=32)
+    max_recommendations: int = Field(3, ge=1)
+    max_steps: int = Field(12, ge=1)
+    tool_cost: float = Field(0.015, ge=0.0, le=1.0)
+    tool_failure_rate: float = Field(0.02, ge=0.0, le=1.0)
+    tool_timeout_s: float = Field(2.0, gt=0.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _recommendations_fit(self) -> "GiftEnvConfig":
+        if self.max_recommendations > self.num_candidates:
+            raise ValueError("max_recommendations must not exceed num_candidates")
+        return self
+
+
+class TRMPolicyConfig(StrictModel):
+    """The TRM used as a policy: a small trunk, fixed recursion depth."""
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    mixer: Literal["attention", "mlp"] = "attention"
+    T: int = Field(2, ge=1)
+    n: int = Field(2, ge=1)
+
+
+class PPOSettings(StrictModel):
+    """PPO hyperparameters (RLlib new API stack names)."""
+
+    lr: float = Field(5e-4, gt=0.0)
+    gamma: float = Field(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    clip_param: float = Field(0.2, gt=0.0)
+    entropy_coeff: float = Field(0.01, ge=0.0)
+    vf_loss_coeff: float = Field(0.5, ge=0.0)
+    grad_clip: float = Field(0.5, gt=0.0)
+    train_batch_size: int = Field(2000, ge=32)
+    minibatch_size: int = Field(250, ge=8)
+    num_epochs: int = Field(4, ge=1)
+
+
+class BCSettings(StrictModel):
+    """Behaviour-cloning warm start from expert episodes, before PPO."""
+
+    enabled: bool = True
+    episodes: int = Field(3000, ge=10)
+    epochs: int = Field(6, ge=1)
+    lr: float = Field(2e-3, gt=0.0)
+    batch_size: int = Field(256, ge=8)
+
+
+class RunnerSettings(StrictModel):
+    """How rollouts are spread over RLlib env runners."""
+
+    num_env_runners: int = Field(2, ge=0)
+    num_envs_per_env_runner: int = Field(4, ge=1)
+    num_cpus_per_env_runner: float = Field(0.5, gt=0.0)
+
+
+class EvalSettings(StrictModel):
+    """Held-out evaluation."""
+
+    users: int = Field(400, ge=1)
+    seed: int = 1234
+
+
+class TrainGiftConfig(StrictModel):
+    """`recursa train gift`: PPO on the gift environment with a TRM policy."""
+
+    name: str = "gift_ppo"
+    runs_dir: str = "runs"
+    iterations: int = Field(30, ge=1)
+    time_budget_s: float | None = Field(None, gt=0.0)  # stop PPO early when exceeded
+    checkpoint_every: int = Field(5, ge=1)
+    seed: int = 0
+    env: GiftEnvConfig = GiftEnvConfig()
+    model: TRMPolicyConfig = TRMPolicyConfig()
+    ppo: PPOSettings = PPOSettings()
+    bc: BCSettings = BCSettings()
+    runners: RunnerSettings = RunnerSettings()
+    eval: EvalSettings = EvalSettings()
+
+    @model_validator(mode="after")
+    def _minibatch_fits(self) -> "TrainGiftConfig":
+        if self.ppo.minibatch_size > self.ppo.train_batch_size:
+            raise ValueError("ppo.minibatch_size must not exceed ppo.train_batch_size")
+        return self
+
+    def profile_update(self, profile: HardwareProfile) -> dict[str, BaseModel]:
+        """Env runners and, unless the YAML set either, the PPO batch sizes (they are a pair)."""
+        update: dict[str, BaseModel] = {"runners": fill_unset(
+            self.runners, num_env_runners=profile.env_runners, num_envs_per_env_runner=profile.envs_per_env_runner,
+            num_cpus_per_env_runner=profile.cpus_per_env_runner)}
+        if not {"train_batch_size", "minibatch_size"} & self.ppo.model_fields_set:
+            update["ppo"] = fill_unset(self.ppo, train_batch_size=profile.train_batch_size,
+                                       minibatch_size=profile.minibatch_size)
+        return update
+
+
+class RecommenderServeArgs(StrictModel):
+    """`args` of the gift recommender application in a Serve config (serve/recsys.yaml)."""
+
+    export_dir: str  # what `recursa export trm` wrote for a gift policy
+    precision: Literal["fp32", "int8"] = "int8"
+    model_name: str = "gift-trm"
+    api_key: str | None = None  # else the RECURSA_API_KEY environment variable, else no key
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    batching: ServeBatching = ServeBatching()
+
+
+class TrialResources(StrictModel):
+    """What each PPO trial's driver and learner take from the cluster (its env runners come on top)."""
+
+    cpus: float = Field(1.0, gt=0.0)
+    gpus: float = Field(0.0, ge=0.0)  # for the learner; asking for GPUs on a cluster without them is an error
+
+
+class PBTSettings(StrictModel):
+    """Population-based training: how often the population exploits and explores.
+
+    Trials checkpoint every `perturbation_interval` iterations, the checkpoints PBT clones from; each
+    keeps its last `keep_checkpoints`, so a donor that runs ahead still has the one being cloned.
+    """
+
+    population: int = Field(4, ge=2)
+    perturbation_interval: int = Field(4, ge=1)  # training iterations between perturbations
+    quantile_fraction: float = Field(0.25, gt=0.0, le=0.5)
+    resample_probability: float = Field(0.25, ge=0.0, le=1.0)
+    keep_checkpoints: int = Field(5, ge=3)
+
+
+class PPOSearchSpace(StrictModel):
+    """Where PBT samples and perturbs PPO's hyperparameters; the TRM depth (T, n) is chosen per trial."""
+
+    lr: SearchRange = SearchRange(low=1e-4, high=2e-3, log=True)
+    entropy_coeff: SearchRange = SearchRange(low=0.0, high=0.03)
+    clip_param: SearchRange = SearchRange(low=0.1, high=0.3)
+    gamma: SearchRange = SearchRange(low=0.95, high=0.999)
+    gae_lambda: SearchRange = SearchRange(low=0.9, high=1.0)
+    T: list[int] = [1, 2, 3]
+    n: list[int] = [1, 2, 3]
+
+    _check_choices = field_validator("T", "n")(positive_choices)
+
+
+class TuneGiftConfig(StrictModel):
+    """`recursa tune gift`: PBT over PPO hyperparameters and TRM depth; the base config is the default."""
+
+    name: str = "gift_pbt"
+    runs_dir: str = "runs"
+    seed: int = 0
+    env_steps_per_trial: int = Field(40_000, ge=100)  # every trial and the default run stop here
+    compare_default: bool = True  # also train the base config alone to the same budget
+    env: GiftEnvConfig = GiftEnvConfig()
+    model: TRMPolicyConfig = TRMPolicyConfig()
+    ppo: PPOSettings = PPOSettings()
+    bc: BCSettings = BCSettings()
+    runners: RunnerSettings = RunnerSettings(num_env_runners=0)
+    eval: EvalSettings = EvalSettings()
+    pbt: PBTSettings = PBTSettings()
+    search: PPOSearchSpace = PPOSearchSpace()
+    resources: TrialResources = TrialResources()
+    trials: TrialScheduling = TrialScheduling()
+
+    def train_config(self) -> TrainGiftConfig:
+        """The base (default) training config every trial starts from."""
+        return TrainGiftConfig(name=self.name, runs_dir=self.runs_dir, seed=self.seed, env=self.env,
+                               model=self.model, ppo=self.ppo, bc=self.bc, runners=self.runners, eval=self.eval)

@@ -1,0 +1,77 @@
+"""The TRM as an RLlib policy (new API stack): TorchRLModule + ValueFunctionAPI, action masking.
+
+The observation is a set of tokens (token 0: the user and the episode; tokens 1..K: candidate
+items). Tokens are projected to the TRM's width and form x; the TRM recurses on (y, z) at a
+fixed depth; the heads read the answer state y:
+  - global actions (finish, the tools) and the value from y at token 0,
+  - "recommend item i" from y at token 1 + i (a pointer over the candidates).
+Masked actions get a logit of FLOAT_MIN, so they are never sampled and carry no gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from ray.rllib.utils.torch_utils import FLOAT_MIN
+from torch import nn
+
+from recursa.core.trm import TRMConfig, TRMCore
+
+
+class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
+    """Policy and value heads on a Tiny Recursive Model trunk.
+
+    model_config: the TRMConfig fields (hidden_size, num_layers, num_heads, mixer, T, n) and
+    `num_global_actions` (actions read from token 0; the rest are one per candidate token).
+    """
+
+    def setup(self) -> None:
+        obs_space = self.observation_space["observations"]
+        num_tokens, token_dim = obs_space.shape
+        config = dict(self.model_config)  # RLlib merges its default model config into ours
+        self.num_global_actions = int(config["num_global_actions"])
+        if self.num_global_actions + num_tokens - 1 != self.action_space.n:
+            raise ValueError("action space must be num_global_actions + one action per candidate token")
+        trm_fields = {field.name for field in dataclasses.fields(TRMConfig)} - {"seq_len"}
+        self.trm_config = TRMConfig(seq_len=num_tokens, **{k: v for k, v in config.items() if k in trm_fields})
+        hidden = self.trm_config.hidden_size
+        self.embed = nn.Linear(token_dim, hidden, bias=False)
+        self.position = nn.Parameter(torch.zeros(num_tokens, hidden))
+        self.trm = TRMCore(self.trm_config)
+        self.global_head = nn.Linear(hidden, self.num_global_actions)
+        self.item_head = nn.Linear(hidden, 1)
+        self.value_head = nn.Linear(hidden, 1)
+        for head in (self.global_head, self.item_head):  # near-uniform initial policy
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
+
+    def answer_state(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The TRM's answer y, [B, tokens, hidden], for a batch of observations."""
+        tokens = batch[Columns.OBS]["observations"]
+        x = self.embed(tokens) + self.position
+        return self.trm(x).y
+
+    def _logits(self, y: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        logits = torch.cat([self.global_head(y[:, 0]), self.item_head(y[:, 1:]).squeeze(-1)], dim=-1)
+        return torch.where(action_mask > 0, logits, torch.full_like(logits, FLOAT_MIN))
+
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        y = self.answer_state(batch)
+        return {Columns.ACTION_DIST_INPUTS: self._logits(y, batch[Columns.OBS]["action_mask"])}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        y = self.answer_state(batch)
+        return {
+            Columns.ACTION_DIST_INPUTS: self._logits(y, batch[Columns.OBS]["action_mask"]),
+            Columns.EMBEDDINGS: y[:, 0],
+        }
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        if embeddings is None:
+            embeddings = self.answer_state(batch)[:, 0]
+        return self.value_head(embeddings).squeeze(-1)

@@ -1,0 +1,54 @@
+"""A trained gift policy as plain files: weights in safetensors, settings in JSON (no pickle).
+
+RLlib's own checkpoints pickle their state; they are for resuming training. What evaluation,
+export and serving load is this directory: `policy.safetensors` and `policy.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from recursa.gift.config import GiftEnvConfig
+from recursa.gift.env import gift_spaces
+from recursa.gift.module import TRMPolicyModule
+
+WEIGHTS = "policy.safetensors"
+SETTINGS = "policy.json"
+
+
+def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str | Path) -> Path:
+    """Write the module's weights and what is needed to rebuild it; return the directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.detach().contiguous() for name, tensor in module.state_dict().items()}, out / WEIGHTS)
+    trm = {k: v for k, v in dataclasses.asdict(module.trm_config).items() if k != "seq_len"}
+    settings = {
+        "module": type(module).__name__,
+        "model_config": {**trm, "num_global_actions": module.num_global_actions},
+        "env": env_config.model_dump(mode="json"),
+    }
+    (out / SETTINGS).write_text(json.dumps(settings, indent=2))
+    return out
+
+
+def is_policy_dir(path: str | Path) -> bool:
+    """Whether `path` holds a saved policy."""
+    return (Path(path) / WEIGHTS).is_file() and (Path(path) / SETTINGS).is_file()
+
+
+def load_policy(path: str | Path) -> tuple[TRMPolicyModule, GiftEnvConfig]:
+    """Rebuild a saved policy (in eval mode) and the env config it was trained on."""
+    path = Path(path)
+    settings = json.loads((path / SETTINGS).read_text())
+    env_config = GiftEnvConfig(**settings["env"])
+    observation_space, action_space = gift_spaces(env_config.num_candidates)
+    module = TRMPolicyModule(
+        observation_space=observation_space, action_space=action_space, model_config=settings["model_config"]
+    )
+    module.load_state_dict(load_file(path / WEIGHTS))
+    module.eval()
+    return module, env_config

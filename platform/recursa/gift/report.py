@@ -1,0 +1,47 @@
+"""The results table and the quickstart's report.json."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from recursa.gift.tools import GIFT_TOOL_NAMES
+
+_SHORT_TOOL_NAMES = {"price_comparison": "price", "inventory_check": "stock", "review_analysis": "reviews",
+                     "trend_analysis": "trend", "budget_optimizer": "budget"}
+REPORT_KEYS = ("mean_reward", "normalized_to_oracle", "tool_calls_per_episode", "tool_usage")
+
+
+def print_results(results: dict, console: Console) -> None:
+    """One row per policy: reward with its 95% interval, share of oracle, tool use."""
+    table = Table(title="Gift recommendation, held-out users (tool columns: calls per episode)")
+    for column in ("policy", "reward", "95% CI", "/oracle", "tools", *_SHORT_TOOL_NAMES.values()):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    rows = [("TRM", results["policy"]), *results["baselines"].items()]
+    for name, summary in rows:
+        low, high = summary["ci95"]
+        table.add_row(
+            name,
+            f"{summary['mean_reward']:.3f}",
+            f"{low:.3f}-{high:.3f}",
+            f"{summary['normalized_to_oracle']:.2f}",
+            f"{summary['tool_calls_per_episode']:.2f}",
+            *(f"{summary['tool_usage'][tool]:.2f}" for tool in GIFT_TOOL_NAMES),
+        )
+    console.print(table)
+
+
+def quickstart_report(results: dict, env_steps: int, wall_seconds: float, num_env_runners: int, params: int) -> dict:
+    """report.json in the documented shape: the four summary keys per policy, then run facts."""
+
+    def pick(summary: dict) -> dict:
+        return {key: summary[key] for key in REPORT_KEYS}
+
+    return {
+        "policy": pick(results["policy"]),
+        "baselines": {name: pick(summary) for name, summary in results["baselines"].items()},
+        "env_steps": int(env_steps),
+        "wall_seconds": float(wall_seconds),
+        "num_env_runners": int(num_env_runners),
+        "model": {"name": "trm", "params": int(params)},
+    }

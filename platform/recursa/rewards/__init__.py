@@ -1,1 +1,0 @@
-"""Reward functions and the engine that combines them."""
