@@ -31,10 +31,11 @@ from recursa.core.presets import get_preset
 from recursa.core.trm import TRMConfig, count_parameters
 from recursa.fc.artifact import predict_calls
 from recursa.fc.data.generator import corpus_text, generate_examples
+from recursa.fc.evaluate import evaluate_dev
 from recursa.fc.features import Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, fc_loss
 from recursa.fc.tokenizer import SentencePieceTokenizer
-from recursa.fc.train import evaluate_dev, length_buckets
+from recursa.fc.train import length_buckets
 
 BFCL_CONFIG = TRMConfig(hidden_size=128, num_layers=2, num_heads=4, T=2, n=2)
 DEPTHS = ((1, 1), (1, 3), (2, 2), (3, 2))

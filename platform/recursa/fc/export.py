@@ -63,7 +63,7 @@ def fc_export_report(export_dir: str | Path, examples: int, seed: int) -> dict:
     """AST accuracy of fp32 and int8 on held-out generated examples, their agreement and sizes."""
     from recursa.fc.artifact import predict_calls
     from recursa.fc.data.generator import generate_examples
-    from recursa.fc.train import evaluate_dev
+    from recursa.fc.evaluate import evaluate_dev
 
     export_dir = Path(export_dir)
     held_out = generate_examples(examples, seed=seed)

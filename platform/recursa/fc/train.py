@@ -26,13 +26,11 @@ from recursa.core.config import ConfigError, dump_config
 from recursa.core.presets import get_preset
 from recursa.core.runtime import fit_on_ray_train
 from recursa.core.trm import TRMConfig
-from recursa.fc.artifact import predict_calls, save_fc_model
-from recursa.fc.ast_reward import score_example
+from recursa.fc.artifact import save_fc_model
 from recursa.fc.config import TrainFCConfig
 from recursa.fc.data.generator import corpus_text, generate_examples
-from recursa.fc.data.schema import FCExample
 from recursa.fc.data.store import read_examples, write_examples
-from recursa.fc.execution_reward import execution_reward
+from recursa.fc.evaluate import evaluate_dev
 from recursa.fc.features import QUERY, FCLimits, Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
 from recursa.fc.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
@@ -86,24 +84,6 @@ def _schedule(optimizer: torch.optim.Optimizer, settings, total_steps: int):
         return cosine
     ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup)
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
-
-
-def evaluate_dev(model: FunctionCallingTRM, featurizer: Featurizer, dev: list[FCExample]) -> dict[str, float]:
-    """Function accuracy, exact match, AST accuracy and execution reward of greedy calls on dev."""
-    predictions = predict_calls(model, featurizer, dev)
-    function_ok = exact = ast = executed = 0.0
-    for example, calls in zip(dev, predictions):
-        function_ok += sorted(c.name for c in calls) == sorted(c.name for c in example.calls)
-        exact += _canonical(calls) == _canonical(example.calls)
-        ast += score_example(calls, example).valid
-        executed += execution_reward(calls, example)
-    n = max(len(dev), 1)
-    return {"function_accuracy": function_ok / n, "exact_match": exact / n, "ast_accuracy": ast / n,
-            "execution_reward": executed / n}
-
-
-def _canonical(calls) -> list[str]:
-    return sorted(json.dumps([c.name, c.arguments], sort_keys=True, default=str) for c in calls)
 
 
 def train_loop(loop_config: dict) -> None:
