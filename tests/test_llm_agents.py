@@ -20,7 +20,6 @@ from recursa.llm.actions import (
 )
 from recursa.llm.datasets import (
     dpo_records,
-    grpo_records,
     kto_records,
     read_records,
     sft_records,
@@ -186,10 +185,9 @@ def test_trace_records_use_hand_labels_first():
     assert trace_records(traces, labels=[False, False, True])[2]["prompt"] == "P"
 
 
-def test_grpo_groups_are_normalised_within_each_group():
-    records = grpo_records(["p", "q"], [["a", "b", "c"], ["d", "e"]], [[1.0, 2.0, 3.0], [5.0, 5.0]])
-    assert records[0]["rewards"] == pytest.approx([-1.2247, 0.0, 1.2247], abs=1e-3)
-    assert records[1]["rewards"] == [0.0, 0.0]
+def test_group_advantages_are_normalised_within_the_group():
+    assert group_normalise([1.0, 2.0, 3.0]) == pytest.approx([-1.2247, 0.0, 1.2247], abs=1e-3)
+    assert group_normalise([5.0, 5.0]) == [0.0, 0.0]
     assert group_normalise([0.0, 10.0]) == pytest.approx([-1.0, 1.0], abs=1e-5)
 
 

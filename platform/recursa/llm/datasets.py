@@ -72,15 +72,6 @@ def trace_records(traces: Iterable[ExecutionTrace], labels: Sequence[bool] | Non
     return records
 
 
-def grpo_records(prompts: Sequence[str], completions: Sequence[Sequence[str]],
-                 rewards: Sequence[Sequence[float]]) -> list[dict]:
-    """GRPO groups: several completions of one prompt, rewards normalised within each group."""
-    records = []
-    for prompt, group, raw in zip(prompts, completions, rewards, strict=True):
-        records.append({"prompt": prompt, "completions": list(group), "rewards": group_normalise(raw)})
-    return records
-
-
 def dpo_records(records: Iterable[dict]) -> list[dict]:
     """DPO pairs from KTO records: per prompt, each desirable completion against each undesirable one."""
     by_prompt: dict[str, dict[bool, list[str]]] = defaultdict(lambda: {True: [], False: []})

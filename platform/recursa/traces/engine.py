@@ -1,4 +1,4 @@
-"""The reward engine: weighted combination of rewards, group normalisation (GRPO), binary labels (KTO).
+"""The reward engine: weighted combination of rewards, binary labels (KTO); group normalisation (GRPO).
 
 The combined reward of a trace is the weighted mean of the rewards that apply to it; rewards that do
 not apply (score None) are left out of both sums. When none applies the combined reward is 0.
@@ -13,6 +13,7 @@ from recursa.traces.learned import LearnedReward
 from recursa.traces.models import ExecutionTrace
 from recursa.traces.rewards import (
     CodeExecutionReward,
+    DecisionOutcomeReward,
     EfficiencyReward,
     FormatComplianceReward,
     Reward,
@@ -24,7 +25,7 @@ from recursa.traces.rewards import (
 
 BUILTIN_REWARDS: dict[str, type[Reward]] = {cls.name: cls for cls in (
     CodeExecutionReward, SyntaxValidationReward, ToolSuccessReward, TaskCompletionReward,
-    EfficiencyReward, FormatComplianceReward)}
+    EfficiencyReward, FormatComplianceReward, DecisionOutcomeReward)}
 
 
 def group_normalise(rewards: Sequence[float], eps: float = 1e-6) -> list[float]:
@@ -89,14 +90,6 @@ class RewardEngine:
     def combined(self, trace: ExecutionTrace) -> float:
         """The weighted reward of `trace`, in [0, 1]."""
         return self.score(trace).combined
-
-    def for_group(self, traces: Sequence[ExecutionTrace], eps: float = 1e-6) -> list[float]:
-        """Combined rewards normalised within the group, (r - mean) / (std + eps), as GRPO advantages.
-
-        A group whose rewards are all equal gets zeros.
-        """
-        rewards = [self.combined(trace) for trace in traces]
-        return group_normalise(rewards, eps) if rewards else []
 
     def binary_label(self, trace: ExecutionTrace, threshold: float = 0.5) -> bool:
         """Good or bad, for KTO: the hand label when there is one, else combined reward >= threshold."""
