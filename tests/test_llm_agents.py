@@ -18,14 +18,7 @@ from recursa.llm.actions import (
     resolve_action_env,
     run_episodes,
 )
-from recursa.llm.datasets import (
-    dpo_records,
-    kto_records,
-    read_records,
-    sft_records,
-    trace_records,
-    write_records,
-)
+from recursa.llm.datasets import dpo_records, kto_records, read_records, sft_records, trace_records, write_records
 from recursa.llm.math_env import (
     REWARDS,
     ExpertMathAgent,
@@ -50,7 +43,10 @@ class ScriptedAgent(BaseAgent):
         return next(self.outputs)
 
 
-def play(outputs: list[str], problem=LinearEquation(3, 7, 16)):
+EQUATION = LinearEquation(3, 7, 16)  # 3x + 7 = 16
+
+
+def play(outputs: list[str], problem: LinearEquation = EQUATION):
     return next(run_episodes(LinearEquationEnv, ScriptedAgent(outputs), [problem]))
 
 
@@ -173,7 +169,7 @@ def test_kto_and_dpo_records_from_step_rewards():
                     "Action: state_answer(3)"])
     kto = kto_records([episode])
     assert [r["label"] for r in kto] == [False, True, True, True]
-    pairs = dpo_records(kto + [{"prompt": kto[0]["prompt"], "completion": " subtract_terms(7)", "label": True}])
+    pairs = dpo_records([*kto, {"prompt": kto[0]["prompt"], "completion": " subtract_terms(7)", "label": True}])
     assert pairs == [{"prompt": kto[0]["prompt"], "chosen": " subtract_terms(7)", "rejected": " divide_terms(3)"}]
 
 
