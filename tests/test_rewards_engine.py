@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
 
 from recursa.traces.engine import BUILTIN_REWARDS, RewardEngine

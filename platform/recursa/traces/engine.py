@@ -6,8 +6,9 @@ not apply (score None) are left out of both sums. When none applies the combined
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from recursa.traces.learned import LearnedReward
 from recursa.traces.models import ExecutionTrace
@@ -81,9 +82,9 @@ class RewardEngine:
         """Each reward's result and the weighted mean of those that apply."""
         results = [reward.score(trace) for reward in self.rewards]
         weights = {reward.name: reward.weight for reward in self.rewards}
-        applicable = [result for result in results if result.applicable]
-        total_weight = sum(weights[result.name] for result in applicable)
-        combined = (sum(weights[result.name] * result.score for result in applicable) / total_weight
+        applicable = [(result.name, result.score) for result in results if result.score is not None]
+        total_weight = sum(weights[name] for name, _ in applicable)
+        combined = (sum(weights[name] * score for name, score in applicable) / total_weight
                     if total_weight > 0 else 0.0)
         return RewardBreakdown(results, weights, combined)
 
