@@ -20,7 +20,10 @@ install: $(BIN)/recursa
 demo: install
 	$(BIN)/recursa quickstart
 
+# Lint and types first (seconds), then the fast tests, then the slow and fault-tolerance ones.
 test: install
+	$(BIN)/ruff check platform tests bench examples
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 	$(BIN)/pytest -q -m "slow or fault"
 

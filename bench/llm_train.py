@@ -200,7 +200,7 @@ def bench_sft_trl(config: TrainLLMConfig, records: list[dict], settings: Setting
                                      peft_config=lora, callbacks=[clock])
             trainer.train()
         return clock.timed(settings.warmup_steps)
-    except Exception as error:  # noqa: BLE001 - the error is the result
+    except Exception as error:  # the error is the result
         return _failure(error)
 
 
@@ -316,7 +316,7 @@ def bench_grpo_trl(config: TrainLLMConfig, prompts: list[str], settings: Setting
                                       callbacks=[clock])
             trainer.train()
         return clock.timed(settings.warmup_steps) | {"loss_type": args.loss_type}
-    except Exception as error:  # noqa: BLE001 - the error is the result
+    except Exception as error:  # the error is the result
         return _failure(error)
 
 

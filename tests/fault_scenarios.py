@@ -67,7 +67,7 @@ def train_until_recovered(algo) -> list[dict]:
     while iterations[-1]["healthy"] < 2 and len(iterations) < MAX_RECOVERY_ITERATIONS:
         iterations.append(train(algo))
     log("both env runners healthy" if iterations[-1]["healthy"] == 2 else "gave up waiting for the env runner")
-    return iterations + [train(algo)]
+    return [*iterations, train(algo)]
 
 
 def node_loss(cluster: Cluster, algo) -> dict:

@@ -4,6 +4,7 @@ into a test module with `from local_head import ray_head  # noqa: F401  (fixture
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -57,14 +58,10 @@ def ray_head():
         yield address, env
     finally:
         head.terminate()  # `ray start --block` stops the processes it started
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # whatever is left of this head's process group
-        except ProcessLookupError:
-            pass
         subprocess.run(["rm", "-rf", str(temp_dir)], check=False)
 
 

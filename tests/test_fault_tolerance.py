@@ -13,6 +13,8 @@ killed at the end, so no node it started outlives the test, even when it overrun
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import math
 import os
@@ -47,10 +49,8 @@ def run_scenario(name: str, tmp_path: Path) -> dict:
     except subprocess.TimeoutExpired:
         code = "killed at the time limit"
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)  # whatever is left of the child's cluster
-        except ProcessLookupError:
-            pass
         shutil.rmtree(temp_dir, ignore_errors=True)
     assert code == 0, f"scenario {name}: exit {code}\n" + log.read_text()[-5000:]
     return json.loads(result.read_text())
@@ -61,7 +61,7 @@ def assert_training_went_on(result: dict) -> None:
     runner; at the end both are healthy and act with the learner's weights."""
     iterations = result["iterations"]
     steps = [iteration["env_steps"] for iteration in iterations]
-    assert all(before < after for before, after in zip(steps, steps[1:])), steps
+    assert all(before < after for before, after in itertools.pairwise(steps)), steps
     assert all(math.isfinite(iteration["return"]) for iteration in iterations), iterations
     healthy = [iteration["healthy"] for iteration in iterations]
     assert healthy[:3] == [2, 2, 1] and healthy[-1] == 2, f"healthy env runners after each iteration: {healthy}"

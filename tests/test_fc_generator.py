@@ -49,7 +49,7 @@ def _check_value(spec: ParamSpec, param: domains.Param, value: Any, query: str) 
             assert len(value) <= 2 or value not in query, (value, query)
         elif spec.enum:
             assert value in spec.enum
-            said = (value,) + next(s for v, s in param.options if v == value)
+            said = (value, *next(s for v, s in param.options if v == value))
             assert any(s in query for s in said), (value, query)
         else:
             assert value in query, (value, query)

@@ -18,15 +18,7 @@ from recursa.llm.actions import (
     resolve_action_env,
     run_episodes,
 )
-from recursa.llm.datasets import (
-    dpo_records,
-    grpo_records,
-    kto_records,
-    read_records,
-    sft_records,
-    trace_records,
-    write_records,
-)
+from recursa.llm.datasets import dpo_records, kto_records, read_records, sft_records, trace_records, write_records
 from recursa.llm.math_env import (
     REWARDS,
     ExpertMathAgent,
@@ -51,7 +43,10 @@ class ScriptedAgent(BaseAgent):
         return next(self.outputs)
 
 
-def play(outputs: list[str], problem=LinearEquation(3, 7, 16)):
+EQUATION = LinearEquation(3, 7, 16)  # 3x + 7 = 16
+
+
+def play(outputs: list[str], problem: LinearEquation = EQUATION):
     return next(run_episodes(LinearEquationEnv, ScriptedAgent(outputs), [problem]))
 
 
@@ -174,7 +169,7 @@ def test_kto_and_dpo_records_from_step_rewards():
                     "Action: state_answer(3)"])
     kto = kto_records([episode])
     assert [r["label"] for r in kto] == [False, True, True, True]
-    pairs = dpo_records(kto + [{"prompt": kto[0]["prompt"], "completion": " subtract_terms(7)", "label": True}])
+    pairs = dpo_records([*kto, {"prompt": kto[0]["prompt"], "completion": " subtract_terms(7)", "label": True}])
     assert pairs == [{"prompt": kto[0]["prompt"], "chosen": " subtract_terms(7)", "rejected": " divide_terms(3)"}]
 
 
@@ -186,10 +181,9 @@ def test_trace_records_use_hand_labels_first():
     assert trace_records(traces, labels=[False, False, True])[2]["prompt"] == "P"
 
 
-def test_grpo_groups_are_normalised_within_each_group():
-    records = grpo_records(["p", "q"], [["a", "b", "c"], ["d", "e"]], [[1.0, 2.0, 3.0], [5.0, 5.0]])
-    assert records[0]["rewards"] == pytest.approx([-1.2247, 0.0, 1.2247], abs=1e-3)
-    assert records[1]["rewards"] == [0.0, 0.0]
+def test_group_advantages_are_normalised_within_the_group():
+    assert group_normalise([1.0, 2.0, 3.0]) == pytest.approx([-1.2247, 0.0, 1.2247], abs=1e-3)
+    assert group_normalise([5.0, 5.0]) == [0.0, 0.0]
     assert group_normalise([0.0, 10.0]) == pytest.approx([-1.0, 1.0], abs=1e-5)
 
 

@@ -13,18 +13,18 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from peft import PeftModel  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from peft import PeftModel
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from recursa.llm.config import LLMModelSettings, LoRASettings
-from recursa.llm.export import export_adapter, export_onnx, merge_adapter  # noqa: E402
-from recursa.llm.models import count_parameters, load_causal_lm, save_adapter  # noqa: E402
-from recursa.llm.tiny import create_tiny_llm, default_corpus  # noqa: E402
+from recursa.llm.export import export_adapter, export_onnx, merge_adapter
+from recursa.llm.models import count_parameters, load_causal_lm, save_adapter
+from recursa.llm.tiny import create_tiny_llm, default_corpus
 
 SENTENCE = "Action: subtract_terms(7)"
 PROBE = ["Solve for x: 3x + 7 = 16", "Observation: x = 3"]
@@ -182,7 +182,7 @@ def test_merged_model_loads_without_peft_and_matches_base_plus_adapter(tiny, mer
     tokenizer = AutoTokenizer.from_pretrained(merged)
     assert not isinstance(model, PeftModel)
     with safe_open(merged / "model.safetensors", "pt") as weights:
-        assert not [name for name in weights.keys() if "lora" in name]
+        assert not [name for name in weights.keys() if "lora" in name]  # noqa: SIM118 - no __iter__
     assert (merged / "generation_config.json").is_file()
 
     torch.testing.assert_close(_logits(model, tokenizer), adapted_logits, atol=1e-5, rtol=1e-5)

@@ -40,7 +40,7 @@ def test_unobserved_components_are_left_out():
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="unknown agent type 'ARCHIVIST'.*FILER"):
+    with pytest.raises(ValueError, match=r"unknown agent type 'ARCHIVIST'.*FILER"):
         ComponentRewardCalculator("ARCHIVIST")
     with pytest.raises(ValidationError):
         ComponentScores(immediate=2.0)

@@ -8,6 +8,7 @@ from recursa.traces.models import ExecutionTrace, TaskTrace, ToolCallTrace
 from recursa.traces.rewards import (
     ACTION_LINE,
     CodeExecutionReward,
+    DecisionOutcomeReward,
     EfficiencyReward,
     FormatComplianceReward,
     SyntaxValidationReward,
@@ -80,3 +81,24 @@ def test_format_compliance():
 def test_negative_weight_is_refused():
     with pytest.raises(ValueError, match="weight"):
         ToolSuccessReward(weight=-1)
+
+
+def test_a_decision_is_rewarded_by_its_agent_types_component_weights():
+    reward = DecisionOutcomeReward()
+    accepted_then_moved = {"immediate": 1.0, "delayed": -1.0, "strategic": 0.0}
+    filer = reward.score(trace(agent_type="FILER", metadata={"components": accepted_then_moved}))
+    prioritizer = reward.score(trace(agent_type="prioritizer", metadata={"components": accepted_then_moved}))
+    assert filer.score == pytest.approx((0.5 - 0.3 + 1) / 2)
+    assert filer.score > 0.5 > prioritizer.score
+    assert filer.details["used"] == accepted_then_moved
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({}, "no decision components"),
+    ({"agent_type": "coder", "metadata": {"components": {"immediate": 1.0}}}, "agent type"),
+    ({"agent_type": "FILER", "metadata": {"components": {"immediate": 3.0}}}, "invalid components"),
+    ({"agent_type": "FILER", "metadata": {"components": {"delayed": None}}}, "no component observed"),
+])
+def test_a_decision_reward_does_not_apply_without_observed_components(fields, reason):
+    result = DecisionOutcomeReward().score(trace(**fields))
+    assert result.score is None and reason in result.details["reason"]

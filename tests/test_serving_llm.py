@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import ClassVar
 
 import openai
 import pytest
@@ -94,7 +95,7 @@ def test_a_batch_of_streamed_requests_shares_one_generate_call_per_group():
     from recursa.serving.schemas import Usage
 
     class ScriptedCore:  # each row of a call decodes 10 + row, then 20 + row
-        calls: list[int] = []
+        calls: ClassVar[list[int]] = []  # read on the class after the run
 
         def generate_rows(self, rows, feed):
             self.calls.append(len(rows))
@@ -330,5 +331,5 @@ def test_serve_config_is_checked_with_the_field_named(tmp_path):
     assert config.applications[0].import_path == "recursa.llm.serve:app"
     bad = tmp_path / "llm.yaml"
     bad.write_text(Path("serve/llm.yaml").read_text().replace("model_name: recursa-llm", "model_name: math-sft"))
-    with pytest.raises(ConfigError, match="applications.llm.args.adapters: .*already the model_name"):
+    with pytest.raises(ConfigError, match=r"applications\.llm\.args\.adapters: .*already the model_name"):
         check_serve_config(bad)

@@ -13,11 +13,12 @@ import pytest
 from recursa.fc import tokenizer as tokenizer_module
 from recursa.fc.tokenizer import SPECIAL_TOKENS, CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
 
-WORDS = (
-    "book a flight from to the hotel in for two people tomorrow weather what is find me cheap "
-    "restaurants near show my orders cancel order number price of stock convert euros dollars "
-    "café Zürich São Paulo naïve crème brûlée Kraków résumé"
-).split()
+WORDS = [
+    "book", "a", "flight", "from", "to", "the", "hotel", "in", "for", "two", "people", "tomorrow", "weather", "what",
+    "is", "find", "me", "cheap", "restaurants", "near", "show", "my", "orders", "cancel", "order", "number", "price",
+    "of", "stock", "convert", "euros", "dollars", "café", "Zürich", "São", "Paulo", "naïve", "crème", "brûlée",
+    "Kraków", "résumé"
+]
 CITIES = ("Paris", "London", "Tokyo", "New York", "Zürich", "São Paulo", "Kraków", "Montréal")
 FUNCTIONS = ("book_flight", "get_weather", "find_restaurants", "convert_currency", "cancel_order")
 
@@ -33,7 +34,7 @@ ASCII_TEXTS = [
 ]
 NON_ASCII_TEXTS = [
     "Réserve une table au café à Zürich pour 4 personnes",
-    "São Paulo → Kraków, 3× crème brûlée, naïve résumé",
+    "São Paulo → Kraków, 3× crème brûlée, naïve résumé",  # noqa: RUF001 - non-ASCII on purpose
     "emoji 😀🚀 and a family 👩‍👩‍👧 and flags 🇫🇷",
     "日本語のテキスト、東京まで 2 枚",
     "combining e\u0301 vs precomposed é, Greek Ωμέγα, Cyrillic Москва",

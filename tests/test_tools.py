@@ -129,10 +129,9 @@ def test_user_tool_in_a_couple_of_lines(registry):
 def test_decorator_options_and_bad_definitions():
     named = tool(name="plus", description="Sum.")(add.fn)
     assert (named.name, named.description) == ("plus", "Sum.")
-    with pytest.raises(ValueError, match="already registered"):
-        with ToolRegistry() as reg:
-            reg.register(add)
-            reg.register(add)
+    with pytest.raises(ValueError, match="already registered"), ToolRegistry() as reg:
+        reg.register(add)
+        reg.register(add)
     with pytest.raises(ValueError, match="tool name"):
         tool(add.fn, name="has space")
     with pytest.raises(TypeError, match=r"\*args"):

@@ -88,6 +88,18 @@ def test_label_stops_at_end_of_input_and_filters_by_agent_type(stored, db_url): 
     assert stored.get("t1").feedback == "wrong"
 
 
+def test_dataset_pairs_good_and_bad_completions_of_a_prompt_for_dpo(db_url, tmp_path):  # noqa: F811
+    with TraceStore(db_url) as store:
+        store.add_many([ExecutionTrace(trace_id=f"d{i}", query="file report.pdf", final_response=answer, label=label)
+                        for i, (answer, label) in enumerate([("/work/reports", True), ("/tmp", False),
+                                                             ("/work", False)])])
+    out = tmp_path / "dpo.jsonl"
+    invoke("dataset", "--db", db_url, "--out", str(out), "--format", "dpo")
+    pairs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert pairs == [{"prompt": "file report.pdf", "chosen": "/work/reports", "rejected": "/tmp"},
+                     {"prompt": "file report.pdf", "chosen": "/work/reports", "rejected": "/work"}]
+
+
 def test_a_trace_import_with_a_bad_line_adds_nothing(tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     write_jsonl(traces()[:1], source)

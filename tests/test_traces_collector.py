@@ -100,12 +100,11 @@ def test_a_raising_agent_still_leaves_its_trace_in_the_store(db_url, registry): 
     with TraceStore(db_url) as store:
         collector = TraceCollector(store)
         collector.hook_registry(registry)
-        with pytest.raises(ZeroDivisionError):
-            with collector.episode("divide", agent_type="calc") as episode:
-                episode.trace.metadata["attempt"] = 1
-                registry.call("opaque", {"n": 1})
-                episode.step("now divide")
-                1 / 0
+        with pytest.raises(ZeroDivisionError), collector.episode("divide", agent_type="calc") as episode:
+            episode.trace.metadata["attempt"] = 1
+            registry.call("opaque", {"n": 1})
+            episode.step("now divide")
+            raise ZeroDivisionError("division by zero")
         (trace,) = store.query()
     assert trace.metadata["error"] == "ZeroDivisionError: division by zero"
     assert trace.metadata["attempt"] == 1 and trace.agent_type == "calc"

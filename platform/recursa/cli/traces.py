@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -86,17 +87,27 @@ def traces_label(
     console.print(f"good {counts['good']}, bad {counts['bad']}, skipped {counts['skipped']}")
 
 
+class DatasetFormat(str, Enum):
+    """What `recursa traces dataset` writes: KTO records, or DPO pairs made from them."""
+
+    kto = "kto"
+    dpo = "dpo"
+
+
 @traces_app.command("dataset")
 def traces_dataset(
-    out: Path = typer.Option(..., "--out", help="KTO records (prompt, completion, label): .jsonl or .parquet."),
+    out: Path = typer.Option(..., "--out", help="The records: .jsonl or .parquet."),
+    fmt: DatasetFormat = typer.Option(DatasetFormat.kto, "--format",
+                                      help="kto: (prompt, completion, label); dpo: (prompt, chosen, rejected), "
+                                           "each good completion of a prompt against each bad one."),
     db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
     agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
     threshold: float = typer.Option(0.5, "--threshold", help="Unlabelled traces are good when the reward "
                                     "engine scores them at least this (hand labels always win)."),
     labelled_only: bool = typer.Option(False, "--labelled", help="Only hand-labelled traces."),
 ) -> None:
-    """Build a KTO training file from stored traces (`data.records_path` of a kto config)."""
-    from recursa.llm.datasets import trace_records, write_records
+    """Build a KTO training file (`data.records_path` of a kto config), or DPO pairs, from stored traces."""
+    from recursa.llm.datasets import dpo_records, trace_records, write_records
     from recursa.traces.engine import RewardEngine
 
     check_dataset_path(out)
@@ -104,8 +115,13 @@ def traces_dataset(
         stored = store.query(agent_type=agent_type, labelled_only=labelled_only)
     engine = RewardEngine.default()
     records = trace_records(stored, labels=[engine.binary_label(t, threshold) for t in stored])
-    write_records(records, out)
     good = sum(r["label"] for r in records)
+    if fmt is DatasetFormat.dpo:
+        pairs = dpo_records(records)
+        write_records(pairs, out)
+        console.print(f"{out}: {len(pairs)} pairs from {good} good and {len(records) - good} bad completions")
+        return
+    write_records(records, out)
     console.print(f"{out}: {len(records)} records ({good} good, {len(records) - good} bad)")
 
 

@@ -209,12 +209,12 @@ def check_multiple(
     """One expected call, to the function among `functions` that the answer names."""
     if len(answers) != 1:
         raise ValueError(f"check_multiple expects one answer, got {len(answers)}")
-    calls = _as_list(calls)
-    if calls is None:
+    predicted = _as_list(calls)
+    if predicted is None:
         return _invalid("predictions are not a list")
-    if len(calls) != 1:
-        return _count_error(calls, 1)
-    return check_simple(calls[0], _expected_function(answers[0], functions), answers[0])
+    if len(predicted) != 1:
+        return _count_error(predicted, 1)
+    return check_simple(predicted[0], _expected_function(answers[0], functions), answers[0])
 
 
 def _fits(calls: list, function: FunctionSpec, answer: PossibleAnswer) -> list[AstResult]:
@@ -243,12 +243,12 @@ def check_parallel(
     calls: list[FunctionCall], functions: list[FunctionSpec], answers: list[PossibleAnswer]
 ) -> AstResult:
     """Match predicted calls to expected calls one-to-one, in any order; counts must be equal."""
-    calls = _as_list(calls)
-    if calls is None:
+    predicted = _as_list(calls)
+    if predicted is None:
         return _invalid("predictions are not a list")
-    if len(calls) != len(answers):
-        return _count_error(calls, len(answers))
-    fits = [_fits(calls, _expected_function(answer, functions), answer) for answer in answers]
+    if len(predicted) != len(answers):
+        return _count_error(predicted, len(answers))
+    fits = [_fits(predicted, _expected_function(answer, functions), answer) for answer in answers]
     owner: dict[int, int] = {}  # predicted call -> the expected call it stands for
     for expected, answer in enumerate(answers):
         if not _assign(expected, fits, owner, set()):
@@ -259,18 +259,18 @@ def check_parallel(
 
 def check_irrelevance(calls: list[FunctionCall]) -> AstResult:
     """Valid iff no call was made."""
-    calls = _as_list(calls)
-    if calls is None:
+    predicted = _as_list(calls)
+    if predicted is None:
         return _invalid("predictions are not a list")
-    return _invalid(f"expected no call, got {len(calls)}") if calls else _VALID
+    return _invalid(f"expected no call, got {len(predicted)}") if predicted else _VALID
 
 
 def check_relevance(calls: list[FunctionCall]) -> AstResult:
     """Valid iff at least one call was made (BFCL's relevance rule: the calls themselves are not checked)."""
-    calls = _as_list(calls)
-    if calls is None:
+    predicted = _as_list(calls)
+    if predicted is None:
         return _invalid("predictions are not a list")
-    return _VALID if calls else _invalid("expected a call, got none")
+    return _VALID if predicted else _invalid("expected a call, got none")
 
 
 # --- examples --------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def segments(labels: list[int]) -> list[tuple[int, int]]:
     """(first, last) token of each tagged segment: B opens one, I continues it, a stray I opens one."""
     found: list[tuple[int, int]] = []
     start = None
-    for i, label in enumerate(labels + [TAG_O]):
+    for i, label in enumerate([*labels, TAG_O]):
         if start is not None and label != TAG_I:  # anything but I closes the open segment
             found.append((start, i - 1))
             start = None

@@ -33,7 +33,7 @@ def distribution_inputs(heads: dict[str, Tensor], param_function: Tensor, requir
     """[B, D] inputs of `CallDistribution`: `heads` (name -> [B, *shape, categories], at the
     layout's sizes), then param_function [B, P] (-1 for padding) and required [B, P]."""
     flat = [heads[name].flatten(1) for name in HEADS]
-    return torch.cat(flat + [param_function.float(), required.float()], dim=-1)
+    return torch.cat([*flat, param_function.float(), required.float()], dim=-1)
 
 
 def _per_row(values: Tensor, keep: Tensor) -> Tensor:
@@ -71,12 +71,12 @@ class CallDistribution(Distribution):
         self.param_function, self.required = param_function, required
 
     @staticmethod
-    def required_input_dim(space=None, layout: ActionLayout = None, **kwargs) -> int:
+    def required_input_dim(space=None, *, layout: ActionLayout, **kwargs) -> int:
         heads = sum(math.prod(layout.block(name).shape) * layout.block(name).categories for name in HEADS)
         return heads + 2 * layout.block("modes").shape[0]
 
     @classmethod
-    def from_logits(cls, logits: Tensor, layout: ActionLayout = None, **kwargs) -> CallDistribution:
+    def from_logits(cls, logits: Tensor, *, layout: ActionLayout, **kwargs) -> CallDistribution:
         parts, start = {}, 0
         for name in HEADS:
             block = layout.block(name)

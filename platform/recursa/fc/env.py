@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -141,7 +142,7 @@ def encode_observation(features: Features, limits: FCLimits) -> dict[str, np.nda
 class FunctionCallingEnv(gym.Env):
     """One generated example per episode; reward = 0.5 AST validity + 0.5 execution reward."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, config: dict | None = None):
         # RLlib passes an EnvContext: every env runner and vector slot samples its own examples.

@@ -11,8 +11,9 @@ when one spells out a default the other leaves implicit, or writes 3.0 for 3 in 
 from __future__ import annotations
 
 import json
+import types
 from collections import Counter
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 
@@ -37,7 +38,8 @@ def _annotation(spec: ParamSpec, owner: str) -> Any:
     if spec.enum:
         return Literal[tuple(spec.enum)]
     if spec.type == "array":
-        return list[_annotation(spec.items, owner) if spec.items is not None else Any]
+        item = _annotation(spec.items, owner) if spec.items is not None else Any
+        return types.GenericAlias(list, (item,))  # list[item], built at run time
     if spec.type == "object":
         if not spec.properties:
             return dict[str, Any]
@@ -46,13 +48,13 @@ def _annotation(spec: ParamSpec, owner: str) -> Any:
 
 
 def _arguments_model(params: list[ParamSpec], name: str) -> type[BaseModel]:
-    fields = {}
+    fields: dict[str, Any] = {}  # name -> (annotation, field); Any: create_model takes them as **kwargs
     for spec in params:
         annotation = _annotation(spec, name)
         if spec.required:
             fields[spec.name] = (annotation, Field(...))
         else:
-            fields[spec.name] = (Optional[annotation], Field(spec.default))
+            fields[spec.name] = (annotation | None, Field(spec.default))
     return create_model(name, __base__=_Forbid, **fields)
 
 
@@ -89,11 +91,11 @@ class Sandbox:
                 if tool.name not in registry.names:
                     registry.register(tool)
             for call in calls:
-                tool = self.tools.get(call.name) if isinstance(call, FunctionCall) else None
-                if tool is None or not isinstance(call.arguments, dict):
+                found = self.tools.get(call.name) if isinstance(call, FunctionCall) else None
+                if found is None or not isinstance(call.arguments, dict):
                     results.append(None)
                     continue
-                result = registry.call(tool.name, call.arguments)
+                result = registry.call(found.name, call.arguments)
                 results.append(json.dumps(result.output, sort_keys=True) if result.ok else None)
         return results
 
@@ -116,7 +118,7 @@ class ExecutionScorer:
         """Share of expected results reproduced, penalised for extra calls; 1.0 for a right no-call."""
         if not self.expected_calls:
             return 0.0 if predicted else 1.0
-        produced = Counter(r for r in self.sandbox.run(predicted) if r is not None)
+        produced: Counter[str | None] = Counter(r for r in self.sandbox.run(predicted) if r is not None)
         matched = sum((self.expected & produced).values())
         return matched / max(self.expected_calls, len(predicted))
 

@@ -112,7 +112,7 @@ def flatten_params(function: FunctionSpec, index: int) -> list[SlotParam]:
     def visit(spec: ParamSpec, path: tuple[str, ...], required: bool) -> None:
         if spec.type == "object" and spec.properties:
             for child in spec.properties:
-                visit(child, path + (child.name,), required and child.required)
+                visit(child, (*path, child.name), required and child.required)
         else:
             out.append(SlotParam(path, spec.model_copy(update={"required": required}), index))
 
@@ -171,7 +171,10 @@ class Featurizer:
                          self._pieces(function.description, limits.max_desc_pieces), FUNCTION, f, f + 1, 0, 0, 0,
                          schema_match_id(FUNCTION_BASE, function.name, function.description, query_words)))
         function_slots = [1 + len(ids) + f for f in range(len(functions))]
-        param_slots, enum_slots, enum_param, enum_values = [], [], [], []
+        param_slots: list[int] = []
+        enum_slots: list[int] = []
+        enum_param: list[int] = []
+        enum_values: list[Any] = []
         for p, param in enumerate(params):
             param_slots.append(len(rows))
             rows.append((self._pieces(_words(".".join(param.path)), limits.max_name_pieces),
@@ -279,8 +282,7 @@ class Featurizer:
         span_tags = np.full(features.num_query, TAG_O, dtype=np.int64)
         for element in elements:
             span = locate_value(features.query, element, taken)
-            tokens = _tokens_in(features.query_offsets, span) if span else []
-            if not tokens:
+            if span is None or not (tokens := _tokens_in(features.query_offsets, span)):
                 return (GENERATE if self._generable(param, value) else IGNORE), None, IGNORE
             taken.add(span)
             span_tags[tokens[0]] = TAG_B
@@ -296,7 +298,7 @@ class Featurizer:
     def _generated_pieces(self, value: str) -> list[int]:
         """The value's pieces and <eos>, through the piece cache (a value too long to generate
         comes out one piece longer than the limit)."""
-        return self._pieces(value, self.limits.max_generate_pieces) + [self.eos_id]
+        return [*self._pieces(value, self.limits.max_generate_pieces), self.eos_id]
 
 
 def _tokens_in(offsets: list[Span], span: Span) -> list[int]:
@@ -355,7 +357,7 @@ def collate(batch: list[Features]) -> dict[str, torch.Tensor]:
     out["enum_param"] = stack("enum_param", ne, fill=-1)
     out["mode_allowed"] = stack("mode_allowed", np_, fill=0, dtype=bool)
     if k:
-        targets = [f.targets for f in batch]
+        targets = [_targets(f) for f in batch]
         out["pointer"] = torch.tensor([int(t["pointer"]) for t in targets])
         out["counts"] = _pad_targets([t["counts"] for t in targets], (nf,))
         out["modes"] = _pad_targets([t["modes"] for t in targets], (np_, k))
@@ -365,8 +367,15 @@ def collate(batch: list[Features]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _targets(features: Features) -> dict[str, np.ndarray]:
+    """The targets of an example in a batch whose first example has them: a batch is encoded one way."""
+    assert features.targets is not None, "a batch mixes examples encoded with and without targets"
+    return features.targets
+
+
 def _pad_targets(values: list[np.ndarray], shape: tuple[int, ...]) -> torch.Tensor:
     out = np.full((len(values), *shape), IGNORE, dtype=np.int64)
     for i, value in enumerate(values):
-        out[(i, *(slice(0, d) for d in value.shape))] = value
+        corner: tuple[int | slice, ...] = (i, *(slice(0, d) for d in value.shape))
+        out[corner] = value
     return torch.from_numpy(out)

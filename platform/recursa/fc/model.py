@@ -223,6 +223,8 @@ def fc_loss(output: FCOutput, batch: dict[str, Tensor], weights: LossWeights = L
 
     `active` [B] (bool) limits the loss to examples that have not halted yet.
     """
+    # A batch with targets has generation targets, so the forward pass teacher-forced them.
+    assert output.generate_logits is not None and output.generate_rows is not None, "fc_loss needs targets"
     if active is not None:
         keep = active.clone()
         batch = {**batch, "pointer": batch["pointer"].masked_fill(~keep, IGNORE)}

@@ -16,10 +16,12 @@ from recursa.fc.values import Span
 
 _WORD = re.compile(r"[A-Za-z]+|\d+")
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
-STOPWORDS = frozenset(
-    "a an the of for to in on at by with from and or is are be it this that as into about me my i you your "
-    "please can could would will should do does get set given use using which what when where who how its".split()
-)
+STOPWORDS = frozenset({
+    "a", "an", "the", "of", "for", "to", "in", "on", "at", "by", "with", "from", "and", "or", "is", "are", "be", "it",
+    "this", "that", "as", "into", "about", "me", "my", "i", "you", "your", "please", "can", "could", "would", "will",
+    "should", "do", "does", "get", "set", "given", "use", "using", "which", "what", "when", "where", "who", "how",
+    "its"
+})
 SHARE_BUCKETS = 4
 QUERY_MATCHES = 4  # query token: (in a parameter name) x (in a function name or description)
 SCHEMA_MATCHES = SHARE_BUCKETS * SHARE_BUCKETS  # (share of name words) x (share of description words)

@@ -120,7 +120,7 @@ def generate_users(num_users: int = 2000, test_fraction: float = 0.2, seed: int 
             **dict(zip(PREFERENCES, prefs.tolist())),
         })
     users = pd.DataFrame(rows)
-    test_ids = rng.choice(num_users, size=int(round(num_users * test_fraction)), replace=False)
+    test_ids = rng.choice(num_users, size=round(num_users * test_fraction), replace=False)
     users["split"] = np.where(users["user_id"].isin(test_ids), "test", "train")
     return users
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, ClassVar, TypedDict
 
 import gymnasium as gym
 import numpy as np
@@ -186,10 +186,21 @@ def gift_spaces(num_candidates: int) -> tuple[gym.spaces.Dict, gym.spaces.Discre
     return observation_space, gym.spaces.Discrete(num_actions)
 
 
+class EpisodeStats(TypedDict):
+    """What the episode has earned and spent so far; `info` reports it after every step."""
+
+    utility: float
+    tool_cost: float
+    tool_calls: int
+    tool_failures: int
+    invalid_actions: int
+    calls_by_tool: dict[str, int]
+
+
 class GiftRecommendationEnv(gym.Env):
     """Recommend gifts to one user per episode, calling tools to learn about the candidates."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, config: dict | None = None):
         self.config = GiftEnvConfig(**dict(config or {}))
@@ -199,7 +210,7 @@ class GiftRecommendationEnv(gym.Env):
         # RLlib passes an EnvContext: give every env runner and vector slot its own stream.
         self._stream = [self.config.seed, getattr(config, "worker_index", 0), getattr(config, "vector_index", 0)]
         self._rng = np.random.default_rng(self._stream)
-        self._tool_rng = np.random.default_rng(self._stream + [1])
+        self._tool_rng = np.random.default_rng([*self._stream, 1])
         self.registry = ToolRegistry(timeout_s=self.config.tool_timeout_s)
         for tool in gift_tools(self.catalog, failure_rate=self.config.tool_failure_rate, seed=self._tool_rng):
             # No result cache inside the env: episodes stay independent and replayable by seed.
@@ -235,8 +246,8 @@ class GiftRecommendationEnv(gym.Env):
         self.recommended = np.zeros(self.config.num_candidates, dtype=bool)
         self.steps = 0
         self.tool_log: list[tuple[dict[str, Any], ToolResult]] = []  # (arguments, result) per call
-        self.stats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0, "invalid_actions": 0,
-                      "calls_by_tool": dict.fromkeys(GIFT_TOOL_NAMES, 0)}
+        self.stats: EpisodeStats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0,
+                                    "invalid_actions": 0, "calls_by_tool": dict.fromkeys(GIFT_TOOL_NAMES, 0)}
         return self._observation(), self._info()
 
     def step(self, action: int):

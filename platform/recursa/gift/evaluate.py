@@ -65,11 +65,11 @@ def evaluate_policy(env_config: GiftEnvConfig, policy: Policy, users: int, seed:
         for tool, calls in info["calls_by_tool"].items():
             usage[tool] += calls / users
     env.close()
-    rewards = np.asarray(rewards)
-    half_width = 1.96 * rewards.std(ddof=1) / np.sqrt(len(rewards)) if len(rewards) > 1 else 0.0
+    returns = np.asarray(rewards)
+    half_width = 1.96 * returns.std(ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else 0.0
     return {
-        "mean_reward": float(rewards.mean()),
-        "ci95": [float(rewards.mean() - half_width), float(rewards.mean() + half_width)],
+        "mean_reward": float(returns.mean()),
+        "ci95": [float(returns.mean() - half_width), float(returns.mean() + half_width)],
         "tool_calls_per_episode": float(np.mean(tool_calls)),
         "tool_usage": usage,
     }

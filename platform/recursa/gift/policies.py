@@ -7,7 +7,7 @@ informative tools and then uses the true utilities; the expert's episodes seed b
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -39,7 +39,8 @@ class GiftRecommenderCore:
         episodes still running. A request that cannot be served gets its InvalidRequest."""
         envs = [self._take_env() for _ in requests]
         try:
-            results: list[RecommendResponse | InvalidRequest | None] = [None] * len(requests)
+            # Every request either fails its reset or plays its episode to the end.
+            results: dict[int, RecommendResponse | InvalidRequest] = {}
             observations: dict[int, dict[str, np.ndarray]] = {}
             for i, (env, request) in enumerate(zip(envs, requests)):
                 try:
@@ -58,7 +59,7 @@ class GiftRecommenderCore:
                         results[i] = self._response(envs[i], steps[i])
                     else:
                         observations[i] = observation
-            return results
+            return [results[i] for i in range(len(requests))]
         finally:
             self._idle.extend(envs)
 

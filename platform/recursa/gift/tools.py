@@ -1,7 +1,8 @@
 """The five gift-shopping tools, answering from a product catalog."""
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd

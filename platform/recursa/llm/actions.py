@@ -13,8 +13,9 @@ import importlib
 import random
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from recursa.traces.models import ExecutionTrace, ReasoningStep
 
@@ -82,7 +83,7 @@ class BaseEnvironment(ABC):
         """`count` problems of this domain, reproducible from `seed`."""
 
     @classmethod
-    def expert(cls) -> "BaseAgent | None":
+    def expert(cls) -> BaseAgent | None:
         """A scripted agent that solves the domain, for supervised warm starts; None if there is none."""
         return None
 
@@ -197,7 +198,8 @@ def run_episodes(make_env: Callable[[], BaseEnvironment], agent: BaseAgent,
                  problems: Sequence[Any]) -> Iterator[Trajectory]:
     """Play `agent` on every problem, all episodes in lock step; yield each trajectory as it ends."""
     envs = [make_env() for _ in problems]
-    trajectories, states = [], []
+    trajectories: list[Trajectory] = []
+    states: list[AgentState] = []
     for env, problem in zip(envs, problems):
         task = env.reset(problem)
         trajectories.append(Trajectory(problem=problem, task=task, domain=env.domain, index=len(trajectories)))

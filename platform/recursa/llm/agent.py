@@ -6,7 +6,7 @@ at EOS; the runner parses what comes out, so a malformed action costs a penalty,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -21,9 +21,10 @@ class LLMAgent(BaseAgent):
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
         self.generator_seed = seed
-        # (prompt, text) -> the token ids generated for it (through EOS), for learners that score
-        # exactly the sampled tokens rather than a re-encoding of the text.
-        self.token_ids: dict[tuple[str, str], list[int]] | None = {} if keep_tokens else None
+        # With keep_tokens, (prompt, text) -> the token ids generated for it (through EOS), for
+        # learners that score exactly the sampled tokens rather than a re-encoding of the text.
+        self.keep_tokens = keep_tokens
+        self.token_ids: dict[tuple[str, str], list[int]] = {}
 
     def select_action(self, state: AgentState) -> str:
         return self.select_actions([state])[0]
@@ -53,7 +54,7 @@ class LLMAgent(BaseAgent):
                 eos_token_id=self.tokenizer.eos_token_id, **sampling)
             new_tokens = [self._through_eos(row) for row in generated[:, encoded["input_ids"].shape[1]:].tolist()]
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            if self.token_ids is not None:
+            if self.keep_tokens:
                 self.token_ids.update(((prompt, text), ids) for prompt, text, ids in zip(batch_prompts, texts, new_tokens))
             outputs += texts
         self.model.train(was_training)

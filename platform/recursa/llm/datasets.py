@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recursa.traces.engine import group_normalise
 from recursa.traces.models import ExecutionTrace
 
 
 class Trajectory(Protocol):
     """What the builders read of an episode (`recursa.llm.actions.Trajectory` has it)."""
 
-    steps: Sequence[Any]  # each with prompt, output, action, params, reward, valid
+    @property
+    def steps(self) -> Sequence[Any]: ...  # each with prompt, output, action, params, reward, valid
 
     @property
     def total_reward(self) -> float: ...
@@ -69,15 +70,6 @@ def trace_records(traces: Iterable[ExecutionTrace], labels: Sequence[bool] | Non
             continue
         records.append({"prompt": trace.prompt or trace.query, "completion": trace.final_response,
                         "label": bool(label)})
-    return records
-
-
-def grpo_records(prompts: Sequence[str], completions: Sequence[Sequence[str]],
-                 rewards: Sequence[Sequence[float]]) -> list[dict]:
-    """GRPO groups: several completions of one prompt, rewards normalised within each group."""
-    records = []
-    for prompt, group, raw in zip(prompts, completions, rewards, strict=True):
-        records.append({"prompt": prompt, "completions": list(group), "rewards": group_normalise(raw)})
     return records
 
 

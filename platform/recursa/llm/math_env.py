@@ -120,7 +120,7 @@ class LinearEquationEnv(BaseEnvironment):
         return sample_equations(count, seed)
 
     @classmethod
-    def expert(cls) -> "ExpertMathAgent":
+    def expert(cls) -> ExpertMathAgent:
         return ExpertMathAgent()
 
     def _identify(self, operation: str) -> ActionResult:

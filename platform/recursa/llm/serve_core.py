@@ -37,7 +37,6 @@ from recursa.serving.schemas import (
     LLMChatCompletionRequest,
     ModelCard,
     ModelList,
-    SamplingOptions,
     ToolCallOut,
     Usage,
 )
@@ -116,8 +115,8 @@ class LLMCore:
         """Continue every prompt; one `generate` call per group of equal adapter and sampling settings."""
         order = sorted(range(len(batch)), key=lambda i: batch[i].group())
         results: dict[int, Generated] = {}
-        for _, members in groupby(order, key=lambda i: batch[i].group()):
-            members = list(members)
+        for _, same_group in groupby(order, key=lambda i: batch[i].group()):
+            members = list(same_group)
             for i, result in zip(members, self._generate_group([batch[i] for i in members])):
                 results[i] = result
         return [results[i] for i in range(len(batch))]
@@ -174,7 +173,8 @@ class LLMCore:
                 raise InvalidRequest(f"tool_choice: names no offered tool ({name!r})")
         return functions
 
-    def _generation(self, request: SamplingOptions, prompt: str, field: str) -> Generation:
+    def _generation(self, request: CompletionRequest | LLMChatCompletionRequest, prompt: str,
+                    field: str) -> Generation:
         limit = self.settings.max_new_tokens
         if request.max_tokens is not None and request.max_tokens > limit:
             raise InvalidRequest(f"max_tokens: at most {limit}")

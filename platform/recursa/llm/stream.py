@@ -140,15 +140,17 @@ def _stop_prefix_length(text: str, stop: tuple[str, ...]) -> int:
 
 
 async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompletionRequest,
-                        generation: Generation, items: AsyncIterator[StepItem]) -> AsyncIterator[str]:
+                        generation: Generation, items: AsyncIterator[list[int] | Finished]) -> AsyncIterator[str]:
     """The server-sent events of a streamed (chat) completion from what its batch sends it
-    (`batch_steps`), ending with [DONE]."""
+    (`batch_steps`; Serve ends the request's stream at StopIteration), ending with [DONE]."""
     chat = isinstance(request, LLMChatCompletionRequest)
     chunks = ChatChunks(request.model) if chat else CompletionChunks(request.model)
-    held = chat and core.offers_tools(request)  # only the whole text says whether it is a tool call
+    # Only the whole text says whether it is a tool call.
+    held = isinstance(request, LLMChatCompletionRequest) and core.offers_tools(request)
     texts = [ChoiceText(core.decode, core.tokenizer.eos_token_id, generation, lstrip=chat) for _ in range(request.n)]
-    for index in range(request.n if chat else 0):
-        yield sse(chunks.role(index))
+    if isinstance(chunks, ChatChunks):
+        for index in range(request.n):
+            yield sse(chunks.role(index))
     async for item in items:
         if isinstance(item, Finished):
             generated = item.generated
@@ -159,6 +161,7 @@ async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompl
                 yield sse(chunks.text(index, delta))
     for index, result in enumerate(generated):
         if held:
+            assert isinstance(request, LLMChatCompletionRequest) and isinstance(chunks, ChatChunks)  # held: a chat
             yield sse(chunks.whole(core.chat_choice(request, result, index)))
         else:
             yield sse(chunks.text(index, texts[index].finish(result.text), result.finish_reason))

@@ -18,9 +18,10 @@ import functools
 import json
 import time
 import weakref
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
@@ -160,7 +161,7 @@ class TraceCollector:
                 recorder.record_result(arguments, result)
             return result
 
-        registry.call = recorded_call  # an instance attribute shadows the method
+        vars(registry)["call"] = recorded_call  # an instance attribute shadows the method
         self._hooked.add(registry)
         return registry
 

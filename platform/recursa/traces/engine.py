@@ -1,4 +1,4 @@
-"""The reward engine: weighted combination of rewards, group normalisation (GRPO), binary labels (KTO).
+"""The reward engine: weighted combination of rewards, binary labels (KTO); group normalisation (GRPO).
 
 The combined reward of a trace is the weighted mean of the rewards that apply to it; rewards that do
 not apply (score None) are left out of both sums. When none applies the combined reward is 0.
@@ -6,13 +6,15 @@ not apply (score None) are left out of both sums. When none applies the combined
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from recursa.traces.learned import LearnedReward
 from recursa.traces.models import ExecutionTrace
 from recursa.traces.rewards import (
     CodeExecutionReward,
+    DecisionOutcomeReward,
     EfficiencyReward,
     FormatComplianceReward,
     Reward,
@@ -24,7 +26,7 @@ from recursa.traces.rewards import (
 
 BUILTIN_REWARDS: dict[str, type[Reward]] = {cls.name: cls for cls in (
     CodeExecutionReward, SyntaxValidationReward, ToolSuccessReward, TaskCompletionReward,
-    EfficiencyReward, FormatComplianceReward)}
+    EfficiencyReward, FormatComplianceReward, DecisionOutcomeReward)}
 
 
 def group_normalise(rewards: Sequence[float], eps: float = 1e-6) -> list[float]:
@@ -80,23 +82,15 @@ class RewardEngine:
         """Each reward's result and the weighted mean of those that apply."""
         results = [reward.score(trace) for reward in self.rewards]
         weights = {reward.name: reward.weight for reward in self.rewards}
-        applicable = [result for result in results if result.applicable]
-        total_weight = sum(weights[result.name] for result in applicable)
-        combined = (sum(weights[result.name] * result.score for result in applicable) / total_weight
+        applicable = [(result.name, result.score) for result in results if result.score is not None]
+        total_weight = sum(weights[name] for name, _ in applicable)
+        combined = (sum(weights[name] * score for name, score in applicable) / total_weight
                     if total_weight > 0 else 0.0)
         return RewardBreakdown(results, weights, combined)
 
     def combined(self, trace: ExecutionTrace) -> float:
         """The weighted reward of `trace`, in [0, 1]."""
         return self.score(trace).combined
-
-    def for_group(self, traces: Sequence[ExecutionTrace], eps: float = 1e-6) -> list[float]:
-        """Combined rewards normalised within the group, (r - mean) / (std + eps), as GRPO advantages.
-
-        A group whose rewards are all equal gets zeros.
-        """
-        rewards = [self.combined(trace) for trace in traces]
-        return group_normalise(rewards, eps) if rewards else []
 
     def binary_label(self, trace: ExecutionTrace, threshold: float = 0.5) -> bool:
         """Good or bad, for KTO: the hand label when there is one, else combined reward >= threshold."""

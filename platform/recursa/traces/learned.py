@@ -12,8 +12,8 @@ import json
 import math
 import re
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -61,7 +61,7 @@ class LearnedReward(Reward):
             weight_decay: float = 1e-4, seed: int = 0) -> LearnedReward:
         """Train on the traces that carry a hand label (`trace.label`); both labels must occur."""
         labelled = [trace for trace in traces if trace.label is not None]
-        labels = torch.tensor([float(trace.label) for trace in labelled])
+        labels = torch.tensor([1.0 if trace.label else 0.0 for trace in labelled])
         if len(set(labels.tolist())) < 2:
             raise ValueError("LearnedReward.fit needs labelled traces of both kinds (good and bad)")
         features = torch.stack([trace_features(trace, self.buckets) for trace in labelled])

@@ -11,9 +11,13 @@ from __future__ import annotations
 import ast
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
+from recursa.traces.components import PRESETS, ComponentRewardCalculator, ComponentScores
 from recursa.traces.models import ExecutionTrace
 from recursa.traces.sandbox import extract_python, python_blocks, run_python
 
@@ -172,3 +176,27 @@ class FormatComplianceReward(Reward):
         if self.max_chars is not None and len(text) > self.max_chars:
             violations.append(f"{len(text)} characters, more than {self.max_chars}")
         return self._result(float(not violations), not violations, violations=violations)
+
+
+class DecisionOutcomeReward(Reward):
+    """A decision agent's component reward (immediate, delayed, strategic; see `traces.components`),
+    weighted for the trace's agent type. Reads the components from `trace.metadata["components"]`;
+    does not apply to traces without them, or while none of them is observed yet."""
+
+    name = "decision_outcome"
+    default_weight = 2.0
+
+    def score(self, trace: ExecutionTrace) -> RewardResult:
+        components = trace.metadata.get("components")
+        if components is None:
+            return self._result(None, reason="no decision components")
+        if trace.agent_type.upper() not in PRESETS:
+            return self._result(None, reason=f"no component weights for agent type {trace.agent_type!r}")
+        try:
+            scores = ComponentScores.model_validate(components)
+        except ValidationError as error:
+            return self._result(None, reason=f"invalid components: {error.errors()[0]['msg']}")
+        if all(value is None for value in scores.model_dump().values()):
+            return self._result(None, reason="no component observed yet")
+        result = ComponentRewardCalculator(trace.agent_type).compute(scores)
+        return self._result(result.reward, raw=result.raw, used=result.used)

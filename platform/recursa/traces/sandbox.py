@@ -34,6 +34,7 @@ in a VM or a container with its own kernel-level isolation.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import json
 import math
@@ -171,10 +172,8 @@ def _wait_unreaped(pid: int, timeout_s: float) -> bool:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _read_bounded(stream: IO[bytes], limit: int) -> str:

@@ -13,9 +13,10 @@ through psycopg 3 (SQLAlchemy's `postgresql+psycopg` dialect).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 

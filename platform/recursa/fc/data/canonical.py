@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cache
 
 from recursa.fc.data import phrasing
 
@@ -142,7 +142,7 @@ def _draw_date(rng: random.Random) -> str:
     return date.fromordinal(_FIRST_DAY + rng.randrange(_DAYS)).isoformat()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _date_forms(value: str) -> tuple[str, ...]:
     """Ways to write a date: "March 14, 2025", "the 14th of March 2025", "3/14/2025" (US order), ..."""
     day = date.fromisoformat(value)
@@ -174,7 +174,7 @@ def _minutes_past(minute: int, hour12: int) -> str:
     return f"{named.get(minute) or phrasing.number_to_words(60 - minute)} to {following}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _time_forms(value: str) -> tuple[str, ...]:
     """Ways to say an "HH:MM" time on a 12-hour clock, in digits and in words, that do not contain it."""
     hour, minute = int(value[:2]), int(value[3:])

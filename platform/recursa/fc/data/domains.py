@@ -643,7 +643,7 @@ def _convert(name: str, description: str, kind: str, units: dict[str, str], low:
     return fn(name, description,
               f"convert a {kind}|convert {{value}} {{from_unit}} to {{to_unit}}|"
               f"change {{value}} {{from_unit}} into {{to_unit}}",
-              (number("value", f"The {kind} to convert", low, high, f"of {{v}}|with a value of {{v}}"),
+              (number("value", f"The {kind} to convert", low, high, "of {v}|with a value of {v}"),
                unit, unit.named("to_unit", f"Unit to convert the {kind} into", "to {v}|into {v}")),
               f"the {kind} {{value}} {{from_unit}} in {{to_unit}}", ordered=True)
 

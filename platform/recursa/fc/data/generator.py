@@ -30,7 +30,7 @@ import random
 import re
 import string
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ def _draw_pool(rng: random.Random, pool: str) -> str:
     return "".join(parts)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _steps(template: str) -> tuple[tuple[str, str, str], ...]:
     """A template as (text, token, case) steps: the text before a token ("#", "&", "^" or a pool
     name, "" at the end) and how to case the token's value ("lower", "title" or "")."""
@@ -120,7 +120,14 @@ def _draw_string(rng: random.Random, param: Param) -> str:
         return rng.choice(param.options)[0]
     if param.derive:
         return canonical.KINDS[param.derive].draw(rng)
+    assert param.pool is not None, f"string parameter {param.name!r} has no pool"  # `domains.text` sets one
     return _draw_pool(rng, param.pool)
+
+
+def _item(param: Param) -> Param:
+    """The item template of an array parameter (`domains.listing` always sets one)."""
+    assert param.item is not None, f"array parameter {param.name!r} has no item template"
+    return param.item
 
 
 def _draw(rng: random.Random, param: Param, taken: set) -> Any:
@@ -132,7 +139,7 @@ def _draw(rng: random.Random, param: Param, taken: set) -> Any:
     if param.type == "float":
         return round(rng.uniform(param.low, param.high), param.decimals) + 0.0
     if param.type == "array":
-        return _draw_items(rng, param.item, rng.randint(param.min_items, param.max_items))
+        return _draw_items(rng, _item(param), rng.randint(param.min_items, param.max_items))
     if param.type == "object":
         return {f.name: _draw(rng, f, set()) for f in param.fields if f.required or rng.random() < OPTIONAL_RATE}
     for _ in range(10):
@@ -193,7 +200,7 @@ def _say(rng: random.Random, param: Param, value: Any) -> str:
         synonyms = next(s for v, s in param.options if v == value)
         return rng.choice(synonyms) if synonyms and rng.random() < 0.5 else value
     if param.type == "array":
-        return phrasing.join_list(rng, [_say(rng, param.item, v) for v in value])
+        return phrasing.join_list(rng, [_say(rng, _item(param), v) for v in value])
     if param.type == "object":
         return phrasing.join_list(rng, [_clause(rng, f, value[f.name]) for f in param.fields if f.name in value])
     if param.type in ("integer", "float"):
@@ -208,7 +215,7 @@ def _clause(rng: random.Random, param: Param, value: Any, template: str | None =
     return (template or rng.choice(param.clauses)).replace("{v}", _say(rng, param, value))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _slots(phrase: str) -> frozenset[str]:
     """Names of the parameters a phrase inlines."""
     return frozenset(_SLOT.findall(phrase))
@@ -252,7 +259,8 @@ def _context(rng: random.Random, domain: str | None) -> str:
     """Sometimes a sentence of context from the domain or a general one, else ""."""
     if rng.random() >= CONTEXT_RATE:
         return ""
-    return rng.choice(CONTEXTS.get(domain, ()) + phrasing.CONTEXTS)
+    own = CONTEXTS.get(domain, ()) if domain else ()
+    return rng.choice(own + phrasing.CONTEXTS)
 
 
 def _call_request(rng: random.Random, domain: str, fn: Fn, args: dict[str, Any]) -> str:
@@ -398,7 +406,7 @@ def _derived_in(param: Param, value: Any) -> Iterator[str]:
         yield value
     elif param.type == "array":
         for item in value:
-            yield from _derived_in(param.item, item)
+            yield from _derived_in(_item(param), item)
     elif param.type == "object":
         yield from _derived_values(param.fields, value)
 
@@ -455,7 +463,7 @@ def _param_spec(param: Param, camel: bool) -> ParamSpec:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _function_spec(index: int, style: str, variant: int) -> FunctionSpec:
     """The spec of catalogue entry `index` in a name style and description wording (cached)."""
     domain, fn = _ENTRIES[index]

@@ -155,7 +155,7 @@ def number_forms(value: int | float) -> tuple[str, ...]:
     """
     if isinstance(value, float):
         if value.is_integer():
-            return (float_digits(value),) + number_forms(int(value))[1:]
+            return (float_digits(value), *number_forms(int(value))[1:])
         whole, fraction = divmod(abs(value), 1)
         if fraction == 0.5 and 1 <= whole < 100 and value > 0:
             return (float_digits(value), f"{number_to_words(int(whole))} and a half")

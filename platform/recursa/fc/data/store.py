@@ -48,10 +48,8 @@ def _to_row(example: FCExample) -> dict[str, str | None]:
 
 def _from_row(row: dict[str, str | None]) -> FCExample:
     """The example stored in one Parquet row."""
-    for column in _JSON_COLUMNS:
-        if row[column] is not None:
-            row[column] = json.loads(row[column])
-    return FCExample.model_validate(row)
+    parsed = {column: json.loads(text) for column in _JSON_COLUMNS if (text := row[column]) is not None}
+    return FCExample.model_validate(row | parsed)
 
 
 def write_examples(examples: Iterable[FCExample], path: str | os.PathLike) -> Path:
