@@ -162,7 +162,8 @@ def test_job_on_a_local_head_succeeds_and_its_logs_can_be_read(ray_head, tmp_pat
 def test_a_recursa_command_runs_as_a_job_as_the_shipped_specs_run_it(ray_head, tmp_path):  # noqa: F811
     address, env = ray_head
     spec = tmp_path / "doctor.yaml"
-    spec.write_text(f"entrypoint: python -m recursa.cli doctor --json\n"
+    # This venv's python by path: the head's PATH may lead elsewhere (a cluster's image has one python).
+    spec.write_text(f"entrypoint: {BIN / 'python'} -m recursa.cli doctor --json\n"
                     f"runtime_env:\n  working_dir: {REPO}\n  env_vars: {{PYTHONPATH: platform}}\n")
     submitted = _recursa(["submit", str(spec), "--address", address], env)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
