@@ -1,10 +1,12 @@
-# Set-up and the two main commands. Torch comes first, from the local CPU build, so that
+# Set-up and the main commands. Torch comes first, from the local CPU build, so that
 # pip never pulls a multi-GB CUDA build while resolving the rest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install bfcl llm-demo
+.PHONY: demo serve test install bfcl llm-demo
+# A failed export leaves no half-written file that would look up to date.
+.DELETE_ON_ERROR:
 
 $(BIN)/recursa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,19 @@ install: $(BIN)/recursa
 
 demo: install
 	$(BIN)/recursa quickstart
+
+# Serve what `make demo` trained: POST http://127.0.0.1:8000/gift/recommend until Ctrl-C. The policy
+# is exported to int8 ONNX first when runs/gift_export is missing or older than the policy.
+QUICKSTART_POLICY := runs/quickstart/policy
+GIFT_EXPORT := runs/gift_export
+serve: install $(GIFT_EXPORT)/policy.int8.onnx
+	$(BIN)/recursa serve --config serve/gift.yaml
+
+$(GIFT_EXPORT)/policy.int8.onnx: $(QUICKSTART_POLICY)/policy.safetensors | install
+	$(BIN)/recursa export trm --checkpoint $(QUICKSTART_POLICY) --quantize int8 --out $(GIFT_EXPORT)
+
+$(QUICKSTART_POLICY)/policy.safetensors:
+	@echo "error: no trained gift policy at $(QUICKSTART_POLICY): run \`make demo\` first" >&2; exit 1
 
 # Lint and types first (seconds), then the fast tests, then the slow and fault-tolerance ones.
 test: install

@@ -142,35 +142,42 @@ def test_launcher_configs_pass_rays_own_validation():
 
 
 def _entrypoints() -> list[str]:
+    """Every `python -m recursa.cli ...` command under cluster/: RayJob entrypoints, and the
+    commands the scripts, launcher configs and README show."""
     found = [d["spec"]["entrypoint"] for _, d in _ray_resources("RayJob")]
     for path in [*CLUSTER.rglob("*.yaml"), *CLUSTER.rglob("*.sh"), CLUSTER / "README.md"]:
-        found += re.findall(r"python (jobs/\S+\.py[^\n`\\]*)", path.read_text())
+        found += re.findall(r"python -m recursa\.cli [^\n`\\]*", path.read_text())
     return found
 
 
-def test_entrypoints_name_existing_jobs_and_configs():
+def test_entrypoints_run_recursa_commands_with_existing_configs(recursa_cli):
     entrypoints = _entrypoints()
-    assert entrypoints
+    assert any("train gift" in entry for entry in entrypoints)
+    assert not any(re.search(r"jobs/\w+\.py", path.read_text()) for path in CLUSTER.rglob("*") if path.is_file())
     for entry in entrypoints:
-        argv = shlex.split(entry.removeprefix("python "))
-        assert (ROOT / argv[0]).is_file(), entry
+        argv = shlex.split(entry)
+        assert argv[:3] == ["python", "-m", "recursa.cli"], entry
         if "--config" in argv:
             assert (ROOT / argv[argv.index("--config") + 1]).is_file(), entry
+        code, stderr = recursa_cli([*argv[3:], "--help"])  # the command and its options exist
+        assert code == 0, (entry, stderr)
 
 
-def _serve_services() -> list[tuple[dict, dict]]:
+def _serve_services() -> list[tuple[dict, list[dict]]]:
+    """Each RayService's serve config, and the applications of the serve/ files it names."""
     pairs = []
     for _, service in _ray_resources("RayService"):
-        source = yaml.safe_load((ROOT / service["metadata"]["annotations"]["recursa/serve-config"]).read_text())
-        pairs.append((yaml.safe_load(service["spec"]["serveConfigV2"]), source))
+        files = service["metadata"]["annotations"]["recursa/serve-config"].split(",")
+        applications = [app for name in files for app in yaml.safe_load((ROOT / name).read_text())["applications"]]
+        pairs.append((yaml.safe_load(service["spec"]["serveConfigV2"]), applications))
     return pairs
 
 
 def test_rayservice_applications_equal_the_serve_files():
     pairs = _serve_services()
     assert {app["name"] for config, _ in pairs for app in config["applications"]} >= {"tools", "gift", "llm"}
-    for config, source in pairs:
-        assert config["applications"] == source["applications"]
+    for config, applications in pairs:
+        assert config["applications"] == applications
         assert config["http_options"]["host"] == "0.0.0.0"  # the serve Service reaches the pod's proxy
 
 

@@ -40,9 +40,12 @@ def run_main(recursa_cli, monkeypatch, tmp_path):
         ("entrypoint: python jobs/run.py --config jobs/configs/missing.yaml\n", "entrypoint: config jobs/configs/missing.yaml"),
         ("entrypoint: python ../outside.py\n", "entrypoint: script ../outside.py"),
         ("entrypoint: python jobs/run.py\nruntime_env:\n  working_dir: nowhere\n", "runtime_env.working_dir"),
+        ("entrypoint: python -m nowhere.cli train\n", "entrypoint: module nowhere.cli not found"),
+        ("entrypoint: python -m recursa.cli train gift --config jobs/configs/missing.yaml\n",
+         "entrypoint: config jobs/configs/missing.yaml"),
     ],
     ids=["unknown-key", "negative-cpus", "unknown-runtime-env-key", "missing-script", "missing-config",
-         "script-outside-working-dir", "missing-working-dir"],
+         "script-outside-working-dir", "missing-working-dir", "missing-module", "module-with-missing-config"],
 )
 def test_bad_spec_exits_2_naming_the_field_before_contacting_a_cluster(run_main, tmp_path, spec, field):
     (tmp_path / "jobs").mkdir()
@@ -60,30 +63,47 @@ def test_unreachable_job_server_exits_2_naming_the_address(run_main):
     assert code == 2 and stderr.startswith("error: address: cannot reach the Ray job server at http://127.0.0.1:1")
 
 
+def test_a_module_entrypoint_is_found_on_the_jobs_pythonpath(run_main, tmp_path):
+    """`python -m pkg.job` runs in the job's working dir with the spec's PYTHONPATH: a module there
+    is found although nothing installs it here."""
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "src" / "pkg" / "job.py").write_text("print('hi')\n")
+    (tmp_path / "spec.yaml").write_text("entrypoint: python -m pkg.job\n")
+    with pytest.raises(ConfigError, match=r"module pkg\.job not found"):
+        load_job_spec(tmp_path / "spec.yaml")
+    (tmp_path / "spec.yaml").write_text("entrypoint: python -m pkg.job\nruntime_env:\n  env_vars: {PYTHONPATH: src}\n")
+    spec, working_dir = load_job_spec(tmp_path / "spec.yaml")
+    assert working_dir == tmp_path and spec.entrypoint == "python -m pkg.job"
+
+
 SPECS = sorted((REPO / "jobs").glob("*.yaml"))
 
 
-def test_every_entrypoint_has_a_spec():
-    assert {p.stem for p in SPECS} == {p.stem for p in (REPO / "jobs").glob("*.py")}
-    assert {"train_gift", "train_fc", "train_llm", "tune_gift", "tune_fc", "eval_gift", "eval_bfcl", "eval_llm"} <= {
-        p.stem for p in SPECS}
+def test_every_job_is_a_recursa_command_without_a_shim():
+    assert {p.stem for p in SPECS} >= {"quickstart", "llm_demo", "train_gift", "train_fc", "train_llm", "tune_gift",
+                                       "tune_fc", "eval_gift", "eval_bfcl", "eval_llm"}
+    assert not list((REPO / "jobs").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
-def test_shipped_spec_names_its_entrypoint_and_an_existing_config(monkeypatch, path):
+def test_shipped_spec_runs_a_recursa_command_with_an_existing_config(recursa_cli, monkeypatch, path):
     monkeypatch.chdir(REPO)  # specs are submitted from the repository root
-    spec, working_dir = load_job_spec(path)  # raises if the script or --config is missing
+    spec, working_dir = load_job_spec(path)  # raises if the module or --config is missing
     args = shlex.split(spec.entrypoint)
-    assert working_dir == REPO and args[:2] == ["python", f"jobs/{path.stem}.py"]
+    assert working_dir == REPO and args[:3] == ["python", "-m", "recursa.cli"]
+    assert args[3:5] == path.stem.split("_", 1)  # jobs/train_gift.yaml runs `recursa train gift`
     assert spec.runtime_env.env_vars.get("PYTHONPATH") == "platform"  # the uploaded recursa runs
     assert {"runs/", ".venv/", "bench/results/"} <= set(spec.runtime_env.excludes)
     if path.stem.startswith(("train_", "tune_")):
         assert "--config" in args
+    code, stderr = recursa_cli([*args[3:], "--help"])  # the command and every option it is given exist
+    assert code == 0, stderr
 
 
 def test_spec_from_elsewhere_names_the_working_dir(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="entrypoint: script jobs/train_gift.py not found in the working dir"):
+    with pytest.raises(ConfigError, match=r"entrypoint: config jobs/configs/gift_ppo\.yaml not found in the working dir"):
         load_job_spec(REPO / "jobs" / "train_gift.yaml")
 
 
@@ -136,6 +156,18 @@ def test_job_on_a_local_head_succeeds_and_its_logs_can_be_read(ray_head, tmp_pat
     assert status.returncode == 0 and f"{job_id}: SUCCEEDED" in status.stdout
     listed = _recursa(["jobs", "list", "--address", address], {**env, "COLUMNS": "200"})
     assert listed.returncode == 0 and job_id in listed.stdout
+
+
+@pytest.mark.fault
+def test_a_recursa_command_runs_as_a_job_as_the_shipped_specs_run_it(ray_head, tmp_path):  # noqa: F811
+    address, env = ray_head
+    spec = tmp_path / "doctor.yaml"
+    # This venv's python by path: the head's PATH may lead elsewhere (a cluster's image has one python).
+    spec.write_text(f"entrypoint: {BIN / 'python'} -m recursa.cli doctor --json\n"
+                    f"runtime_env:\n  working_dir: {REPO}\n  env_vars: {{PYTHONPATH: platform}}\n")
+    submitted = _recursa(["submit", str(spec), "--address", address], env)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert '"cpus"' in submitted.stdout and submitted.stdout.rstrip().endswith("SUCCEEDED")
 
 
 @pytest.mark.fault

@@ -85,7 +85,7 @@ recursa local cluster: head + $workers workers, $CPUS CPU each, under $DIR
 Connect (the token travels in these variables):
   export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_AUTH_TOKEN_PATH
   RAY_ADDRESS=127.0.0.1:$PORT recursa quickstart
-  ray job submit --address http://127.0.0.1:$DASHBOARD_PORT --working-dir . -- python jobs/quickstart.py
+  ray job submit --address http://127.0.0.1:$DASHBOARD_PORT --working-dir . -- python -m recursa.cli quickstart
 Stop: $0 stop
 EOF
 }

@@ -1,7 +1,8 @@
 """Ray jobs: load a job spec (`jobs/<name>.yaml`), submit it with the cluster's auth token, follow it.
 
 A job uploads its working dir (the repository, less the spec's `excludes`) and runs its entrypoint
-there on the cluster's head node.
+there on the cluster's head node; recursa's specs run `python -m recursa.cli ...` with
+`PYTHONPATH: platform`, so the job imports the uploaded package rather than an installed one.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class JobRuntimeEnv(StrictModel):
 class JobSpec(StrictModel):
     """A Ray job spec (`jobs/<name>.yaml`), submitted by `recursa submit`."""
 
-    entrypoint: str = Field(min_length=1)  # e.g. "python jobs/train_gift.py --config jobs/configs/gift_ppo.yaml"
+    entrypoint: str = Field(min_length=1)  # e.g. "python -m recursa.cli train gift --config jobs/configs/gift_ppo.yaml"
     runtime_env: JobRuntimeEnv = JobRuntimeEnv()
     entrypoint_num_cpus: float | None = Field(None, ge=0.0)
     entrypoint_num_gpus: float | None = Field(None, ge=0.0)
@@ -49,25 +50,56 @@ class JobSpec(StrictModel):
 def load_job_spec(path: str | Path) -> tuple[JobSpec, Path]:
     """Validate a job spec and return it with its working dir, resolved against the current directory.
 
-    The entrypoint's script (`python <script>`) and `--config` file must exist inside the working
-    dir, since that is what the cluster receives.
+    What the entrypoint runs must reach the cluster: a script (`python <script>`) and the `--config`
+    file must be inside the working dir; a module (`python -m <module>`) must be there too, on the
+    job's PYTHONPATH (e.g. `platform`), or be installed.
     """
     spec = load_config(path, JobSpec)
     working_dir = Path(spec.runtime_env.working_dir).resolve()
     if not working_dir.is_dir():
         raise ConfigError(f"runtime_env.working_dir: not a directory: {working_dir}")
-    for role, name in _entrypoint_files(spec.entrypoint).items():
+    args = shlex.split(spec.entrypoint)
+    module = _entrypoint_module(args)
+    if module is not None and not _module_reachable(module, working_dir, spec.runtime_env.env_vars.get("PYTHONPATH", "")):
+        raise ConfigError(f"entrypoint: module {module} not found in the working dir {working_dir} "
+                          "(nor on its PYTHONPATH) and not installed")
+    for role, name in _entrypoint_files(args).items():
         file = (working_dir / name).resolve()
         if not file.is_file() or not file.is_relative_to(working_dir):
             raise ConfigError(f"entrypoint: {role} {name} not found in the working dir {working_dir}")
     return spec, working_dir
 
 
-def _entrypoint_files(entrypoint: str) -> dict[str, str]:
+def _is_python(args: list[str]) -> bool:
+    return len(args) > 1 and Path(args[0]).name.startswith("python")
+
+
+def _entrypoint_module(args: list[str]) -> str | None:
+    """The module of a `python -m <module> ...` entrypoint."""
+    if _is_python(args) and args[1] == "-m" and len(args) > 2:
+        return args[2]
+    return None
+
+
+def _module_reachable(module: str, working_dir: Path, pythonpath: str) -> bool:
+    """Whether `python -m module` finds the module in the job: under the working dir (the job's
+    current directory) or an entry of its PYTHONPATH there, else installed where it is submitted from."""
+    import importlib.util
+
+    for root in [working_dir, *(working_dir / entry for entry in pythonpath.split(os.pathsep) if entry)]:
+        base = root.joinpath(*module.split("."))
+        if base.with_suffix(".py").is_file() or (base / "__main__.py").is_file():
+            return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        return False
+
+
+def _entrypoint_files(args: list[str]) -> dict[str, str]:
     """The files an entrypoint names: its Python script and its --config."""
-    args = shlex.split(entrypoint)
     files = {}
-    if len(args) > 1 and Path(args[0]).name.startswith("python") and not args[1].startswith("-"):
+    if _is_python(args) and not args[1].startswith("-"):
         files["script"] = args[1]
     for i, arg in enumerate(args):
         if arg == "--config" and i + 1 < len(args):

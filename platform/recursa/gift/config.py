@@ -119,7 +119,7 @@ class TrainGiftConfig(StrictModel):
 
 
 class RecommenderServeArgs(StrictModel):
-    """`args` of the gift recommender application in a Serve config (serve/recsys.yaml)."""
+    """`args` of the gift recommender application in a Serve config (serve/gift.yaml)."""
 
     export_dir: str  # what `recursa export trm` wrote for a gift policy
     precision: Literal["fp32", "int8"] = "int8"
