@@ -11,6 +11,7 @@ directory, where Ray Train hands the latest checkpoint to `ray.train.get_checkpo
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import tempfile
@@ -25,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel
 from recursa.core.config import ConfigError, dump_config
 from recursa.core.presets import get_preset
 from recursa.core.runtime import fit_on_ray_train
+from recursa.core.training import Placement, adamw_with_warmup, check_run_dir, print_progress, progress_line
 from recursa.core.trm import TRMConfig
 from recursa.fc.artifact import save_fc_model
 from recursa.fc.config import TrainFCConfig
@@ -33,7 +35,7 @@ from recursa.fc.data.store import read_examples, write_examples
 from recursa.fc.evaluate import evaluate_dev
 from recursa.fc.features import QUERY, FCLimits, Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
-from recursa.fc.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
+from recursa.fc.tokenizer import CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
 
 LIMITS = FCLimits()
 
@@ -50,12 +52,9 @@ def trm_config(config: TrainFCConfig) -> TRMConfig:
 def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
     """Run directory with config.yaml, data/{train,dev}.parquet and tokenizer/."""
     run_dir = (Path(config.runs_dir) / config.name).resolve()
+    check_run_dir(run_dir, resume, started=("model", "ray_train"), resumable_from="tokenizer")
     if resume:
-        if not (run_dir / "tokenizer").is_dir():
-            raise ConfigError(f"resume: nothing to resume at {run_dir}")
         return run_dir
-    if (run_dir / "model").exists() or (run_dir / "ray_train").exists():
-        raise ConfigError(f"name: run {run_dir} exists; pass --resume or pick another name")
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     data = config.data
@@ -68,22 +67,13 @@ def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
     dev = generate_examples(data.dev_examples, seed=data.seed + 1_000_003)
     write_examples(train, run_dir / "data" / "train.parquet")
     write_examples(dev, run_dir / "data" / "dev.parquet")
+    tokenizer: Tokenizer
     if config.tokenizer.kind == "char":
         tokenizer = CharTokenizer.train(corpus_text(train))
     else:
         tokenizer = SentencePieceTokenizer.train(corpus_text(train), vocab_size=config.tokenizer.vocab_size)
     tokenizer.save(run_dir / "tokenizer")
     return run_dir
-
-
-def _schedule(optimizer: torch.optim.Optimizer, settings, total_steps: int):
-    warmup = min(settings.warmup_steps, max(total_steps - 1, 0))
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(total_steps - warmup, 1), eta_min=settings.lr * settings.min_lr_ratio)
-    if not warmup:
-        return cosine
-    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup)
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
 
 
 def train_loop(loop_config: dict) -> None:
@@ -102,13 +92,15 @@ def train_loop(loop_config: dict) -> None:
     features = [featurizer.encode(e) for e in examples[rank::world]]
     dev = read_examples(run_dir / "data" / "dev.parquet") if rank == 0 else []
 
+    placement = Placement.from_loop_config(loop_config)
     core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
-    model = ray.train.torch.prepare_model(core, parallel_strategy_kwargs={"find_unused_parameters": True}) \
-        if world > 1 else core
+    model = placement.model(core, find_unused_parameters=True)  # moves `core` itself to the device
     ema = AveragedModel(core, avg_fn=_ema_with_warmup(settings.ema_decay))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.95),
-                                  weight_decay=settings.weight_decay)
-    scheduler = _schedule(optimizer, settings, settings.epochs * batches_per_epoch * settings.n_sup)
+    total_steps = settings.epochs * batches_per_epoch * settings.n_sup
+    optimizer, scheduler = adamw_with_warmup(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.95),
+        warmup_steps=min(settings.warmup_steps, max(total_steps - 1, 0)), total_steps=total_steps,
+        min_lr_ratio=settings.min_lr_ratio)
     weights = LossWeights(settings.loss_tool, settings.loss_q, settings.loss_arguments)
     start_epoch = _restore(ray.train.get_checkpoint(), core, ema, optimizer, scheduler)
 
@@ -118,10 +110,11 @@ def train_loop(loop_config: dict) -> None:
         totals = {"loss": 0.0, "tool": 0.0, "arguments": 0.0, "q": 0.0, "steps": 0, "train_correct": 0.0}
         batches = length_buckets(features, settings.batch_size, rng)[:batches_per_epoch]
         for indices in _progress(batches, rank, f"epoch {epoch + 1}/{settings.epochs}"):
-            batch = drop_pieces(collate([features[i] for i in indices]), settings.piece_dropout, tokenizer.unk_id)
-            carry, active = None, torch.ones(len(batch["pointer"]), dtype=torch.bool)
+            batch = placement.batch(drop_pieces(collate([features[i] for i in indices]), settings.piece_dropout,
+                                                tokenizer.unk_id))
+            carry, active = None, torch.ones(len(batch["pointer"]), dtype=torch.bool, device=placement.device)
             for _ in range(settings.n_sup):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+                with placement.autocast(settings.bf16):
                     output = model(batch, carry)
                 loss, parts = fc_loss(output, batch, weights, active)
                 optimizer.zero_grad(set_to_none=True)
@@ -144,7 +137,10 @@ def train_loop(loop_config: dict) -> None:
                        lr=scheduler.get_last_lr()[0], examples=len(features) * world)
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
-                metrics.update(evaluate_dev(ema.module.eval(), featurizer, dev))
+                # Decoding reads the outputs on the CPU: score a CPU copy of the (small) EMA model.
+                metrics.update(evaluate_dev(copy.deepcopy(ema.module).cpu().eval(), featurizer, dev))
+                print_progress(rank, progress_line("epoch", epoch + 1, settings.epochs, metrics,
+                                                   ("loss", "lr", "exact_match", "ast_accuracy")))
                 _save(Path(tmp), core, ema, optimizer, scheduler, epoch + 1)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
             else:

@@ -22,6 +22,7 @@ from tensorboardX import SummaryWriter
 
 from recursa.core.config import ConfigError, dump_config, load_config
 from recursa.core.plots import plot_learning_curve
+from recursa.core.training import check_run_dir
 from recursa.gift.bc import behaviour_cloning
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.policy_io import save_policy
@@ -84,15 +85,11 @@ def _save_checkpoint(algo, checkpoints: Path, iteration: int) -> Path:
 
 def _prepare_run(config: TrainGiftConfig, resume: bool) -> Path:
     run_dir = Path(config.runs_dir) / config.name
-    latest = run_dir / "checkpoints" / "latest"
+    check_run_dir(run_dir, resume, started=("checkpoints/latest",), resumable_from="checkpoints/latest")
     if resume:
-        if not latest.exists():
-            raise ConfigError(f"resume: no checkpoint to resume from at {latest}")
         saved = load_config(run_dir / "config.yaml", TrainGiftConfig)
         if saved.model != config.model or saved.env != config.env:
             raise ConfigError("resume: env and model must match the saved run's config.yaml")
-    elif latest.exists():
-        raise ConfigError(f"name: run {run_dir} already has checkpoints; pass --resume or pick another name")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     return run_dir

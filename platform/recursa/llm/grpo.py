@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 
 import ray
 import ray.train
 import ray.train.torch
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
-from transformers import get_constant_schedule_with_warmup
 
+from recursa.core.training import Placement, adamw_with_warmup, print_progress, progress_line
 from recursa.llm.actions import Trajectory, resolve_action_env, run_episodes
 from recursa.llm.agent import LLMAgent
 from recursa.llm.batches import encode_pairs, minibatches, optimizer_step, select, token_logprobs
@@ -91,12 +92,13 @@ def grpo_loss(logprobs, old_logprobs, ref_logprobs, mask, advantages, clip: floa
 
 
 @torch.no_grad()
-def _frozen_logprobs(model, batch, batch_size: int, reference: bool, temperature: float) -> torch.Tensor:
+def _frozen_logprobs(model, batch, batch_size: int, reference: bool, temperature: float,
+                     move: Callable[[dict], dict]) -> torch.Tensor:
     """Per-token log-probabilities of the current policy (or the reference) without gradients or dropout."""
     model.eval()
     parts = []
     for index in torch.arange(len(batch["input_ids"])).split(batch_size):
-        rows = {key: value[index] for key, value in batch.items()}
+        rows = move({key: value[index] for key, value in batch.items()})
         with model.disable_adapter() if reference else contextlib.nullcontext():
             parts.append(token_logprobs(model, rows, temperature)[0])
     return torch.cat(parts)
@@ -112,11 +114,12 @@ def train_loop(loop_config: dict) -> None:
     model, tokenizer = load_causal_lm(config.model, adapter=config.init_adapter)
     env_class = resolve_action_env(config.data.env)
     engine = RewardEngine.from_config(settings.rewards) if settings.rewards else None
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.training.lr,
-                                  weight_decay=config.training.weight_decay)
-    scheduler = get_constant_schedule_with_warmup(optimizer, int(config.training.warmup_ratio * settings.iterations))
+    placement = Placement.from_loop_config(loop_config)
+    learner = placement.model(model)  # moves `model` itself to the device, before its optimizer state loads
+    optimizer, scheduler = adamw_with_warmup(
+        model.parameters(), lr=config.training.lr, weight_decay=config.training.weight_decay, decay="constant",
+        warmup_steps=int(config.training.warmup_ratio * settings.iterations), total_steps=settings.iterations)
     progress = restore_checkpoint(ray.train.get_checkpoint(), model, optimizer, scheduler)
-    learner = ray.train.torch.prepare_model(model) if context.get_world_size() > 1 else model
     actor_class = ray.remote(num_cpus=settings.cpus_per_actor)(RolloutWorker)
     actors = [actor_class.remote(config.model.model_dump(), config.init_adapter, config.data.env,
                                  settings.max_new_tokens) for _ in range(settings.rollout_actors)]
@@ -145,40 +148,46 @@ def train_loop(loop_config: dict) -> None:
                    "samples": len(prompts), "rollout_seconds": rollout_seconds}
         if prompts:
             batch = encode_pairs(tokenizer, prompts, completions, config.training.max_length, completion_ids)
-            metrics.update(grpo_update(learner, model, batch, torch.tensor(advantages), optimizer, config, generator))
+            metrics.update(grpo_update(learner, model, batch, torch.tensor(advantages), optimizer, config, generator,
+                                       placement))
             _send_weights(actors, model)  # the next rollout and the held-out episodes play the updated policy
         scheduler.step()
         metrics["learn_seconds"] = time.perf_counter() - started - rollout_seconds
         if (iteration + 1) % settings.eval_every == 0 or iteration + 1 == settings.iterations:
             metrics.update(_held_out(actors, eval_problems))
+        print_progress(rank, progress_line("grpo iteration", iteration + 1, settings.iterations, metrics,
+                                           ("train_reward_mean", "train_success_rate", "loss", "kl",
+                                            "eval_success_rate", "rollout_seconds", "learn_seconds")))
         state = (model, tokenizer, optimizer, scheduler, {"iteration": iteration + 1})
         report(loop_config["run_dir"], metrics, state if rank == 0 else None)
 
 
 def grpo_update(learner, model, batch: dict[str, torch.Tensor], advantages: torch.Tensor, optimizer,
-                config: TrainLLMConfig, generator: torch.Generator) -> dict:
+                config: TrainLLMConfig, generator: torch.Generator, placement: Placement | None = None) -> dict:
     """`update_epochs` passes of minibatch steps over one iteration's samples; mean loss, KL, tokens.
 
     `model` is the PEFT model (for the frozen and reference log-probabilities), `learner` the module
-    that trains (the same model, or its DDP wrapper).
+    that trains (the same model, or its DDP wrapper). Each minibatch moves to the placement's device
+    (None: where the batch is, for in-process use).
     """
+    move = placement.batch if placement is not None else (lambda rows: rows)
     settings, size = config.grpo, config.training.batch_size
     temperature = settings.temperature
     # The behaviour policy's log-probabilities, once, before any step: an iteration takes many
     # minibatch steps, and the ratio clipped against these keeps the later ones near the policy
     # that played. (Using each minibatch's own current log-probabilities, ratio 1, let the demo's
     # policy drift off within 20 iterations.)
-    old = _frozen_logprobs(model, batch, size, False, temperature)
-    reference = _frozen_logprobs(model, batch, size, True, temperature)
+    old = _frozen_logprobs(model, batch, size, False, temperature, move)
+    reference = _frozen_logprobs(model, batch, size, True, temperature, move)
     losses, kls, tokens = [], [], 0
     learner.train()
     for _ in range(settings.update_epochs):
         for index in minibatches(len(advantages), size, generator):
-            rows = select(batch, index)
+            rows = move({**select(batch, index), "advantages": advantages[index]})
             width = rows["input_ids"].shape[1] - 1
             logprobs, mask = token_logprobs(learner, rows, temperature)
             loss, kl = grpo_loss(logprobs, old[index][:, :width], reference[index][:, :width], mask,
-                                 advantages[index], settings.clip, settings.kl_coeff)
+                                 rows["advantages"], settings.clip, settings.kl_coeff)
             optimizer_step(optimizer, loss, config.training.grad_clip)
             losses.append(float(loss.detach()))
             kls.append(kl)
@@ -188,7 +197,7 @@ def grpo_update(learner, model, batch: dict[str, torch.Tensor], advantages: torc
 
 def _send_weights(actors: list, model) -> None:
     """Put the adapter's weights in the object store once and load them into every rollout actor."""
-    weights = ray.put(get_peft_model_state_dict(model))
+    weights = ray.put({name: value.detach().cpu() for name, value in get_peft_model_state_dict(model).items()})
     ray.get([actor.set_weights.remote(weights) for actor in actors])
 
 

@@ -3,6 +3,11 @@
 The model handed to TRL is already a PEFT model, so TRL's reference policy is the same model with
 the adapter switched off. At every epoch end a callback reports the epoch's metrics to Ray Train
 with a checkpoint holding the adapter and the Hugging Face trainer state (to resume from).
+
+TRL owns this loop, so it owns what `core.training` does for our own recipes: the device and DDP
+(Accelerate, under Ray Train's process group; `workers.use_gpu` picks the GPU), AdamW with
+warmup and cosine (`lr_scheduler_type`), and mixed precision. The run directory, the checkpoints
+and the progress line per epoch are ours, as in every recipe.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 from trl import KTOConfig, KTOTrainer
 
+from recursa.core.training import print_progress, progress_line
 from recursa.llm.checkpoints import ADAPTER_DIR, log_metrics
 from recursa.llm.config import TrainLLMConfig
 from recursa.llm.datasets import read_records
@@ -38,6 +44,8 @@ class _ReportEachEpoch(TrainerCallback):
             ray.train.report(metrics)
             return
         log_metrics(self.run_dir, metrics)
+        print_progress(0, progress_line("kto epoch", metrics["epoch"], round(args.num_train_epochs), metrics,
+                                        ("loss", "kl", "rewards/chosen", "rewards/rejected")))
         with tempfile.TemporaryDirectory() as tmp:
             self.model.save_pretrained(Path(tmp) / ADAPTER_DIR, safe_serialization=True)
             self.tokenizer.save_pretrained(Path(tmp) / ADAPTER_DIR)

@@ -19,6 +19,7 @@ import pandas as pd
 from recursa.core.config import ConfigError, dump_config, load_config
 from recursa.core.plots import plot_llm_curves
 from recursa.core.runtime import fit_on_ray_train
+from recursa.core.training import check_run_dir
 from recursa.llm import grpo, kto, sft
 from recursa.llm.actions import BaseEnvironment, NoisyAgent, resolve_action_env, run_episodes
 from recursa.llm.checkpoints import ADAPTER_DIR, METRICS_LOG
@@ -62,12 +63,9 @@ def training_records(config: TrainLLMConfig) -> list[dict]:
 def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
     """The run directory with config.yaml (and records.parquet for sft and kto)."""
     run_dir = (Path(config.runs_dir) / config.name).resolve()
+    check_run_dir(run_dir, resume, started=(ADAPTER_DIR, "ray_train"), resumable_from="config.yaml")
     if resume:
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"resume: nothing to resume at {run_dir}")
         return run_dir
-    if (run_dir / ADAPTER_DIR).exists() or (run_dir / "ray_train").exists():
-        raise ConfigError(f"name: run {run_dir} exists; pass --resume or pick another name")
     # Ray workers run elsewhere: local paths are made absolute (a hub id stays as it is).
     if Path(config.model.path).exists():
         config.model.path = str(Path(config.model.path).resolve())
