@@ -25,7 +25,7 @@ def eval_gift(
 ) -> None:
     """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines."""
     policy_dir = open_artifact(checkpoint, expect="gift-policy").path
-    settings = load_config(config or _run_config_near(policy_dir), TrainGiftConfig)
+    settings = load_config(config or _run_config_near(checkpoint), TrainGiftConfig)
     from recursa.gift.evaluate import evaluate_with_baselines, module_policy
     from recursa.gift.policy_io import load_policy
     from recursa.gift.report import print_results
