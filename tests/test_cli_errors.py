@@ -89,9 +89,9 @@ def test_unknown_key_exits_2_naming_the_field(outcomes):
     assert "unknown key" in line
 
 
-def test_missing_checkpoint_exits_2_naming_checkpoint(outcomes):
-    line = assert_one_line_error(outcomes["missing_checkpoint"], "checkpoint")
-    assert "/does/not/exist" in line
+def test_missing_checkpoint_exits_2_naming_the_path_and_what_it_expected(outcomes):
+    line = assert_one_line_error(outcomes["missing_checkpoint"], "/does/not/exist: expected a gift-policy")
+    assert "`recursa train gift`" in line
 
 
 def test_serving_a_model_not_exported_yet_exits_2_naming_the_path_and_the_command(outcomes):

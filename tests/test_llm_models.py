@@ -198,7 +198,8 @@ def test_adapter_export_is_the_adapter_alone_and_loads_on_its_base(tiny, adapter
     out = tmp_path / "export"
     report = export_adapter(adapter, out)
     assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
-                                               "tokenizer_config.json", "README.md", "export_report.json"}
+                                               "tokenizer_config.json", "README.md", "export_report.json",
+                                               "artifact.json"}
     assert report["rank"] == LORA.r and "q_proj" in report["target_modules"]
     assert "rank 4" in (out / "README.md").read_text()
 

@@ -33,10 +33,10 @@ def trace_store(db: str) -> TraceStore:
 
 
 def fc_model_dir(checkpoint: Path) -> Path:
-    for candidate in (checkpoint, checkpoint / "model"):
-        if (candidate / "model.safetensors").is_file():
-            return candidate
-    raise ConfigError(f"checkpoint: no tool-calling model (model.safetensors) at {checkpoint}")
+    """The tool caller at `checkpoint` (its directory, its int8 export, or its run)."""
+    from recursa.core.artifact import open_artifact
+
+    return open_artifact(checkpoint, expect=("fc-model", "fc-int8")).path
 
 
 def sized_for_cluster(settings: Config) -> Config:

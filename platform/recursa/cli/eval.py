@@ -10,26 +10,27 @@ import typer
 
 from recursa.cli.app import console, eval_app
 from recursa.cli.common import fc_model_dir, trace_store
+from recursa.core.artifact import open_artifact
 from recursa.core.config import ConfigError, load_config
 from recursa.gift.config import TrainGiftConfig
 
 
 @eval_app.command("gift")
 def eval_gift(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint, its module directory, or a run directory."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A gift policy directory (runs/<name>/policy) or its run."),
     config: Optional[Path] = typer.Option(None, "--config", help="The run's config (default: next to the checkpoint)."),
     seed: int = typer.Option(1234, "--seed", help="Seed of the held-out episodes."),
     users: int = typer.Option(400, "--users", min=1, help="Held-out users (one episode each)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
 ) -> None:
     """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines."""
-    if not checkpoint.exists():
-        raise ConfigError(f"checkpoint: path does not exist: {checkpoint}")
+    policy_dir = open_artifact(checkpoint, expect="gift-policy").path
     settings = load_config(config or _run_config_near(checkpoint), TrainGiftConfig)
-    from recursa.gift.evaluate import evaluate_with_baselines, load_policy_module, module_policy
+    from recursa.gift.evaluate import evaluate_with_baselines, module_policy
+    from recursa.gift.policy_io import load_policy
     from recursa.gift.report import print_results
 
-    module = load_policy_module(checkpoint)
+    module, _ = load_policy(policy_dir)
     results = evaluate_with_baselines(settings.env, module_policy(module), users, seed)
     print_results(results, console)
     if out:

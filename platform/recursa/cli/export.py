@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from recursa.cli.app import console, export_app
-from recursa.cli.common import fc_model_dir
+from recursa.core.artifact import open_artifact
 from recursa.core.config import ConfigError
 
 
@@ -25,18 +25,16 @@ def export_trm(
     """Quantize a TRM to int8 (gift policy: ONNX Runtime; tool caller: torchao), report what it costs."""
     if quantize != "int8":
         raise ConfigError(f"quantize: only int8 is supported, got {quantize!r}")
-    from recursa.gift.policy_io import is_policy_dir
-
-    policy_dir = next((p for p in (checkpoint, checkpoint / "policy") if is_policy_dir(p)), None)
-    if policy_dir is not None:
+    artifact = open_artifact(checkpoint, expect=("gift-policy", "fc-model"))
+    if artifact.kind == "gift-policy":
         from recursa.gift.export import export_gift_policy, gift_export_report
 
-        export_gift_policy(policy_dir, out)
-        report = gift_export_report(policy_dir, out, users, seed)
+        export_gift_policy(artifact.path, out)
+        report = gift_export_report(artifact.path, out, users, seed)
     else:
         from recursa.fc.export import export_fc_int8, fc_export_report
 
-        report = fc_export_report(export_fc_int8(fc_model_dir(checkpoint), out), examples, seed)
+        report = fc_export_report(export_fc_int8(artifact.path, out), examples, seed)
     console.print(json.dumps(report, indent=2))
 
 

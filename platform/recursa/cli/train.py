@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from recursa.cli.app import console, train_app
-from recursa.cli.common import fc_model_dir, sized_for_cluster
+from recursa.cli.common import sized_for_cluster
+from recursa.core.artifact import open_artifact
 from recursa.core.config import load_config, parse_config
 from recursa.fc.config import TrainFCConfig
 from recursa.gift.config import TrainGiftConfig
@@ -75,7 +76,7 @@ def train_fc_rl(
                                         help="Weight of the entropy bonus (entropy of the greedy call's choices)."),
 ) -> None:
     """Fine-tune the tool-calling TRM with PPO, rewarded by executing its calls."""
-    model_dir = fc_model_dir(checkpoint)
+    model_dir = open_artifact(checkpoint, expect="fc-model").path
     from recursa.core.runtime import init_ray
     from recursa.fc.ppo import finetune_fc
 

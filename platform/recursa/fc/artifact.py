@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from recursa.core.artifact import write_artifact
 from recursa.core.trm import TRMConfig, count_parameters
 from recursa.fc.data.schema import FCExample
 from recursa.fc.decode import decode_calls
@@ -38,6 +39,7 @@ def save_fc_model(model: FunctionCallingTRM, tokenizer: Tokenizer, out_dir: str 
     }
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
     tokenizer.save(out / TOKENIZER_DIR)
+    write_artifact(out, "fc-model", "recursa.fc.artifact.save_fc_model")
     return out
 
 

@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict, unflatten_tensor_state_dict
 from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
+from recursa.core.artifact import write_artifact
 from recursa.fc.artifact import WEIGHTS, load_fc_model
 
 INT8_WEIGHTS = "model.int8.safetensors"
@@ -41,6 +42,7 @@ def export_fc_int8(model_dir: str | Path, out_dir: str | Path) -> Path:
     quantize_module(model)
     tensors, metadata = flatten_tensor_state_dict({_PREFIX + k: v for k, v in model.state_dict().items()})
     save_file({k: v.contiguous() for k, v in tensors.items()}, out / INT8_WEIGHTS, metadata=metadata)
+    write_artifact(out, "fc-int8", "recursa.fc.export.export_fc_int8", source=str(model_dir.resolve()))
     return out
 
 

@@ -18,6 +18,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from ray.rllib.core.columns import Columns
 
+from recursa.core.artifact import write_artifact
 from recursa.gift.evaluate import evaluate_policy, module_policy
 from recursa.gift.onnx_policy import SETTINGS, OnnxPolicy, onnx_file
 from recursa.gift.policy_io import WEIGHTS, load_policy
@@ -58,6 +59,7 @@ def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str,
         quant_pre_process(str(raw), str(fp32), skip_symbolic_shape=True)
     quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
     shutil.copy(Path(policy_dir) / "policy.json", out / SETTINGS)
+    write_artifact(out, "gift-export", "recursa.gift.export.export_gift_policy", source=str(Path(policy_dir).resolve()))
     return {"fp32": fp32, "int8": int8, "settings": out / SETTINGS}
 
 

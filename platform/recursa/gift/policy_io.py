@@ -12,6 +12,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from recursa.core.artifact import write_artifact
 from recursa.gift.config import GiftEnvConfig
 from recursa.gift.env import gift_spaces
 from recursa.gift.module import TRMPolicyModule
@@ -32,6 +33,7 @@ def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str
         "env": env_config.model_dump(mode="json"),
     }
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
+    write_artifact(out, "gift-policy", "recursa.gift.policy_io.save_policy")
     return out
 
 

@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
+from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
 from recursa.llm.models import (
     ADAPTER_CONFIG,
@@ -44,6 +45,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     merged = merge_into_base(adapter_dir, out_dir, base)
     _, parameters = count_parameters(merged)
+    write_artifact(out_dir, "llm-merged", "recursa.llm.export.merge_adapter", source=str(adapter_dir.resolve()))
     return _add_to_report(out_dir, "merged", {
         "base": base or adapter_base(adapter_dir),
         "adapter": str(adapter_dir.resolve()),
@@ -69,6 +71,7 @@ def export_adapter(adapter_dir: str | Path, out_dir: str | Path, base: str | Non
     with safe_open(weights, "pt") as tensors:
         parameters = sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())
     (out_dir / "README.md").write_text(_model_card(config, parameters))
+    write_artifact(out_dir, "lora-adapter", "recursa.llm.export.export_adapter", source=str(adapter_dir.resolve()))
     return _add_to_report(out_dir, "adapter", {
         "base": config["base_model_name_or_path"],
         "rank": config["r"],

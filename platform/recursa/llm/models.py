@@ -15,6 +15,7 @@ import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
 from recursa.llm.config import LLMModelSettings, LoRASettings
 
@@ -77,6 +78,7 @@ def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, out_dir: 
         config.base_model_name_or_path = resolve_base(config.base_model_name_or_path)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    write_artifact(out_dir, "lora-adapter", "recursa.llm.models.save_adapter")
     return out_dir
 
 

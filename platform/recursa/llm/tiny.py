@@ -18,6 +18,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from recursa.core.artifact import write_artifact
+
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
 
@@ -66,6 +68,7 @@ def create_tiny_llm(
         max_new_tokens=64,
     )
     model.save_pretrained(out_dir, safe_serialization=True)
+    write_artifact(out_dir, "llm-base", "recursa.llm.tiny.create_tiny_llm", seed=seed)
     return out_dir
 
 
