@@ -67,7 +67,7 @@ def test_the_gold_action_earns_full_reward_and_no_call_earns_nothing(model_dir):
             continue  # generated text is not part of the RL action
         action = gold_action(env)
         assert env.action_space.contains(action)
-        _, reward, terminated, _, info = env.step(action)
+        _, reward, terminated, _, _info = env.step(action)
         assert terminated and reward == pytest.approx(1.0), (env.example.query, env.example.calls)
         assert env.step(np.zeros_like(action))[1] == 0.0
         scored += 1

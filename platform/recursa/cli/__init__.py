@@ -3,5 +3,19 @@
 from recursa.cli import data, doctor, eval, export, infer, jobs, llm, quickstart, serve, traces, train, tune
 from recursa.cli.app import app, main
 
-__all__ = ["app", "main", "data", "doctor", "eval", "export", "infer", "jobs", "llm", "quickstart", "serve", "traces",
-           "train", "tune"]
+__all__ = [
+           "app",
+           "data",
+           "doctor",
+           "eval",
+           "export",
+           "infer",
+           "jobs",
+           "llm",
+           "main",
+           "quickstart",
+           "serve",
+           "traces",
+           "train",
+           "tune",
+]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,10 +17,10 @@ from recursa.gift.config import TrainGiftConfig
 @eval_app.command("gift")
 def eval_gift(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A gift policy directory (runs/<name>/policy) or its run."),
-    config: Optional[Path] = typer.Option(None, "--config", help="The run's config (default: next to the checkpoint)."),
+    config: Path | None = typer.Option(None, "--config", help="The run's config (default: next to the checkpoint)."),
     seed: int = typer.Option(1234, "--seed", help="Seed of the held-out episodes."),
     users: int = typer.Option(400, "--users", min=1, help="Held-out users (one episode each)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+    out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
 ) -> None:
     """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines."""
     policy_dir = open_artifact(checkpoint, expect="gift-policy").path
@@ -39,13 +38,13 @@ def eval_gift(
 
 @eval_app.command("llm")
 def eval_llm(
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="A LoRA adapter (default: the base alone)."),
-    base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter (default: the base alone)."),
+    base: str | None = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
     env: str = typer.Option("math", "--env", help="Action environment: math, or package.module:EnvClass."),
     episodes: int = typer.Option(200, "--episodes", min=1, help="Held-out problems."),
     seed: int = typer.Option(10_000, "--seed", help="Problem seed (keep it apart from training seeds)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the report as JSON here."),
-    traces: Optional[str] = typer.Option(None, "--traces", help="Also store every episode as a trace here "
+    out: Path | None = typer.Option(None, "--out", help="Write the report as JSON here."),
+    traces: str | None = typer.Option(None, "--traces", help="Also store every episode as a trace here "
                                          "(a SQLite path or postgresql:// URL)."),
 ) -> None:
     """Accuracy, mean reward, format-error rate and sample errors of an LLM agent on held-out problems."""
@@ -54,13 +53,15 @@ def eval_llm(
     from recursa.llm.evaluate import held_out_episodes, summarize
     from recursa.llm.models import adapter_base, load_causal_lm
 
-    if adapter is None and base is None:
-        raise ConfigError("adapter: give --adapter, --base, or both")
+    if base is None:
+        if adapter is None:
+            raise ConfigError("adapter: give --adapter, --base, or both")
+        base = adapter_base(adapter)
     try:
         env_class = resolve_action_env(env)
     except ValueError as error:
         raise ConfigError(f"env: {error}") from None
-    model, tokenizer = load_causal_lm(LLMModelSettings(path=base or adapter_base(adapter)), adapter=adapter,
+    model, tokenizer = load_causal_lm(LLMModelSettings(path=base), adapter=adapter,
                                       trainable=False)
     episodes_played = held_out_episodes(model, tokenizer, env_class, episodes, seed)
     if traces is not None:
@@ -76,9 +77,9 @@ def eval_llm(
 @eval_app.command("bfcl")
 def eval_bfcl(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
-    categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated BFCL categories."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many examples per category."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here."),
+    categories: str | None = typer.Option(None, "--categories", help="Comma-separated BFCL categories."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many examples per category."),
+    out: Path | None = typer.Option(None, "--out", help="Write the JSON report here."),
 ) -> None:
     """Score a tool-calling TRM on BFCL with BFCL's AST rules."""
     model_dir = fc_model_dir(checkpoint)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -43,7 +42,7 @@ def export_llm(
     adapter: Path = typer.Option(..., "--adapter", help="A saved LoRA adapter directory."),
     out: Path = typer.Option(..., "--out", help="Output directory (export_report.json is written there too)."),
     fmt: str = typer.Option("merged", "--format", help="merged (safetensors, HF layout), adapter, or onnx."),
-    base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
+    base: str | None = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
 ) -> None:
     """Merge a LoRA adapter into its base, export it alone, or export the merged model to ONNX."""
     from recursa.llm.export import export_adapter, export_onnx, merge_adapter

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,10 +14,10 @@ from recursa.core.config import ConfigError
 @infer_app.command("fc")
 def infer_fc(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
-    tools: Optional[Path] = typer.Option(None, "--tools", help="JSON list of function schemas (OpenAI style)."),
-    query: Optional[str] = typer.Option(None, "--query", help="The user's request."),
+    tools: Path | None = typer.Option(None, "--tools", help="JSON list of function schemas (OpenAI style)."),
+    query: str | None = typer.Option(None, "--query", help="The user's request."),
     interactive: bool = typer.Option(False, "--interactive", help="Read queries from the terminal."),
-    batch: Optional[Path] = typer.Option(None, "--batch", help="JSONL of {query, tools} (or FCExample) lines."),
+    batch: Path | None = typer.Option(None, "--batch", help="JSONL of {query, tools} (or FCExample) lines."),
 ) -> None:
     """Print the function calls the model makes, as JSON."""
     model_dir = fc_model_dir(checkpoint)

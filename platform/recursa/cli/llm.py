@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -43,7 +42,7 @@ def llm_demo(
 @llm_app.command("init-tiny")
 def llm_init_tiny(
     out: Path = typer.Option(..., "--out", help="Directory for the model and tokenizer (Hugging Face layout)."),
-    corpus: Optional[Path] = typer.Option(None, "--corpus",
+    corpus: Path | None = typer.Option(None, "--corpus",
                                           help="Text to train the tokenizer on (default: generated agent text)."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed and corpus give the same model."),
     vocab_size: int = typer.Option(2048, "--vocab-size", min=259,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,7 +13,7 @@ from recursa.gift.config import TrainGiftConfig
 
 @app.command("quickstart")
 def quickstart(
-    config: Optional[Path] = typer.Option(None, "--config", help="Override the quickstart config (YAML)."),
+    config: Path | None = typer.Option(None, "--config", help="Override the quickstart config (YAML)."),
 ) -> None:
     """Everything at laptop scale: data, BC + PPO on Ray, held-out evaluation, results table."""
     settings = load_config(config, TrainGiftConfig) if config else None

@@ -40,8 +40,17 @@ SERVE_MODES = {
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
     "haproxy": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"},
 }
-ServeMode = Enum("ServeMode", {name: name for name in SERVE_MODES}, type=str)
-BUILDERS = {
+
+
+class ServeMode(str, Enum):
+    """`--mode`: one of SERVE_MODES."""
+
+    default = "default"
+    throughput = "throughput"
+    haproxy = "haproxy"
+
+
+BUILDERS: dict[str, type[BaseModel]] = {
     "recursa.gift.serve:app": RecommenderServeArgs,
     "recursa.fc.serve:app": ToolCallerServeArgs,
     "recursa.llm.serve:app": LLMServeArgs,

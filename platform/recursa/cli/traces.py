@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -38,13 +37,13 @@ def traces_import(
 def traces_export(
     out: Path = typer.Option(..., "--out", help="Output file: .jsonl or .parquet (one row per trace)."),
     db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
-    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
-    min_reward: Optional[float] = typer.Option(None, "--min-reward", help="Only traces rewarded at least this."),
+    agent_type: str | None = typer.Option(None, "--agent-type", help="Only this agent type."),
+    min_reward: float | None = typer.Option(None, "--min-reward", help="Only traces rewarded at least this."),
     labelled: bool = typer.Option(False, "--labelled", help="Only labelled traces."),
     with_feedback: bool = typer.Option(False, "--with-feedback", help="Only traces with user feedback."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many traces, oldest first."),
-    since: Optional[str] = typer.Option(None, "--since", help="Created at or after this ISO 8601 time (UTC if no zone)."),
-    until: Optional[str] = typer.Option(None, "--until", help="Created before this ISO 8601 time (UTC if no zone)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many traces, oldest first."),
+    since: str | None = typer.Option(None, "--since", help="Created at or after this ISO 8601 time (UTC if no zone)."),
+    until: str | None = typer.Option(None, "--until", help="Created before this ISO 8601 time (UTC if no zone)."),
 ) -> None:
     """Export traces as a dataset file that `datasets.load_dataset` reads."""
     check_dataset_path(out)
@@ -76,8 +75,8 @@ def traces_stats(db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION
 @traces_app.command("label")
 def traces_label(
     db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
-    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many traces."),
+    agent_type: str | None = typer.Option(None, "--agent-type", help="Only this agent type."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many traces."),
 ) -> None:
     """Label unlabelled traces good or bad in the terminal, with optional feedback; saved as you go."""
     from recursa.traces.labeller import label_interactively
@@ -101,7 +100,7 @@ def traces_dataset(
                                       help="kto: (prompt, completion, label); dpo: (prompt, chosen, rejected), "
                                            "each good completion of a prompt against each bad one."),
     db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
-    agent_type: Optional[str] = typer.Option(None, "--agent-type", help="Only this agent type."),
+    agent_type: str | None = typer.Option(None, "--agent-type", help="Only this agent type."),
     threshold: float = typer.Option(0.5, "--threshold", help="Unlabelled traces are good when the reward "
                                     "engine scores them at least this (hand labels always win)."),
     labelled_only: bool = typer.Option(False, "--labelled", help="Only hand-labelled traces."),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ from recursa.llm.config import TrainLLMConfig
 
 @train_app.command("gift")
 def train_gift(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/gift_ppo.yaml)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/gift_ppo.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its latest checkpoint."),
 ) -> None:
     """Train the TRM gift policy with PPO on RLlib env runners (BC warm start optional)."""
@@ -34,7 +33,7 @@ def train_gift(
 
 @train_app.command("fc")
 def train_fc(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_small.yaml)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_small.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
 ) -> None:
     """Train the tool-calling TRM with deep supervision on Ray Train."""
@@ -48,8 +47,8 @@ def train_fc(
 
 @train_app.command("llm")
 def train_llm(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/llm_*.yaml)."),
-    method: Optional[str] = typer.Option(None, "--method", help="sft, kto or grpo (overrides the config's)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/llm_*.yaml)."),
+    method: str | None = typer.Option(None, "--method", help="sft, kto or grpo (overrides the config's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
 ) -> None:
     """Train a LoRA adapter by reward-weighted SFT, KTO (TRL) or online GRPO, on Ray Train."""

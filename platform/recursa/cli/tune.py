@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ from recursa.gift.config import TuneGiftConfig
 
 @tune_app.command("gift")
 def tune_gift(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/gift_pbt.yaml)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/gift_pbt.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Restore the interrupted run; finished trials stay done."),
 ) -> None:
     """Population-based training of the gift policy's PPO hyperparameters and TRM depth, beside the default."""
@@ -28,7 +27,7 @@ def tune_gift(
 
 @tune_app.command("fc")
 def tune_fc(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_asha.yaml)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_asha.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Restore the interrupted run; finished trials stay done."),
 ) -> None:
     """ASHA over the tool-calling TRM's size, learning rate, depth and supervision steps; Ray Train trials."""

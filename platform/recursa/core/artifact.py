@@ -51,7 +51,7 @@ class Artifact(BaseModel):
     files: list[str]
     producer: Producer
     created: datetime
-    path: Path | None = Field(None, exclude=True)
+    path: Path = Field(default_factory=Path, exclude=True)  # where it was read or written; not stored
 
 
 def write_artifact(directory: str | Path, kind: str, producer: str, **extra) -> Artifact:

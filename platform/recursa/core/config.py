@@ -80,7 +80,7 @@ class SearchRange(StrictModel):
     log: bool = False
 
     @model_validator(mode="after")
-    def _ordered(self) -> "SearchRange":
+    def _ordered(self) -> SearchRange:
         if not self.low < self.high:
             raise ValueError("low must be below high")
         if self.log and self.low <= 0:

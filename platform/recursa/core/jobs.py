@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from ray.job_submission import JobStatus, JobSubmissionClient
@@ -116,7 +117,7 @@ def auth_headers() -> dict[str, str]:
     by RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token. Ray's client adds the header only when this
     process has RAY_AUTH_MODE=token; recursa sends it regardless.
     """
-    from ray._raylet import AuthenticationTokenLoader
+    from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]  # compiled; its stub lacks it
 
     return AuthenticationTokenLoader.instance().get_token_for_http_header(ignore_auth_mode=True)
 
@@ -150,7 +151,7 @@ def job_server(address: str) -> Iterator[JobSubmissionClient]:
 
 def submit(client: JobSubmissionClient, spec: JobSpec, working_dir: Path) -> str:
     """Submit the spec's entrypoint with its runtime env and resources; return the submission id."""
-    runtime_env = {"working_dir": str(working_dir), "excludes": spec.runtime_env.excludes}
+    runtime_env: dict[str, Any] = {"working_dir": str(working_dir), "excludes": spec.runtime_env.excludes}
     if spec.runtime_env.env_vars:
         runtime_env["env_vars"] = spec.runtime_env.env_vars
     if spec.runtime_env.pip:

@@ -59,7 +59,7 @@ def layout_heads(output: FCOutput, batch: dict[str, Tensor], layout: ActionLayou
     """The model's heads padded to the layout's sizes: padding loses to any real choice (pointer,
     modes, enum), is a constant (counts), or is O (tags)."""
     def size(name: str) -> tuple[int, ...]:
-        return layout.block(name).shape + (layout.block(name).categories,)
+        return (*layout.block(name).shape, layout.block(name).categories)
 
     lq = layout.block("tags").shape[-1]
     query_mask = _pad(batch["query_mask"].float(), (lq,), 0.0).bool()

@@ -28,7 +28,7 @@ class GiftEnvConfig(StrictModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _recommendations_fit(self) -> "GiftEnvConfig":
+    def _recommendations_fit(self) -> GiftEnvConfig:
         if self.max_recommendations > self.num_candidates:
             raise ValueError("max_recommendations must not exceed num_candidates")
         return self
@@ -102,7 +102,7 @@ class TrainGiftConfig(StrictModel):
     eval: EvalSettings = EvalSettings()
 
     @model_validator(mode="after")
-    def _minibatch_fits(self) -> "TrainGiftConfig":
+    def _minibatch_fits(self) -> TrainGiftConfig:
         if self.ppo.minibatch_size > self.ppo.train_batch_size:
             raise ValueError("ppo.minibatch_size must not exceed ppo.train_batch_size")
         return self

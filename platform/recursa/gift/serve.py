@@ -36,7 +36,7 @@ class GiftRecommender:
         return result
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def recommend_batch(self, requests: list[RecommendRequest]) -> list[RecommendResponse | Exception]:
+    async def recommend_batch(self, requests: list[RecommendRequest]) -> list[RecommendResponse | serve_core.InvalidRequest]:
         """The episodes of every request waiting in this replica, run in lockstep: each policy
         step is one forward pass for all of them."""
         return self.core.recommend(requests)

@@ -7,7 +7,7 @@ agent generates. Only completion tokens carry loss.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -25,7 +25,7 @@ def encode_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], 
     generated = completion_ids or [None] * len(encoded)
     rows, masks = [], []
     for prompt, text_ids, ids in zip(prompt_ids, encoded, generated, strict=True):
-        completion = list(ids) if ids is not None else text_ids + [tokenizer.eos_token_id]
+        completion = list(ids) if ids is not None else [*text_ids, tokenizer.eos_token_id]
         prompt = prompt[max(0, len(prompt) + len(completion) - max_length):]
         rows.append(prompt + completion)
         masks.append([0] * len(prompt) + [1] * len(completion))

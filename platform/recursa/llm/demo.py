@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from recursa.core.config import load_config
 from recursa.llm.actions import resolve_action_env
@@ -48,7 +49,7 @@ def run_llm_demo(out_dir: str | Path, sft_config: str | Path, grpo_config: str |
     for name, config in (("after_sft", sft), ("after_grpo", grpo)):
         adapter = train_llm(config)
         stages[name] = json.loads((adapter.parent / "report.json").read_text())["eval"]
-    report = {name: {key: stage[key] for key in SUMMARY_KEYS} for name, stage in stages.items()}
+    report: dict[str, Any] = {name: {key: stage[key] for key in SUMMARY_KEYS} for name, stage in stages.items()}
     report["wall_seconds"] = time.perf_counter() - started
     report["eval_episodes"] = sft.data.eval_episodes
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
