@@ -23,9 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel
 
 from recursa.core.config import ConfigError, dump_config
-from recursa.core.presets import get_preset
 from recursa.core.runtime import fit_on_ray_train
-from recursa.core.trm import TRMConfig
 from recursa.fc.artifact import predict_calls, save_fc_model
 from recursa.fc.ast_reward import score_example
 from recursa.fc.config import TrainFCConfig
@@ -38,15 +36,6 @@ from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
 from recursa.fc.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
 
 LIMITS = FCLimits()
-
-
-def trm_config(config: TrainFCConfig) -> TRMConfig:
-    """The TRM trunk's config from the model settings (a preset wins)."""
-    model = config.model
-    if model.preset:
-        return get_preset(model.preset)
-    return TRMConfig(hidden_size=model.hidden_size, num_layers=model.num_layers, num_heads=model.num_heads,
-                     mixer=model.mixer, T=model.T, n=model.n, seq_len=256)
 
 
 def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
@@ -122,7 +111,7 @@ def train_loop(loop_config: dict) -> None:
     features = [featurizer.encode(e) for e in examples[rank::world]]
     dev = read_examples(run_dir / "data" / "dev.parquet") if rank == 0 else []
 
-    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
+    core = FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS)
     model = ray.train.torch.prepare_model(core, parallel_strategy_kwargs={"find_unused_parameters": True}) \
         if world > 1 else core
     ema = AveragedModel(core, avg_fn=_ema_with_warmup(settings.ema_decay))
@@ -242,7 +231,7 @@ def export_checkpoint(config: TrainFCConfig, run_dir: Path, checkpoint_dir: str 
                       extra: dict | None = None) -> Path:
     """Save the EMA weights of a Ray Train checkpoint, with the run's tokenizer, as a model directory."""
     tokenizer = load_tokenizer(run_dir / "tokenizer")
-    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
+    core = FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS)
     core.load_state_dict(load_file(Path(checkpoint_dir) / "ema.safetensors"))
     return save_fc_model(core, tokenizer, out, extra=extra)
 
