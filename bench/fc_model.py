@@ -27,7 +27,6 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from recursa.core.presets import get_preset
 from recursa.core.trm import TRMConfig, count_parameters
 from recursa.fc.artifact import predict_calls
 from recursa.fc.data.generator import corpus_text, generate_examples
@@ -90,7 +89,7 @@ def main() -> None:
     features = [featurizer.encode(e) for e in train]
 
     parts = set(args.parts.split(","))
-    sized = {"tiny": get_preset("tiny"), "small": get_preset("small"), "fc_bfcl": BFCL_CONFIG}
+    sized = {"tiny": TRMConfig(preset="tiny"), "small": TRMConfig(preset="small"), "fc_bfcl": BFCL_CONFIG}
     throughput = {}
     for name, config in sized.items() if "throughput" in parts else ():
         model = FunctionCallingTRM(config, tokenizer.vocab_size)

@@ -20,7 +20,9 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.rllib.core import DEFAULT_MODULE_ID
 
-from recursa.gift.config import BCSettings, PPOSettings, RunnerSettings, TrainGiftConfig, TRMPolicyConfig
+from recursa.core.config import RunnerSettings
+from recursa.core.trm import TRMConfig
+from recursa.gift.config import BCSettings, PPOSettings, TrainGiftConfig
 from recursa.gift.ppo import build_ppo_config
 from recursa.gift.train import iteration_metrics
 
@@ -28,7 +30,7 @@ from recursa.gift.train import iteration_metrics
 # loses its node can only come back on a new one. Port 0: no clash with other Ray instances.
 NODE = dict(num_cpus=1, object_store_memory=100 * 1024**2, dashboard_agent_listen_port=0)
 CONFIG = TrainGiftConfig(
-    model=TRMPolicyConfig(hidden_size=16, num_heads=2),
+    model=TRMConfig(hidden_size=16, num_heads=2),
     ppo=PPOSettings(train_batch_size=200, minibatch_size=50, num_epochs=1),
     bc=BCSettings(enabled=False),
     runners=RunnerSettings(num_env_runners=2, num_envs_per_env_runner=1, num_cpus_per_env_runner=1),

@@ -1,13 +1,18 @@
 """Configs: unknown keys and bad values are one-line ConfigErrors naming the dotted field; the
-cross-field rules hold; files that are missing or not YAML are ConfigErrors; dump/load round-trips."""
+cross-field rules hold; files that are missing or not YAML are ConfigErrors; dump/load round-trips;
+one trunk config for every TRM; tune configs hold their training config (inline or a path)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import yaml
 
 from recursa.core.config import ConfigError, dump_config, load_config, parse_config
-from recursa.gift.config import GiftEnvConfig, TrainGiftConfig
+from recursa.core.trm import TRMConfig
+from recursa.fc.config import TrainFCConfig, TrainFCRLConfig, TuneFCConfig
+from recursa.gift.config import GiftEnvConfig, TrainGiftConfig, TuneGiftConfig
 
 
 def load_yaml(tmp_path, text: str, model=TrainGiftConfig):
@@ -142,3 +147,59 @@ def test_default_sub_configs_are_not_shared():
     first = TrainGiftConfig()
     first.env.seed = 42
     assert TrainGiftConfig().env.seed == 0
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("name", "model"), [
+    ("gift_ppo", TrainGiftConfig), ("gift_pbt", TuneGiftConfig), ("fc_small", TrainFCConfig),
+    ("fc_bfcl", TrainFCConfig), ("fc_asha", TuneFCConfig), ("fc_rl", TrainFCRLConfig),
+])
+def test_every_job_config_in_the_repository_loads(name, model):
+    load_config(REPO / "jobs" / "configs" / f"{name}.yaml", model)
+
+
+def test_a_tune_base_given_as_a_path_loads_that_training_yaml_relative_to_the_tune_yaml(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "ppo.yaml").write_text("name: ppo\nppo:\n  lr: 0.002\nmodel:\n  T: 3\n")
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "tune" / "pbt.yaml").write_text("name: pbt\nbase: ../train/ppo.yaml\npbt:\n  population: 3\n")
+    config = load_config(tmp_path / "tune" / "pbt.yaml", TuneGiftConfig)
+    assert config.base == load_config(tmp_path / "train" / "ppo.yaml", TrainGiftConfig)
+    assert (config.base.ppo.lr, config.base.model.T, config.pbt.population) == (0.002, 3, 3)
+    assert config.train_config().name == "pbt"  # trials run under the search's name
+
+    dump_config(config, tmp_path / "resolved.yaml")  # resolved: the base is written out inline
+    assert isinstance(yaml.safe_load((tmp_path / "resolved.yaml").read_text())["base"], dict)
+    assert load_config(tmp_path / "resolved.yaml", TuneGiftConfig) == config
+
+
+def test_an_error_in_an_included_base_names_the_file_and_its_field(tmp_path):
+    (tmp_path / "asha_base.yaml").write_text("model:\n  hidden: 64\n")
+    message = config_error(tmp_path, "base: asha_base.yaml\n", model=TuneFCConfig)
+    assert message == "base: asha_base.yaml: model.hidden: unknown key"
+
+
+def test_the_gift_policy_and_the_tool_caller_share_one_trunk_config(tmp_path):
+    gift = load_yaml(tmp_path, "model:\n  preset: tiny\n  T: 2\n")
+    tool_caller = load_yaml(tmp_path, "model:\n  preset: tiny\n  T: 2\n", model=TrainFCConfig)
+    assert isinstance(gift.model, TRMConfig) and isinstance(tool_caller.model, TRMConfig)
+    assert gift.model.model_dump() == tool_caller.model.model_dump()
+    assert (gift.model.hidden_size, gift.model.T, gift.model.n) == (128, 2, 6)
+
+
+def test_the_tool_caller_keeps_its_own_trunk_defaults_and_rejects_the_mlp_mixer(tmp_path):
+    assert load_yaml(tmp_path, "model:\n  T: 3\n", model=TrainFCConfig).model.hidden_size == 128
+    assert load_yaml(tmp_path, "model:\n  T: 3\n").model.hidden_size == 64
+    message = config_error(tmp_path, "model:\n  mixer: mlp\n", model=TrainFCConfig)
+    assert message.startswith("model.mixer: the tool caller needs the attention mixer")
+
+
+def test_a_run_config_saved_before_the_trunk_config_still_loads(tmp_path):
+    config = load_yaml(tmp_path, "model:\n  hidden_size: 32\n  num_layers: 2\n  num_heads: 4\n  mixer: attention\n"
+                                 "  T: 3\n  n: 1\n")
+    assert (config.model.hidden_size, config.model.T, config.model.n) == (32, 3, 1)
+    fc = load_yaml(tmp_path, "model:\n  preset: null\n  hidden_size: 64\n  num_layers: 2\n  num_heads: 4\n"
+                             "  mixer: attention\n  T: 2\n  n: 2\n", model=TrainFCConfig)
+    assert fc.model.hidden_size == 64

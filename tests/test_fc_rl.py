@@ -1,4 +1,5 @@
-"""RL fine-tuning by execution: the one-step env, its action layout, the RLlib module, PPO."""
+"""RL fine-tuning by execution: the one-step env, its action layout, the RLlib module, PPO from a YAML
+config, resumed from its RLlib checkpoints."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 import torch
 from ray.rllib.core.columns import Columns
 
+from recursa.core.config import ConfigError
 from recursa.core.trm import TRMConfig
 from recursa.fc import decode
 from recursa.fc.artifact import load_fc_model, save_fc_model
+from recursa.fc.config import TrainFCRLConfig
 from recursa.fc.data.generator import corpus_text, generate_examples
 from recursa.fc.decode import decode_calls
 from recursa.fc.env import FunctionCallingEnv
@@ -124,14 +127,63 @@ def test_modes_that_choices_cannot_express_are_masked(model_dir, monkeypatch):
     assert any(env.featurizer.encode(e).mode_allowed[:, ENUM].any() for e in env.examples)
 
 
+def rl_config(model_dir, tmp_path, **updates) -> TrainFCRLConfig:
+    settings = {"name": "rl", "runs_dir": str(tmp_path), "checkpoint": str(model_dir), "iterations": 1,
+                "checkpoint_every": 1, "data": {"examples": 50, "held_out": 20},
+                "ppo": {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1}, **updates}
+    return TrainFCRLConfig.model_validate(settings)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ppo:\n  lr: -1\n", "error: ppo.lr: "),
+    ("ppo:\n  train_batch_size: 64\n  minibatch_size: 128\n", "minibatch_size must not exceed"),
+    ("runners:\n  num_env_runners: -1\n", "error: runners.num_env_runners: "),
+    ("iteratons: 3\n", "error: iteratons: unknown key"),
+])
+def test_a_bad_fc_rl_config_exits_2_naming_the_field(recursa_cli, tmp_path, text, expected):
+    (tmp_path / "rl.yaml").write_text(text)
+    code, stderr = recursa_cli(["train", "fc-rl", "--config", tmp_path / "rl.yaml"])
+    assert code == 2 and expected in stderr, stderr
+
+
+def test_fc_rl_without_a_supervised_model_exits_2_naming_the_path(recursa_cli, tmp_path):
+    (tmp_path / "rl.yaml").write_text(f"checkpoint: {tmp_path / 'nowhere'}\n")
+    code, stderr = recursa_cli(["train", "fc-rl", "--config", tmp_path / "rl.yaml"])
+    assert code == 2 and "checkpoint:" in stderr and "nowhere" in stderr
+
+
+def test_resuming_nothing_and_overwriting_a_run_are_config_errors(model_dir, tmp_path):
+    from recursa.fc.ppo import finetune_fc, prepare_run
+
+    config = rl_config(model_dir, tmp_path)
+    with pytest.raises(ConfigError, match=r"^resume: nothing to resume"):
+        finetune_fc(config, resume=True)
+    (prepare_run(config, resume=False) / "checkpoints" / "iter_0001").mkdir()
+    with pytest.raises(ConfigError, match="--resume"):
+        finetune_fc(config)
+    moved = config.model_copy(update={"checkpoint": str(tmp_path / "other")})
+    with pytest.raises(ConfigError, match=r"^resume: checkpoint must match"):
+        prepare_run(moved, resume=True)
+
+
 @pytest.mark.slow
-def test_ppo_fine_tunes_and_saves_a_loadable_model(ray_session, model_dir, tmp_path):
+def test_ppo_fine_tunes_resumes_from_its_checkpoint_and_saves_a_loadable_model(ray_session, model_dir, tmp_path):
     from recursa.fc.ppo import finetune_fc
 
-    report = finetune_fc(model_dir, tmp_path / "rl", iterations=1, examples=50, held_out=20)
-    assert set(report) >= {"held_out_reward_before", "held_out_reward_after", "env_steps"}
+    config = rl_config(model_dir, tmp_path)
+    first = finetune_fc(config)
+    run = tmp_path / "rl"
+    assert (run / "checkpoints" / "iter_0001").is_dir() and (run / "config.yaml").is_file()
+    assert len(first["return_mean_per_iteration"]) == 1
+
+    report = finetune_fc(config.model_copy(update={"iterations": 2}), resume=True)
+    assert json.loads((run / "rl_report.json").read_text()) == report
+    assert report["return_mean_per_iteration"][0] == first["return_mean_per_iteration"][0], "resume continues"
+    assert len(report["return_mean_per_iteration"]) == 2 and report["env_steps"] == 2 * 64
+    assert report["held_out_reward_before"] == first["held_out_reward_before"]
     assert 0.0 <= report["held_out_reward_after"] <= 1.0
-    model, _ = load_fc_model(tmp_path / "rl")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["iter_0001", "iter_0002"]
+    model, _ = load_fc_model(run / "model")
     before, _ = load_fc_model(model_dir)
     moved = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values()))
     assert moved, "PPO changed the weights"

@@ -114,6 +114,26 @@ def test_two_env_runners_are_used(ray_session, tmp_path):
         algo.stop()
 
 
+def test_ppo_starts_from_saved_weights_on_the_learner_and_the_env_runners(ray_session, tmp_path):
+    from recursa.gift.ppo import build_ppo_config
+
+    config = small_config(tmp_path, bc=BCSettings(enabled=False))
+    warm = built_module(config)
+    with torch.no_grad():
+        warm.global_head.weight.normal_(generator=torch.Generator().manual_seed(5))
+    warm.save_to_path(tmp_path / "warm")
+    expected = warm.global_head.weight.detach().numpy()
+
+    algo = build_ppo_config(config, load_state_path=str(tmp_path / "warm")).build_algo()
+    try:
+        assert np.allclose(algo.get_module().global_head.weight.detach().numpy(), expected)
+        on_runners = algo.env_runner_group.foreach_env_runner(
+            lambda runner: runner.module.global_head.weight.detach().numpy(), local_env_runner=False)
+        assert len(on_runners) == 2 and all(np.allclose(weights, expected) for weights in on_runners)
+    finally:
+        algo.stop()
+
+
 def test_existing_run_needs_resume_flag(ray_session, tmp_path):
     from recursa.core.config import ConfigError
 

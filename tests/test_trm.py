@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recursa.core.presets import PRESETS, get_preset, preset_parameter_counts
-from recursa.core.trm import TRMConfig, TRMCore, TRMTokenModel
+from recursa.core.config import ConfigError, parse_config
+from recursa.core.presets import PRESETS
+from recursa.core.trm import TRMConfig, TRMCore, TRMTokenModel, preset_parameter_counts
 
 B, L, H, VOCAB = 3, 5, 16, 11
 
@@ -150,16 +151,31 @@ def test_preset_parameter_counts_match_the_size_table():
 
 
 def test_presets_use_official_depth_and_unknown_name_lists_valid_ones():
-    assert all((c.T, c.n) == (3, 6) for c in PRESETS.values())
-    assert get_preset("small").hidden_size == 512
-    with pytest.raises(ValueError, match="tiny, small, base, large"):
-        get_preset("huge")
+    assert all((TRMConfig(preset=name).T, TRMConfig(preset=name).n) == (3, 6) for name in PRESETS)
+    assert TRMConfig(preset="small").hidden_size == 512
+    with pytest.raises(ConfigError, match=r"^preset: .*'tiny', 'small', 'base' or 'large'"):
+        parse_config({"preset": "huge"}, TRMConfig)
+
+
+def test_fields_given_beside_a_preset_override_it():
+    config = parse_config({"preset": "small", "T": 2, "num_layers": 4}, TRMConfig)
+    assert (config.hidden_size, config.num_heads, config.T, config.n, config.num_layers) == (512, 8, 2, 6, 4)
+    assert parse_config(config.model_dump(), TRMConfig) == config  # a resolved config reloads as itself
+
+
+def test_the_mlp_mixer_and_the_token_model_need_a_sequence_length():
+    with pytest.raises(ValueError, match="seq_len"):
+        TRMCore(TRMConfig(hidden_size=H, num_heads=2, mixer="mlp"))
+    with pytest.raises(ValueError, match="seq_len"):
+        TRMTokenModel(TRMConfig(hidden_size=H, num_heads=2), VOCAB)
+    assert TRMCore(TRMConfig(hidden_size=H, num_heads=2))(random_x()).y.shape == (B, L, H)  # attention: any length
 
 
 @pytest.mark.parametrize(
     ("field", "kwargs"),
     [
-        ("hidden_size", {"hidden_size": 10, "num_heads": 4}),
+        ("num_heads", {"hidden_size": 12, "num_heads": 5}),
+        ("num_heads", {"hidden_size": 10}),  # the default 4 heads
         ("T", {"T": 0}),
         ("n", {"n": 0}),
         ("mixer", {"mixer": "conv"}),
@@ -168,5 +184,5 @@ def test_presets_use_official_depth_and_unknown_name_lists_valid_ones():
     ],
 )
 def test_invalid_config_names_the_field(field, kwargs):
-    with pytest.raises(ValueError, match=rf"^{field}:"):
-        TRMConfig(**kwargs)
+    with pytest.raises(ConfigError, match=rf"^{field}:"):
+        parse_config(kwargs, TRMConfig)

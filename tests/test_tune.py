@@ -27,11 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_pbt(tmp_path: Path, **updates) -> dict:
     settings = {
         "name": "pbt", "runs_dir": str(tmp_path), "env_steps_per_trial": 2400,
-        "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2},
-        "ppo": {"train_batch_size": 200, "minibatch_size": 100, "num_epochs": 1},
-        "bc": {"episodes": 40, "epochs": 1},
-        "runners": {"num_env_runners": 0, "num_envs_per_env_runner": 2},
-        "eval": {"users": 20},
+        "base": {
+            "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2},
+            "ppo": {"train_batch_size": 200, "minibatch_size": 100, "num_epochs": 1},
+            "bc": {"episodes": 40, "epochs": 1},
+            "runners": {"num_env_runners": 0, "num_envs_per_env_runner": 2},
+            "eval": {"users": 20},
+        },
         "pbt": {"population": 4, "perturbation_interval": 2, "quantile_fraction": 0.5},
         "search": {"T": [1, 3], "n": [1, 2]},
         "resources": {"cpus": 0.5},
@@ -43,11 +45,13 @@ def tiny_pbt(tmp_path: Path, **updates) -> dict:
 def tiny_asha(tmp_path: Path) -> dict:
     return {
         "name": "asha", "runs_dir": str(tmp_path),
-        "data": {"train_examples": 200, "dev_examples": 20},
-        "tokenizer": {"kind": "char"},
-        "model": {"num_layers": 1, "num_heads": 2},
-        "training": {"epochs": 2, "batch_size": 32, "warmup_steps": 2},
-        "workers": {"num_workers": 1, "cpus_per_worker": 1},
+        "base": {
+            "data": {"train_examples": 200, "dev_examples": 20},
+            "tokenizer": {"kind": "char"},
+            "model": {"num_layers": 1, "num_heads": 2},
+            "training": {"epochs": 2, "batch_size": 32, "warmup_steps": 2},
+            "workers": {"num_workers": 1, "cpus_per_worker": 1},
+        },
         "asha": {"num_samples": 3, "grace_period": 1, "reduction_factor": 2},
         "search": {"hidden_size": [16, 32], "T": [1, 2], "n": [1, 2], "n_sup": [1, 2]},
     }
@@ -68,6 +72,10 @@ def write(tmp_path: Path, settings: dict) -> Path:
     ("fc", {"search": {"n_sup": [0]}}, "search.n_sup: give at least one positive integer"),
     ("fc", {"asha": {"metric": "loss"}}, "asha.metric"),
     ("fc", {"asha": {"reduction_factor": 1}}, "asha.reduction_factor"),
+    ("gift", {"base": {"ppo": {"lrr": 0.1}}}, "base.ppo.lrr: unknown key"),
+    ("gift", {"model": {"T": 2}}, "model: unknown key"),  # training settings live under base
+    ("fc", {"base": {"model": {"mixer": "mlp"}}}, "base.model.mixer: the tool caller needs the attention mixer"),
+    ("fc", {"base": "missing.yaml"}, "base: missing.yaml: config: file not found"),
 ])
 def test_invalid_tune_config_exits_2_naming_the_field(recursa_cli, tmp_path, kind, settings, field):
     code, stderr = recursa_cli(["tune", kind, "--config", write(tmp_path, settings)])
@@ -78,7 +86,7 @@ def test_gpus_asked_for_on_a_cluster_without_them_is_a_config_error(ray_session,
     from recursa.gift.pbt import tune_gift
 
     config = parse_config(tiny_pbt(tmp_path, resources={"cpus": 0.5, "gpus": 1}), TuneGiftConfig)
-    with pytest.raises(ConfigError, match="resources.gpus: 1.0 GPUs asked for"):
+    with pytest.raises(ConfigError, match=r"resources\.gpus: 1\.0 GPUs asked for"):
         tune_gift(config)
     assert not (tmp_path / "pbt" / "pbt").exists()
 
@@ -115,7 +123,7 @@ def test_pbt_population_best_export_and_default_comparison(ray_session, tmp_path
     assert (table["status"] == "TERMINATED").all()
     assert (table["num_env_steps_sampled_lifetime"] >= 2400).all()  # every trial ran the whole budget
     default = table[table["experiment"] == "default"].iloc[0]
-    assert (default["T"], default["n"], default["lr"]) == (2, 2, config.ppo.lr)
+    assert (default["T"], default["n"], default["lr"]) == (2, 2, config.base.ppo.lr)
     assert set(table["T"]) <= {1, 2, 3} and table[table["experiment"] == "pbt"]["lr"].nunique() > 1
     assert (run / "pbt" / "pbt_global.txt").read_text().strip()  # PBT cloned and perturbed trials
     trials = [d for d in (run / "pbt").iterdir() if d.is_dir()]
@@ -123,7 +131,7 @@ def test_pbt_population_best_export_and_default_comparison(ray_session, tmp_path
 
     policy, env_config = load_policy(run / "best" / "policy")  # the best trial's depth came with it
     assert (policy.trm_config.T, policy.trm_config.n) == (report["best_config"]["T"], report["best_config"]["n"])
-    assert env_config == config.env
+    assert env_config == config.base.env
 
     with pytest.raises(SystemExit) as evaluated:  # the export is what `recursa eval gift` takes
         main(["eval", "gift", "--checkpoint", str(run / "best"), "--users", "5"])

@@ -11,7 +11,7 @@ from recursa.cli.app import console, train_app
 from recursa.cli.common import sized_for_cluster
 from recursa.core.artifact import open_artifact
 from recursa.core.config import load_config, parse_config
-from recursa.fc.config import TrainFCConfig
+from recursa.fc.config import TrainFCConfig, TrainFCRLConfig
 from recursa.gift.config import TrainGiftConfig
 from recursa.llm.config import TrainLLMConfig
 
@@ -67,17 +67,18 @@ def train_llm(
 
 @train_app.command("fc-rl")
 def train_fc_rl(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="The supervised model directory to start from."),
-    out: Path = typer.Option(..., "--out", help="Where to write the fine-tuned model directory."),
-    iterations: int = typer.Option(20, "--iterations", min=1, help="PPO iterations (256 episodes each)."),
-    lr: float = typer.Option(1e-5, "--lr", min=0.0, help="PPO learning rate."),
-    entropy_coeff: float = typer.Option(0.0, "--entropy-coeff", min=0.0,
-                                        help="Weight of the entropy bonus (entropy of the greedy call's choices)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_rl.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its latest checkpoint."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint",
+                                              help="The supervised model directory to start from (overrides the config's)."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write the fine-tuned model directory (overrides the config's)."),
 ) -> None:
     """Fine-tune the tool-calling TRM with PPO, rewarded by executing its calls."""
-    model_dir = open_artifact(checkpoint, expect="fc-model").path
+    settings = load_config(config, TrainFCRLConfig)
+    start = open_artifact(checkpoint or Path(settings.checkpoint), expect="fc-model").path
+    settings = settings.model_copy(update={"checkpoint": str(start), **({"out": str(out)} if out else {})})
     from recursa.core.runtime import init_ray
     from recursa.fc.ppo import finetune_fc
 
     init_ray()
-    console.print(json.dumps(finetune_fc(model_dir, out, iterations=iterations, lr=lr, entropy_coeff=entropy_coeff), indent=2))
+    console.print(json.dumps(finetune_fc(settings, resume=resume), indent=2))

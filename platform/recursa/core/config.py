@@ -1,5 +1,5 @@
 """The config base every product's YAML config builds on, the one loader, and the settings shared
-across products (Ray Train workers, Tune search ranges and trial scheduling).
+across products (Ray Train workers, RLlib env runners, Tune search ranges and trial scheduling).
 
 Every knob has a default that works on a 2-core laptop. Unknown keys are errors. A bad value
 raises `ConfigError` whose message is one line naming the field; the CLI exits 2 with it.
@@ -8,10 +8,10 @@ raises `ConfigError` whose message is one line naming the field; the CLI exits 2
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 
 class ConfigError(ValueError):
@@ -35,16 +35,17 @@ def describe_validation_error(error: ValidationError) -> str:
     return f"{field}: {reason}"
 
 
-def parse_config(data: dict, model: type[Model]) -> Model:
-    """Validate a mapping against a config model, raising ConfigError with one line."""
+def parse_config(data: dict, model: type[Model], config_dir: str | Path = ".") -> Model:
+    """Validate a mapping against a config model, raising ConfigError with one line. Paths of included
+    configs are relative to `config_dir`."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"config_dir": Path(config_dir)})
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error)) from None
 
 
 def load_config(path: str | Path | None, model: type[Model]) -> Model:
-    """Load and validate a YAML config; None gives the defaults."""
+    """Load and validate a YAML config; None gives the defaults. Included configs are relative to it."""
     if path is None:
         return model()
     path = Path(path)
@@ -56,7 +57,19 @@ def load_config(path: str | Path | None, model: type[Model]) -> Model:
         raise ConfigError(f"config: not valid YAML: {error}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise ConfigError("config: top level must be a mapping")
-    return parse_config(data, model)
+    return parse_config(data, model, config_dir=path.parent)
+
+
+def included_config(value: Any, model: type[Model], info: ValidationInfo) -> Any:
+    """A before-validator's value for a config field that holds another config: the path of its YAML
+    (relative to the including YAML) is loaded; a mapping is left for pydantic to validate."""
+    if not isinstance(value, (str, Path)):
+        return value
+    config_dir = (info.context or {}).get("config_dir", Path("."))
+    try:
+        return load_config(Path(config_dir) / value, model)
+    except ConfigError as error:
+        raise ValueError(f"{value}: {error}") from None
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:
@@ -70,6 +83,14 @@ class WorkerSettings(StrictModel):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(2.0, gt=0.0)
+
+
+class RunnerSettings(StrictModel):
+    """How rollouts are spread over RLlib env runners."""
+
+    num_env_runners: int = Field(2, ge=0)
+    num_envs_per_env_runner: int = Field(4, ge=1)
+    num_cpus_per_env_runner: float = Field(0.5, gt=0.0)
 
 
 class SearchRange(StrictModel):

@@ -27,11 +27,12 @@ DEVICE_FN_KEY = "device_fn"  # the loop config's optional stand-in for ray.train
 
 def check_run_dir(run_dir: Path, resume: bool, *, started: Iterable[str], resumable_from: str) -> None:
     """The one rule for run directories: a new run refuses a directory where a run has started
-    (any of `started` exists in it); `--resume` needs `resumable_from` there."""
+    (any of the `started` patterns matches in it); `--resume` needs `resumable_from` to match there.
+    Patterns are relative paths, globs allowed (`checkpoints/iter_*`)."""
     if resume:
-        if not (run_dir / resumable_from).exists():
+        if not any(run_dir.glob(resumable_from)):
             raise ConfigError(f"resume: nothing to resume at {run_dir} (no {resumable_from})")
-    elif any((run_dir / name).exists() for name in started):
+    elif any(any(run_dir.glob(pattern)) for pattern in started):
         raise ConfigError(f"name: run {run_dir} exists; pass --resume or pick another name")
 
 

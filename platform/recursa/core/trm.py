@@ -9,46 +9,53 @@ carry ``(y, z)`` is detached and can seed the next call (deep supervision, recur
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
+
+from recursa.core.config import StrictModel
+from recursa.core.presets import PRESET_VOCAB_SIZE, PRESETS, PresetName
 
 Carry = tuple[Tensor, Tensor]
 
 
-@dataclass(frozen=True)
-class TRMConfig:
-    """Shape of the recursive network and its default recursion depth."""
+class TRMConfig(StrictModel):
+    """The trunk config of every TRM (the gift policy, the tool caller, the token model): its shape
+    and default recursion depth.
 
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    expansion: float = 8 / 3
+    `preset` starts from a named size (core/presets.py); the fields given beside it override the preset's.
+    """
+
+    preset: PresetName | None = None
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1, validate_default=True)  # checked against hidden_size even when left out
+    expansion: float = Field(8 / 3, gt=0.0)  # SwiGLU width over hidden_size
     mixer: Literal["attention", "mlp"] = "attention"
-    seq_len: int = 16
-    T: int = 2
-    n: int = 2
-    rms_eps: float = 1e-6
+    # Token positions: the mlp mixer mixes exactly this many, the token model embeds up to this many.
+    # Attention needs none; the gift policy uses its observation's token count instead.
+    seq_len: int | None = Field(None, ge=1)
+    T: int = Field(2, ge=1)
+    n: int = Field(2, ge=1)
+    rms_eps: float = Field(1e-6, gt=0.0)
 
-    def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_heads", "seq_len", "T", "n"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"{name}: must be >= 1, got {value}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size: must be divisible by num_heads ({self.num_heads}), "
-                f"got {self.hidden_size}"
-            )
-        if self.expansion <= 0:
-            raise ValueError(f"expansion: must be > 0, got {self.expansion}")
-        if self.mixer not in ("attention", "mlp"):
-            raise ValueError(f"mixer: must be 'attention' or 'mlp', got {self.mixer!r}")
-        if self.rms_eps <= 0:
-            raise ValueError(f"rms_eps: must be > 0, got {self.rms_eps}")
+    @model_validator(mode="before")
+    @classmethod
+    def _start_from_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            return {**PRESETS[data["preset"]], **data}
+        return data
+
+    @field_validator("num_heads")
+    @classmethod
+    def _heads_divide_hidden_size(cls, num_heads: int, info: ValidationInfo) -> int:
+        hidden_size = info.data.get("hidden_size")
+        if hidden_size is not None and hidden_size % num_heads:
+            raise ValueError(f"must divide hidden_size ({hidden_size}), got {num_heads}")
+        return num_heads
 
 
 class TRMOutput(NamedTuple):
@@ -131,6 +138,8 @@ class Block(nn.Module):
         super().__init__()
         if config.mixer == "attention":
             self.mixer: nn.Module = SelfAttention(config.hidden_size, config.num_heads)
+        elif config.seq_len is None:
+            raise ValueError("seq_len: the mlp mixer mixes a fixed number of positions; set seq_len")
         else:
             self.mixer = SequenceMixer(config.seq_len, config.expansion)
         self.mixer_norm = RMSNorm(config.hidden_size, config.rms_eps)
@@ -211,13 +220,16 @@ class TRMTokenModel(nn.Module):
 
     def __init__(self, config: TRMConfig, vocab_size: int) -> None:
         super().__init__()
+        if config.seq_len is None:
+            raise ValueError("seq_len: the token model embeds positions up to seq_len; set it")
         self.config = config
+        self.seq_len = config.seq_len
         # As in TRM: embeddings start at std 1/sqrt(H) and are scaled up by sqrt(H), so x has unit
         # scale like y and z while the embedding weights stay on the scale of the other weights.
         self.embed_scale = math.sqrt(config.hidden_size)
         std = 1.0 / self.embed_scale
         self.token_embedding = nn.Embedding(vocab_size, config.hidden_size)
-        self.position_embedding = nn.Embedding(config.seq_len, config.hidden_size)
+        self.position_embedding = nn.Embedding(self.seq_len, config.hidden_size)
         nn.init.trunc_normal_(self.token_embedding.weight, std=std, a=-2 * std, b=2 * std)
         nn.init.trunc_normal_(self.position_embedding.weight, std=std, a=-2 * std, b=2 * std)
         self.core = TRMCore(config)
@@ -232,8 +244,8 @@ class TRMTokenModel(nn.Module):
     ) -> tuple[Tensor, TRMOutput]:
         """Logits [B, L, vocab] from token ids [B, L] (L <= seq_len), and the core's output."""
         length = tokens.shape[1]
-        if length > self.config.seq_len:
-            raise ValueError(f"sequence of {length} tokens exceeds seq_len={self.config.seq_len}")
+        if length > self.seq_len:
+            raise ValueError(f"sequence of {length} tokens exceeds seq_len={self.seq_len}")
         positions = torch.arange(length, device=tokens.device)
         x = self.embed_scale * (self.token_embedding(tokens) + self.position_embedding(positions))
         out = self.core(x, carry=carry, T=T, n=n)
@@ -243,3 +255,12 @@ class TRMTokenModel(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of parameters in ``module`` (works on the meta device)."""
     return sum(p.numel() for p in module.parameters())
+
+
+def preset_parameter_counts() -> dict[str, int]:
+    """Parameter count of each preset's ``TRMTokenModel``, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        return {
+            name: count_parameters(TRMTokenModel(TRMConfig(preset=name), PRESET_VOCAB_SIZE))
+            for name in PRESETS
+        }

@@ -30,7 +30,7 @@ def save_fc_model(model: FunctionCallingTRM, tokenizer: Tokenizer, out_dir: str 
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, out / WEIGHTS)
     settings = {
-        "trm": dataclasses.asdict(model.config),
+        "trm": model.config.model_dump(),
         "limits": dataclasses.asdict(model.limits),
         "vocab_size": model.vocab_size,
         "params": count_parameters(model),

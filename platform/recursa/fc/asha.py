@@ -10,6 +10,7 @@ tune_report.json.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -44,10 +45,10 @@ SEARCHED = {"hidden_size": ("model", "hidden_size"), "T": ("model", "T"), "n": (
 
 def trial_config(trial: dict) -> TrainFCConfig:
     """The base config with a trial's sampled settings."""
-    config = TrainFCConfig(**trial["base"])
+    settings = copy.deepcopy(trial["base"])
     for key, (section, field) in SEARCHED.items():
-        setattr(getattr(config, section), field, trial[key])
-    return config
+        settings[section][field] = trial[key]
+    return TrainFCConfig.model_validate(settings)
 
 
 def fc_trial(trial: dict) -> None:
@@ -77,7 +78,8 @@ def _max_concurrent(config: TuneFCConfig) -> int:
     """As many trials as the cluster's CPUs fit (each trial's Ray Train workers reserve their own)."""
     if config.trials.max_concurrent_trials:
         return config.trials.max_concurrent_trials
-    per_trial = config.workers.num_workers * config.workers.cpus_per_worker
+    workers = config.base.workers
+    per_trial = workers.num_workers * workers.cpus_per_worker
     return max(1, int(ray.cluster_resources().get("CPU", 1) // per_trial))
 
 
@@ -85,7 +87,7 @@ def tune_fc(config: TuneFCConfig, resume: bool = False) -> dict:
     """Run ASHA, export the best trial's model, write the leaderboard and tune_report.json; return the
     report. Ray must be initialised."""
     started = time.perf_counter()
-    require_gpus(config.workers.use_gpu, "workers.use_gpu")
+    require_gpus(config.base.workers.use_gpu, "base.workers.use_gpu")
     _require_state_api()
     check_experiment((Path(config.runs_dir) / config.name).resolve() / "asha", resume)
     run_dir = prepare_run(config.train_config(), resume)
@@ -94,7 +96,7 @@ def tune_fc(config: TuneFCConfig, resume: bool = False) -> dict:
     metric = config.asha.metric
     # Epochs, not Tune's iterations: a trial restored after an interruption resumes its Ray Train run
     # from the last epoch's checkpoint while Tune counts its iterations from zero again.
-    scheduler = ASHAScheduler(time_attr="epoch", max_t=config.training.epochs,
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=config.base.training.epochs,
                               grace_period=config.asha.grace_period, reduction_factor=config.asha.reduction_factor)
     # The trial only waits on its Ray Train workers, which reserve the CPUs (or GPUs): it takes no CPU.
     trainable = tune.with_resources(fc_trial, {"CPU": 0, "memory": TRIAL_DRIVER_MEMORY})

@@ -1,13 +1,23 @@
-"""The tool-calling TRM's configs: data, tokenizer, trunk, training, ASHA and the tool caller's Serve args."""
+"""The tool-calling TRM's configs: data, tokenizer, trunk, training, PPO by execution, ASHA and the tool
+caller's Serve args."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from recursa.core.config import SearchRange, StrictModel, TrialScheduling, WorkerSettings, positive_choices
+from recursa.core.config import (
+    RunnerSettings,
+    SearchRange,
+    StrictModel,
+    TrialScheduling,
+    WorkerSettings,
+    included_config,
+    positive_choices,
+)
 from recursa.core.hardware import HardwareProfile, workers_for
+from recursa.core.trm import TRMConfig
 from recursa.serving.config import ServeBatching
 
 
@@ -38,16 +48,18 @@ class TokenizerSettings(StrictModel):
     vocab_size: int = Field(8192, ge=64)
 
 
-class FCModelSettings(StrictModel):
-    """The TRM trunk of the tool caller; `preset` (tiny, small, base, large) overrides the sizes."""
+class ToolCallerTrunk(TRMConfig):
+    """The tool caller's trunk: the TRM trunk config, 128 wide unless set, and attention only."""
 
-    preset: Literal["tiny", "small", "base", "large"] | None = None
     hidden_size: int = Field(128, ge=8)
-    num_layers: int = Field(2, ge=1)
-    num_heads: int = Field(4, ge=1)
-    mixer: Literal["attention"] = "attention"  # slots vary in number; the mlp mixer needs fixed length
-    T: int = Field(2, ge=1)
-    n: int = Field(2, ge=1)
+
+    @field_validator("mixer")
+    @classmethod
+    def _attention_only(cls, mixer: str) -> str:
+        if mixer != "attention":
+            raise ValueError("the tool caller needs the attention mixer: the number of slots varies from "
+                             "example to example, and the mlp mixer mixes a fixed number of positions")
+        return mixer
 
 
 class FCTrainingSettings(StrictModel):
@@ -79,7 +91,7 @@ class TrainFCConfig(StrictModel):
     seed: int = 0
     data: FCDataSettings = FCDataSettings()
     tokenizer: TokenizerSettings = TokenizerSettings()
-    model: FCModelSettings = FCModelSettings()
+    model: ToolCallerTrunk = ToolCallerTrunk()
     training: FCTrainingSettings = FCTrainingSettings()
     workers: WorkerSettings = WorkerSettings()
 
@@ -110,22 +122,73 @@ class FCSearchSpace(StrictModel):
 
 
 class TuneFCConfig(StrictModel):
-    """`recursa tune fc`: ASHA over the tool-calling TRM, each trial a Ray Train run of the base config."""
+    """`recursa tune fc`: ASHA over the tool-calling TRM, each trial a Ray Train run of `base` with its sample.
+
+    `base` is a `recursa train fc` config, inline or the path of its YAML (relative to this one); it runs
+    under this search's name and directory. Left out, it is a laptop-sized one.
+    """
 
     name: str = "fc_asha"
     runs_dir: str = "runs"
-    seed: int = 0
-    data: FCDataSettings = FCDataSettings(train_examples=5_000, dev_examples=300)
-    tokenizer: TokenizerSettings = TokenizerSettings(vocab_size=2048)
-    model: FCModelSettings = FCModelSettings()
-    training: FCTrainingSettings = FCTrainingSettings(epochs=4, warmup_steps=20)
-    workers: WorkerSettings = WorkerSettings(cpus_per_worker=1.0)  # each trial's Ray Train workers
+    seed: int = 0  # the search's sampling; each trial trains with base.seed
+    base: TrainFCConfig = TrainFCConfig(
+        data=FCDataSettings(train_examples=5_000, dev_examples=300),
+        tokenizer=TokenizerSettings(vocab_size=2048),
+        training=FCTrainingSettings(epochs=4, warmup_steps=20),
+        workers=WorkerSettings(cpus_per_worker=1.0),  # each trial's Ray Train workers
+    )
     asha: ASHASettings = ASHASettings()
     search: FCSearchSpace = FCSearchSpace()
     trials: TrialScheduling = TrialScheduling()
 
+    @field_validator("base", mode="before")
+    @classmethod
+    def _base_from_file(cls, value: Any, info: ValidationInfo) -> Any:
+        return included_config(value, TrainFCConfig, info)
+
     def train_config(self) -> TrainFCConfig:
-        """The base training config each trial overrides."""
-        return TrainFCConfig(name=self.name, runs_dir=self.runs_dir, seed=self.seed, data=self.data,
-                             tokenizer=self.tokenizer, model=self.model, training=self.training,
-                             workers=self.workers)
+        """The base training config, under this search's name and run directory."""
+        return self.base.model_copy(update={"name": self.name, "runs_dir": self.runs_dir})
+
+
+class FCRLPPOSettings(StrictModel):
+    """PPO by execution: one-step episodes, so no discounting (gamma = lambda = 1)."""
+
+    lr: float = Field(1e-5, gt=0.0)
+    entropy_coeff: float = Field(0.0, ge=0.0)  # weight of the entropy of the call's choices
+    train_batch_size: int = Field(256, ge=8)  # episodes (one step each) per iteration
+    minibatch_size: int = Field(64, ge=8)
+    num_epochs: int = Field(2, ge=1)
+    grad_clip: float = Field(1.0, gt=0.0)
+
+
+class FCRLDataSettings(StrictModel):
+    """Generated examples: rollouts, and the held-out set scored before and after."""
+
+    examples: int = Field(4000, ge=1)
+    held_out: int = Field(300, ge=1)
+
+
+class TrainFCRLConfig(StrictModel):
+    """`recursa train fc-rl`: PPO by execution from a supervised tool caller.
+
+    The run is runs/<name>/: config.yaml, RLlib checkpoints (what `--resume` continues from),
+    rl_report.json, and the fine-tuned model directory (`out`, runs/<name>/model unless set).
+    """
+
+    name: str = "fc_rl"
+    runs_dir: str = "runs"
+    seed: int = 0
+    checkpoint: str = "runs/fc_small/model"  # the supervised model directory PPO starts from
+    out: str | None = None  # where the fine-tuned model directory goes
+    iterations: int = Field(20, ge=1)
+    checkpoint_every: int = Field(5, ge=1)
+    data: FCRLDataSettings = FCRLDataSettings()
+    ppo: FCRLPPOSettings = FCRLPPOSettings()
+    runners: RunnerSettings = RunnerSettings(num_env_runners=1, num_cpus_per_env_runner=1.0)
+
+    @model_validator(mode="after")
+    def _minibatch_fits(self) -> TrainFCRLConfig:
+        if self.ppo.minibatch_size > self.ppo.train_batch_size:
+            raise ValueError("ppo.minibatch_size must not exceed ppo.train_batch_size")
+        return self

@@ -19,11 +19,14 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from recursa.core.rllib_warnings import drop_false_rlmodule_config_warning
 from recursa.core.trm import TRMConfig
 from recursa.fc.distribution import CallDistribution, distribution_inputs
 from recursa.fc.env import ActionLayout
 from recursa.fc.features import SLOT_FIELDS, FCLimits
 from recursa.fc.model import NEG, FCOutput, FunctionCallingTRM, outside_query_is_o
+
+drop_false_rlmodule_config_warning()  # built with the current constructor arguments; see there
 
 
 def model_batch(obs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -73,7 +76,7 @@ def layout_heads(output: FCOutput, batch: dict[str, Tensor], layout: ActionLayou
 
 
 class FunctionCallerModule(TorchRLModule, ValueFunctionAPI):
-    """model_config: `trm` (TRMConfig fields), `vocab_size`, optional `init_from` (model dir)."""
+    """model_config: `trm` (the trunk's `TRMConfig` fields), `vocab_size`, optional `init_from` (model dir)."""
 
     def setup(self) -> None:
         config = self.model_config

@@ -24,10 +24,8 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel
 
 from recursa.core.config import ConfigError, dump_config
-from recursa.core.presets import get_preset
 from recursa.core.runtime import fit_on_ray_train
 from recursa.core.training import Placement, adamw_with_warmup, check_run_dir, print_progress, progress_line
-from recursa.core.trm import TRMConfig
 from recursa.fc.artifact import save_fc_model
 from recursa.fc.config import TrainFCConfig
 from recursa.fc.data.generator import corpus_text, generate_examples
@@ -38,15 +36,6 @@ from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
 from recursa.fc.tokenizer import CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
 
 LIMITS = FCLimits()
-
-
-def trm_config(config: TrainFCConfig) -> TRMConfig:
-    """The TRM trunk's config from the model settings (a preset wins)."""
-    model = config.model
-    if model.preset:
-        return get_preset(model.preset)
-    return TRMConfig(hidden_size=model.hidden_size, num_layers=model.num_layers, num_heads=model.num_heads,
-                     mixer=model.mixer, T=model.T, n=model.n, seq_len=256)
 
 
 def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
@@ -93,7 +82,7 @@ def train_loop(loop_config: dict) -> None:
     dev = read_examples(run_dir / "data" / "dev.parquet") if rank == 0 else []
 
     placement = Placement.from_loop_config(loop_config)
-    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
+    core = FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS)
     model = placement.model(core, find_unused_parameters=True)  # moves `core` itself to the device
     ema = AveragedModel(core, avg_fn=_ema_with_warmup(settings.ema_decay))
     total_steps = settings.epochs * batches_per_epoch * settings.n_sup
@@ -218,7 +207,7 @@ def export_checkpoint(config: TrainFCConfig, run_dir: Path, checkpoint_dir: str 
                       extra: dict | None = None) -> Path:
     """Save the EMA weights of a Ray Train checkpoint, with the run's tokenizer, as a model directory."""
     tokenizer = load_tokenizer(run_dir / "tokenizer")
-    core = FunctionCallingTRM(trm_config(config), tokenizer.vocab_size, LIMITS)
+    core = FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS)
     core.load_state_dict(load_file(Path(checkpoint_dir) / "ema.safetensors"))
     return save_fc_model(core, tokenizer, out, extra=extra)
 

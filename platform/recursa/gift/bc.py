@@ -7,7 +7,7 @@ env internals, and RLlib's offline pipeline spins up Ray Data for a few thousand
 So the expert is rolled out in-process, its episodes are stored as Parquet (one row per step),
 and the same `TRMPolicyModule` that PPO trains is fitted to them with cross-entropy on the
 masked logits plus a value regression on the discounted return, then saved with
-`save_to_path` and handed to PPO through `RLModuleSpec(load_state_path=...)`.
+`save_to_path`, where PPO's `on_algorithm_init` loads it from (`gift.ppo.load_policy_weights`).
 """
 
 from __future__ import annotations

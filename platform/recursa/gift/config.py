@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from recursa.core.config import SearchRange, StrictModel, TrialScheduling, positive_choices
+from recursa.core.config import (
+    RunnerSettings,
+    SearchRange,
+    StrictModel,
+    TrialScheduling,
+    included_config,
+    positive_choices,
+)
 from recursa.core.hardware import HardwareProfile, fill_unset
+from recursa.core.trm import TRMConfig
 from recursa.serving.config import ServeBatching
 
 
@@ -32,17 +40,6 @@ class GiftEnvConfig(StrictModel):
         if self.max_recommendations > self.num_candidates:
             raise ValueError("max_recommendations must not exceed num_candidates")
         return self
-
-
-class TRMPolicyConfig(StrictModel):
-    """The TRM used as a policy: a small trunk, fixed recursion depth."""
-
-    hidden_size: int = Field(64, ge=8)
-    num_layers: int = Field(2, ge=1)
-    num_heads: int = Field(4, ge=1)
-    mixer: Literal["attention", "mlp"] = "attention"
-    T: int = Field(2, ge=1)
-    n: int = Field(2, ge=1)
 
 
 class PPOSettings(StrictModel):
@@ -70,14 +67,6 @@ class BCSettings(StrictModel):
     batch_size: int = Field(256, ge=8)
 
 
-class RunnerSettings(StrictModel):
-    """How rollouts are spread over RLlib env runners."""
-
-    num_env_runners: int = Field(2, ge=0)
-    num_envs_per_env_runner: int = Field(4, ge=1)
-    num_cpus_per_env_runner: float = Field(0.5, gt=0.0)
-
-
 class EvalSettings(StrictModel):
     """Held-out evaluation."""
 
@@ -95,7 +84,7 @@ class TrainGiftConfig(StrictModel):
     checkpoint_every: int = Field(5, ge=1)
     seed: int = 0
     env: GiftEnvConfig = GiftEnvConfig()
-    model: TRMPolicyConfig = TRMPolicyConfig()
+    model: TRMConfig = TRMConfig()  # the policy's trunk; its sequence is the observation's tokens
     ppo: PPOSettings = PPOSettings()
     bc: BCSettings = BCSettings()
     runners: RunnerSettings = RunnerSettings()
@@ -165,25 +154,28 @@ class PPOSearchSpace(StrictModel):
 
 
 class TuneGiftConfig(StrictModel):
-    """`recursa tune gift`: PBT over PPO hyperparameters and TRM depth; the base config is the default."""
+    """`recursa tune gift`: PBT over PPO hyperparameters and TRM depth, every trial starting from `base`.
+
+    `base` is a `recursa train gift` config, inline or the path of its YAML (relative to this one); it
+    runs under this search's name and directory, and `env_steps_per_trial` replaces its iterations.
+    """
 
     name: str = "gift_pbt"
     runs_dir: str = "runs"
-    seed: int = 0
+    seed: int = 0  # the search's sampling; each trial trains with base.seed
+    base: TrainGiftConfig = TrainGiftConfig(runners=RunnerSettings(num_env_runners=0))
     env_steps_per_trial: int = Field(40_000, ge=100)  # every trial and the default run stop here
     compare_default: bool = True  # also train the base config alone to the same budget
-    env: GiftEnvConfig = GiftEnvConfig()
-    model: TRMPolicyConfig = TRMPolicyConfig()
-    ppo: PPOSettings = PPOSettings()
-    bc: BCSettings = BCSettings()
-    runners: RunnerSettings = RunnerSettings(num_env_runners=0)
-    eval: EvalSettings = EvalSettings()
     pbt: PBTSettings = PBTSettings()
     search: PPOSearchSpace = PPOSearchSpace()
     resources: TrialResources = TrialResources()
     trials: TrialScheduling = TrialScheduling()
 
+    @field_validator("base", mode="before")
+    @classmethod
+    def _base_from_file(cls, value: Any, info: ValidationInfo) -> Any:
+        return included_config(value, TrainGiftConfig, info)
+
     def train_config(self) -> TrainGiftConfig:
-        """The base (default) training config every trial starts from."""
-        return TrainGiftConfig(name=self.name, runs_dir=self.runs_dir, seed=self.seed, env=self.env,
-                               model=self.model, ppo=self.ppo, bc=self.bc, runners=self.runners, eval=self.eval)
+        """The base training config, under this search's name and run directory."""
+        return self.base.model_copy(update={"name": self.name, "runs_dir": self.runs_dir})

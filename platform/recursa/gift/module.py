@@ -10,7 +10,6 @@ Masked actions get a logit of FLOAT_MIN, so they are never sampled and carry no 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -20,14 +19,17 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 from torch import nn
 
+from recursa.core.rllib_warnings import drop_false_rlmodule_config_warning
 from recursa.core.trm import TRMConfig, TRMCore
+
+drop_false_rlmodule_config_warning()  # built with the current constructor arguments; see there
 
 
 class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
     """Policy and value heads on a Tiny Recursive Model trunk.
 
-    model_config: the TRMConfig fields (hidden_size, num_layers, num_heads, mixer, T, n) and
-    `num_global_actions` (actions read from token 0; the rest are one per candidate token).
+    model_config: the trunk's `TRMConfig` fields and `num_global_actions` (actions read from token 0;
+    the rest are one per candidate token). The trunk's sequence is the observation's tokens.
     """
 
     def setup(self) -> None:
@@ -37,8 +39,8 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
         self.num_global_actions = int(config["num_global_actions"])
         if self.num_global_actions + num_tokens - 1 != self.action_space.n:
             raise ValueError("action space must be num_global_actions + one action per candidate token")
-        trm_fields = {field.name for field in dataclasses.fields(TRMConfig)} - {"seq_len"}
-        self.trm_config = TRMConfig(seq_len=num_tokens, **{k: v for k, v in config.items() if k in trm_fields})
+        trunk = {key: value for key, value in config.items() if key in TRMConfig.model_fields}
+        self.trm_config = TRMConfig(**{**trunk, "seq_len": num_tokens})
         hidden = self.trm_config.hidden_size
         self.embed = nn.Linear(token_dim, hidden, bias=False)
         self.position = nn.Parameter(torch.zeros(num_tokens, hidden))

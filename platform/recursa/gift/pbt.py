@@ -105,10 +105,11 @@ def _tuner(config: TuneGiftConfig, run_dir: Path, name: str, space: PPOConfig, s
 
 
 def _held_out_reward(config: TuneGiftConfig, checkpoint: str | Path, export_to: Path | None = None) -> float:
+    base = config.base
     module = load_policy_module(checkpoint)
     if export_to:
-        save_policy(module, config.env, export_to)
-    return evaluate_policy(config.env, module_policy(module), config.eval.users, config.eval.seed)["mean_reward"]
+        save_policy(module, base.env, export_to)
+    return evaluate_policy(base.env, module_policy(module), base.eval.users, base.eval.seed)["mean_reward"]
 
 
 def tune_gift(config: TuneGiftConfig, resume: bool = False) -> dict:
@@ -138,7 +139,7 @@ def tune_gift(config: TuneGiftConfig, resume: bool = False) -> dict:
         "best_trial": Path(best.path).name,
         "best_config": best_config,
         "best_train_return": best.metrics["env_runners"]["episode_return_mean"],
-        "eval_users": config.eval.users,
+        "eval_users": config.base.eval.users,
     }
     if config.compare_default:
         default = restore_or_create(run_dir / "default", PPO, lambda: _tuner(
@@ -165,7 +166,7 @@ def gift_leaderboard(run_dir: Path) -> pd.DataFrame:
 
 def _warm_start(config: TuneGiftConfig, run_dir: Path, resume: bool) -> str | None:
     """Behaviour cloning once for the whole population (reused when resuming); the weights' path."""
-    if not config.bc.enabled:
+    if not config.base.bc.enabled:
         return None
     if resume and (run_dir / "bc_module").is_dir():
         return str(run_dir / "bc_module")

@@ -6,7 +6,6 @@ export and serving load is this directory: `policy.safetensors` and `policy.json
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -26,7 +25,7 @@ def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.detach().contiguous() for name, tensor in module.state_dict().items()}, out / WEIGHTS)
-    trm = {k: v for k, v in dataclasses.asdict(module.trm_config).items() if k != "seq_len"}
+    trm = module.trm_config.model_dump(exclude={"seq_len"})
     settings = {
         "module": type(module).__name__,
         "model_config": {**trm, "num_global_actions": module.num_global_actions},

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
@@ -36,18 +40,35 @@ def trm_model_config(config: TrainGiftConfig) -> dict:
     return {**config.model.model_dump(), "num_global_actions": NUM_GLOBAL_ACTIONS}
 
 
-def trm_module_spec(config: TrainGiftConfig, load_state_path: str | None = None) -> RLModuleSpec:
-    """The RLModuleSpec of the TRM policy; `load_state_path` starts it from saved weights."""
-    return RLModuleSpec(module_class=TRMPolicyModule, model_config=trm_model_config(config),
-                        load_state_path=load_state_path)
+def trm_module_spec(config: TrainGiftConfig) -> RLModuleSpec:
+    """The RLModuleSpec of the TRM policy."""
+    return RLModuleSpec(module_class=TRMPolicyModule, model_config=trm_model_config(config))
+
+
+def load_policy_weights(path: str, algorithm: Algorithm, **kwargs) -> None:
+    """`on_algorithm_init`: the policy's weights from a module saved with `save_to_path` (the BC warm
+    start) into the learner, then to every env runner before the first rollout.
+
+    `RLModuleSpec(load_state_path=...)` would go through the deprecated `LearnerGroup.load_module_state`,
+    and `Algorithm.restore_from_path` syncs the env runners without waiting: a runner still busy with
+    the set-up's own sync drops the update and samples its first batch from random weights. So the
+    weights go out with a blocking call.
+    """
+    learner_group = algorithm.learner_group
+    learner_group.restore_from_path(path, component=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{DEFAULT_MODULE_ID}")
+    weights = learner_group.get_state(components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}",
+                                      inference_only=True)[COMPONENT_LEARNER]
+    algorithm.env_runner_group.foreach_env_runner(lambda runner: runner.set_state(weights))
 
 
 def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None) -> PPOConfig:
-    """PPO on RLlib's new API stack, rolling out on `config.runners.num_env_runners` env runners.
+    """PPO on RLlib's new API stack, rolling out on `config.runners.num_env_runners` env runners;
+    the policy starts from the module saved at `load_state_path` when given.
 
     An env runner that dies is replaced and training goes on.
     """
     ppo = config.ppo
+    warm_start = {"on_algorithm_init": partial(load_policy_weights, load_state_path)} if load_state_path else {}
     return (
         PPOConfig()
         .environment(GIFT_ENV_ID, env_config=config.env.model_dump())
@@ -72,8 +93,7 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             num_epochs=ppo.num_epochs,
         )
         # model_config at the algorithm level (not in the spec), where Tune's search spaces can reach it.
-        .rl_module(rl_module_spec=RLModuleSpec(module_class=TRMPolicyModule, load_state_path=load_state_path),
-                   model_config=trm_model_config(config))
-        .callbacks(GiftMetricsCallbacks)
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=TRMPolicyModule), model_config=trm_model_config(config))
+        .callbacks(GiftMetricsCallbacks, **warm_start)
         .debugging(seed=config.seed)
     )
