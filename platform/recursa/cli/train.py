@@ -10,7 +10,7 @@ import typer
 from recursa.cli.app import console, train_app
 from recursa.cli.common import sized_for_cluster
 from recursa.core.artifact import open_artifact
-from recursa.core.config import load_config, parse_config
+from recursa.core.config import ConfigError, load_config, parse_config
 from recursa.fc.config import TrainFCConfig, TrainFCRLConfig
 from recursa.gift.config import TrainGiftConfig
 from recursa.llm.config import TrainLLMConfig
@@ -75,7 +75,10 @@ def train_fc_rl(
 ) -> None:
     """Fine-tune the tool-calling TRM with PPO, rewarded by executing its calls."""
     settings = load_config(config, TrainFCRLConfig)
-    start = open_artifact(checkpoint or Path(settings.checkpoint), expect="fc-model").path
+    try:
+        start = open_artifact(checkpoint or Path(settings.checkpoint), expect="fc-model").path
+    except ConfigError as error:
+        raise ConfigError(f"checkpoint: {error}") from None
     settings = settings.model_copy(update={"checkpoint": str(start), **({"out": str(out)} if out else {})})
     from recursa.core.runtime import init_ray
     from recursa.fc.ppo import finetune_fc

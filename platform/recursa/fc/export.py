@@ -53,7 +53,7 @@ def load_fc_int8(export_dir: str | Path):
     quantize_module(model)
     with safe_open(export_dir / INT8_WEIGHTS, framework="pt") as stored:
         metadata = stored.metadata()
-        tensors = {key: stored.get_tensor(key) for key in stored}
+        tensors = {key: stored.get_tensor(key) for key in stored.keys()}  # noqa: SIM118  (safe_open is not iterable)
     state, leftover = unflatten_tensor_state_dict(tensors, metadata)
     if leftover:
         raise ValueError(f"{INT8_WEIGHTS}: unexpected tensors {sorted(leftover)[:3]}")

@@ -69,7 +69,7 @@ def export_adapter(adapter_dir: str | Path, out_dir: str | Path, base: str | Non
     shutil.copyfile(weights, out_dir / ADAPTER_WEIGHTS)
     tokenizer.save_pretrained(out_dir)
     with safe_open(weights, "pt") as tensors:
-        parameters = sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors)
+        parameters = sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())  # noqa: SIM118  (safe_open is not iterable)
     (out_dir / "README.md").write_text(_model_card(config, parameters))
     write_artifact(out_dir, "lora-adapter", "recursa.llm.export.export_adapter", source=str(adapter_dir.resolve()))
     return _add_to_report(out_dir, "adapter", {
