@@ -14,9 +14,9 @@ from recursa.core.config import ConfigError
 from recursa.core.trm import TRMConfig
 from recursa.fc import decode
 from recursa.fc.artifact import load_fc_model, save_fc_model
+from recursa.fc.config import TrainFCRLConfig
 from recursa.fc.data.generator import corpus_text, generate_examples
 from recursa.fc.decode import decode_calls
-from recursa.fc.config import TrainFCRLConfig
 from recursa.fc.env import FunctionCallingEnv
 from recursa.fc.features import ABSENT, ENUM, GENERATE, IGNORE, TAG_O, collate
 from recursa.fc.model import FunctionCallingTRM
@@ -156,13 +156,13 @@ def test_resuming_nothing_and_overwriting_a_run_are_config_errors(model_dir, tmp
     from recursa.fc.ppo import finetune_fc, prepare_run
 
     config = rl_config(model_dir, tmp_path)
-    with pytest.raises(ConfigError, match="^resume: no checkpoint"):
+    with pytest.raises(ConfigError, match=r"^resume: no checkpoint"):
         finetune_fc(config, resume=True)
     (prepare_run(config, resume=False) / "checkpoints" / "iter_0001").mkdir()
     with pytest.raises(ConfigError, match="--resume"):
         finetune_fc(config)
     moved = config.model_copy(update={"checkpoint": str(tmp_path / "other")})
-    with pytest.raises(ConfigError, match="^resume: checkpoint must match"):
+    with pytest.raises(ConfigError, match=r"^resume: checkpoint must match"):
         prepare_run(moved, resume=True)
 
 

@@ -153,7 +153,7 @@ def test_preset_parameter_counts_match_the_size_table():
 def test_presets_use_official_depth_and_unknown_name_lists_valid_ones():
     assert all((TRMConfig(preset=name).T, TRMConfig(preset=name).n) == (3, 6) for name in PRESETS)
     assert TRMConfig(preset="small").hidden_size == 512
-    with pytest.raises(ConfigError, match="^preset: .*'tiny', 'small', 'base' or 'large'"):
+    with pytest.raises(ConfigError, match=r"^preset: .*'tiny', 'small', 'base' or 'large'"):
         parse_config({"preset": "huge"}, TRMConfig)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -67,11 +67,12 @@ def train_llm(
 
 @train_app.command("fc-rl")
 def train_fc_rl(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_rl.yaml)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run from its latest checkpoint."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint",
-                                              help="The supervised model directory to start from (overrides the config's)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the fine-tuned model directory (overrides the config's)."),
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config (jobs/configs/fc_rl.yaml).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its latest checkpoint.")] = False,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="The supervised model directory to start from (overrides the config's).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write the fine-tuned model directory (overrides the config's).")] = None,
 ) -> None:
     """Fine-tune the tool-calling TRM with PPO, rewarded by executing its calls."""
     settings = load_config(config, TrainFCRLConfig)

@@ -188,7 +188,7 @@ class TrainFCRLConfig(StrictModel):
     runners: RunnerSettings = RunnerSettings(num_env_runners=1, num_cpus_per_env_runner=1.0)
 
     @model_validator(mode="after")
-    def _minibatch_fits(self) -> "TrainFCRLConfig":
+    def _minibatch_fits(self) -> TrainFCRLConfig:
         if self.ppo.minibatch_size > self.ppo.train_batch_size:
             raise ValueError("ppo.minibatch_size must not exceed ppo.train_batch_size")
         return self
