@@ -1,7 +1,7 @@
 """Tune scaling on this machine: trials per hour and env steps per second with 1, 2 and 4 concurrent
 PPO trials of the gift policy, and the PBT-versus-default comparison of a `recursa tune gift` run.
 
-For each concurrency k, the same `--trials` trials (the base config of `--config`, no search, BC off)
+For each concurrency k, the same `--trials` trials (the `base` config of `--config`, no search, BC off)
 each train for `--steps` env steps under a Tuner with `max_concurrent_trials=k`; each trial asks for
 (Ray's CPUs)/k CPUs. Wall time runs from `Tuner.fit()` to its return, so trial start-up counts.
 Trials per hour = trials / wall; env steps per second = the steps all trials sampled / wall.
@@ -87,11 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     config = load_config(args.config, TuneGiftConfig)
-    config = config.model_copy(update={"bc": config.bc.model_copy(update={"enabled": False})})
+    base = config.base.model_copy(update={"bc": config.base.bc.model_copy(update={"enabled": False})})
     steps = 400 if args.quick else args.steps
     if args.quick:
-        config = config.model_copy(update={"ppo": config.ppo.model_copy(update={"train_batch_size": 200,
-                                                                                 "minibatch_size": 100})})
+        base = base.model_copy(update={"ppo": base.ppo.model_copy(update={"train_batch_size": 200,
+                                                                           "minibatch_size": 100})})
+    config = config.model_copy(update={"base": base})
     load_before = os.getloadavg()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "pbt_vs_default": pbt_comparison(Path(args.pbt_run)),
         "settings": {"steps_per_trial": steps, "trials": args.trials, "quick": args.quick, "config": args.config,
-                     "train_batch_size": config.ppo.train_batch_size, "model": config.model.model_dump()},
+                     "train_batch_size": base.ppo.train_batch_size, "model": base.model.model_dump()},
         "machine": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(),
                     "ray": ray.__version__},
     }

@@ -18,7 +18,7 @@ def tune_gift(
     config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/gift_pbt.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Restore the interrupted run; finished trials stay done."),
 ) -> None:
-    """Population-based training of the gift policy's PPO hyperparameters and TRM depth, beside the default."""
+    """Population-based training of the gift policy's PPO hyperparameters and TRM depth, beside the base config."""
     settings = load_config(config, TuneGiftConfig)
     from recursa.gift.pbt import tune_gift as run
 
@@ -30,7 +30,7 @@ def tune_fc(
     config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/fc_asha.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Restore the interrupted run; finished trials stay done."),
 ) -> None:
-    """ASHA over the tool-calling TRM's size, learning rate, depth and supervision steps; Ray Train trials."""
+    """ASHA over the tool-calling TRM's size, learning rate, depth and supervision steps; Ray Train trials of the base config."""
     settings = load_config(config, TuneFCConfig)
     from recursa.fc.asha import tune_fc as run
 
