@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
-from recursa.fc.data import canonical, domains, phrasing
+from recursa.fc.data import canonical, catalogue, dsl, phrasing
+from recursa.fc.data.catalogue import framing
 from recursa.fc.data.generator import CATEGORY_SHARES, corpus_text, generate_examples, generate_to_file, iter_examples
+from recursa.fc.data.pools import COMPOSITES, POOLS
 from recursa.fc.data.schema import FCExample
 from recursa.tools.schema import ParamSpec
 
 N = 2000
-FUNCTIONS = {f.name: (d, f) for d, fns in domains.DOMAINS.items() for f in fns}
+FUNCTIONS = {f.name: (d, f) for d, fns in catalogue.DOMAINS.items() for f in fns}
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +37,11 @@ def _canonical(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.rsplit(".", 1)[-1]).lower()
 
 
-def _catalogue_param(params: tuple[domains.Param, ...], styled: str) -> domains.Param:
+def _catalogue_param(params: tuple[dsl.Param, ...], styled: str) -> dsl.Param:
     return next(p for p in params if p.name == _canonical(styled))
 
 
-def _check_value(spec: ParamSpec, param: domains.Param, value: Any, query: str) -> None:
+def _check_value(spec: ParamSpec, param: dsl.Param, value: Any, query: str) -> None:
     """`value` has the declared type and can be read off the query (or derived from it)."""
     if spec.type == "string":
         assert isinstance(value, str)
@@ -104,9 +106,9 @@ def test_calls_match_offered_functions_and_query(examples):
                 _check_value(declared[name], _catalogue_param(fn.params, name), value, example.query)
 
 
-def _string_arguments(example: FCExample) -> Iterator[tuple[domains.Param, str]]:
+def _string_arguments(example: FCExample) -> Iterator[tuple[dsl.Param, str]]:
     """Each string argument of the example's calls with its catalogue parameter."""
-    def walk(param: domains.Param, value: Any) -> Iterator[tuple[domains.Param, str]]:
+    def walk(param: dsl.Param, value: Any) -> Iterator[tuple[dsl.Param, str]]:
         if param.type == "string":
             yield param, value
         elif param.type == "array":
@@ -234,7 +236,7 @@ def test_variety(examples):
 
 def test_requests_are_framed_in_many_ways(examples):
     queries = [e.query for e in examples]
-    contexts = phrasing.CONTEXTS + tuple(c for domain in domains.CONTEXTS.values() for c in domain)
+    contexts = phrasing.CONTEXTS + tuple(c for domain in framing.CONTEXTS.values() for c in domain)
     share = {
         "casual": sum(q[0].islower() and q[-1] not in ".?!" for q in queries) / N,
         "lead-in": sum(q.startswith(phrasing.LEAD_INS) for q in queries) / N,
@@ -266,12 +268,12 @@ def test_number_words():
 
 
 def test_catalogue_is_consistent():
-    assert len(domains.DOMAINS) >= 25 and len(FUNCTIONS) >= 150
-    assert set(domains.CONTEXTS) <= set(domains.DOMAINS)
-    assert len(FUNCTIONS) == sum(len(fns) for fns in domains.DOMAINS.values())  # names unique
+    assert len(catalogue.DOMAINS) >= 25 and len(FUNCTIONS) >= 150
+    assert set(framing.CONTEXTS) <= set(catalogue.DOMAINS)
+    assert len(FUNCTIONS) == sum(len(fns) for fns in catalogue.DOMAINS.values())  # names unique
     assert len({re.sub("_", "", n) for n in FUNCTIONS}) == len(FUNCTIONS)  # and unique in camelCase
 
-    def params_of(param: domains.Param) -> list[domains.Param]:
+    def params_of(param: dsl.Param) -> list[dsl.Param]:
         return [param] + ([param.item] if param.item else []) + [f for p in param.fields for f in params_of(p)]
 
     for _, fn in FUNCTIONS.values():
@@ -282,7 +284,7 @@ def test_catalogue_is_consistent():
         assert all(o in FUNCTIONS for o in fn.overlaps), fn.name
         for param in (q for p in fn.params for q in params_of(p)):
             assert param.unit is None or param.unit in phrasing.UNITS, param.name
-            assert param.pool is None or param.pool in domains.POOLS or param.pool in domains.COMPOSITES
+            assert param.pool is None or param.pool in POOLS or param.pool in COMPOSITES
             assert param.derive is None or (param.derive in canonical.KINDS and not param.pool and not param.options)
             if param.options and param.default is not None:
                 assert param.default in dict(param.options), (fn.name, param.name)
@@ -293,10 +295,10 @@ def test_catalogue_is_consistent():
 
 
 def test_composite_pools_refer_to_known_pools():
-    for name, templates in domains.COMPOSITES.items():
+    for name, templates in COMPOSITES.items():
         for template in templates:
             for ref in re.findall(r"\{(\w+)(?:\|\w+)?\}", template):
-                assert ref in domains.POOLS or ref in domains.COMPOSITES, (name, ref)
+                assert ref in POOLS or ref in COMPOSITES, (name, ref)
 
 
 def test_values_are_open_ended(examples):
@@ -305,7 +307,7 @@ def test_values_are_open_ended(examples):
     for example in examples:
         for param, value in _string_arguments(example):
             pools[param.pool] += 1
-            if param.pool == "place" and value not in domains.POOLS["city"]:
+            if param.pool == "place" and value not in POOLS["city"]:
                 made_up_cities.add(value)
             if param.pool == "person" and len(value.split()) > 2:
                 long_names.add(value)

@@ -10,8 +10,14 @@ import random
 import numpy as np
 import pytest
 
-from recursa.fc import tokenizer as tokenizer_module
-from recursa.fc.tokenizer import SPECIAL_TOKENS, CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
+from recursa.fc.tokenizer import (
+    SPECIAL_TOKENS,
+    CharTokenizer,
+    SentencePieceTokenizer,
+    Tokenizer,
+    load_tokenizer,
+    subword,
+)
 
 WORDS = [
     "book", "a", "flight", "from", "to", "the", "hotel", "in", "for", "two", "people", "tomorrow", "weather", "what",
@@ -174,7 +180,7 @@ def test_byte_fallback_character_belongs_to_its_last_byte(sp_tok):
 def test_byte_spans_convert_to_character_spans():
     # bytes: a=0..1, é=1..3, 😀=3..7 (as 4 byte tokens), b=7..8
     byte_spans = [(0, 1), (1, 3), (3, 3), (3, 3), (3, 3), (3, 7), (7, 8)]
-    char_spans = tokenizer_module._byte_to_char_spans("aé😀b", byte_spans)
+    char_spans = subword._byte_to_char_spans("aé😀b", byte_spans)
     assert char_spans == [(0, 1), (1, 2), (2, 2), (2, 2), (2, 2), (2, 3), (3, 4)]
 
 
@@ -191,7 +197,7 @@ def test_offsets_agree_with_the_immutable_proto_api(sp_tok, monkeypatch):
                 return processor.encode(text, out_type="proto")
 
         monkeypatch.setattr(sp_tok, "_sp", ImmutableProtoProcessor())
-    monkeypatch.setattr(tokenizer_module, "_HAS_OFFSET_MAPPING", False)
+    monkeypatch.setattr(subword, "_HAS_OFFSET_MAPPING", False)
     assert [sp_tok.encode_with_offsets(text) for text in texts] == expected
 
 

@@ -1,4 +1,4 @@
-"""Seeded, deterministic function-calling examples over the catalogue in `domains`.
+"""Seeded, deterministic function-calling examples over the function catalogue (`catalogue`).
 
 Each example draws from its own random stream keyed by (seed, index), so example i is the same
 whatever n is, ids are stable, and a stream of any length needs little memory. An example first
@@ -21,6 +21,9 @@ query as a word of its own: an example whose query happens to contain one is dra
 Optional arguments the query leaves out are left out of the call. Function names come in
 snake_case, camelCase and dotted styles, and argument names follow the style. FunctionSpec
 objects are cached and shared between examples: treat them as read-only.
+
+The values of a call are drawn in `drawing` and said in `wording`; this module picks which
+functions to call and to offer, turns them into schema objects, and is the public API.
 """
 
 from __future__ import annotations
@@ -28,15 +31,18 @@ from __future__ import annotations
 import os
 import random
 import re
-import string
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from recursa.fc.data import canonical, phrasing
-from recursa.fc.data.domains import COMPOSITES, CONTEXTS, DOMAINS, OFF_TOPIC, POOLS, Fn, Param
+from recursa.fc.data.catalogue import DOMAINS
+from recursa.fc.data.catalogue.framing import OFF_TOPIC
+from recursa.fc.data.drawing import _SCALARS, _item, _parallel_args, _sample_args
+from recursa.fc.data.dsl import Fn, Param
 from recursa.fc.data.schema import FCExample
+from recursa.fc.data.wording import _call_phrase, _call_request, _context, _parallel_phrase
 from recursa.tools.schema import FunctionCall, FunctionSpec, ParamSpec
 
 CATEGORY_SHARES: dict[str, float] = {
@@ -44,11 +50,7 @@ CATEGORY_SHARES: dict[str, float] = {
 }
 MAX_FUNCTIONS = 6
 NAME_STYLES: dict[str, float] = {"snake": 0.45, "camel": 0.2, "dotted": 0.25, "dotted_camel": 0.1}
-OPTIONAL_RATE = 0.45  # chance an optional parameter is mentioned (and passed)
 NEAR_MISS_RATE = 0.55  # chance a distractor comes from a target's own domain
-FRONT_RATE = 0.12  # chance a clause is moved before the request
-CONTEXT_RATE = 0.15  # chance a request opens with a sentence of context
-FRONTABLE = ("in ", "on ", "for ", "at ", "from ", "during ", "over ", "within ", "starting ")
 DESCRIPTION_VARIANTS = 3
 MAX_ATTEMPTS = 8  # draws of an example before one whose query writes out a derived value is kept
 
@@ -62,244 +64,12 @@ _CLASHES: dict[int, frozenset[int]] = {
                  | {j for j, (_, g) in enumerate(_ENTRIES) if f.name in g.overlaps})
     for i, (_, f) in enumerate(_ENTRIES)
 }
-_SCALARS = ("string", "integer", "float")
 _PARALLEL_OK: tuple[int, ...] = tuple(
     i for i, (_, f) in enumerate(_ENTRIES) if any(p.required and p.type in _SCALARS for p in f.params)
 )
-_TOKEN = re.compile(r"\{(\w+)(?:\|(lower|title))?\}|[#&^]")
-_CHARACTERS = {"#": string.digits, "&": string.digits[1:], "^": string.ascii_uppercase}
-_SLOT = re.compile(r"\{(\w+)\}")
 
 # What a category builder returns: the query, catalogue indexes offered, and (index, arguments) calls.
 Built = tuple[str, list[int], list[tuple[int, dict[str, Any]]]]
-
-
-# --- values ------------------------------------------------------------------------------------
-
-def _draw_pool(rng: random.Random, pool: str) -> str:
-    """A value of a plain pool, or a composite pool's template filled in."""
-    if pool in POOLS:
-        return rng.choice(POOLS[pool])
-    parts = []
-    for text, token, case in _steps(rng.choice(COMPOSITES[pool])):
-        parts.append(text)
-        if token:
-            parts.append(_fill_token(rng, token, case))
-    return "".join(parts)
-
-
-@cache
-def _steps(template: str) -> tuple[tuple[str, str, str], ...]:
-    """A template as (text, token, case) steps: the text before a token ("#", "&", "^" or a pool
-    name, "" at the end) and how to case the token's value ("lower", "title" or "")."""
-    steps, start = [], 0
-    for match in _TOKEN.finditer(template):
-        steps.append((template[start:match.start()], match.group(1) or match.group(0), match.group(2) or ""))
-        start = match.end()
-    return (*steps, (template[start:], "", ""))
-
-
-def _fill_token(rng: random.Random, token: str, case: str) -> str:
-    """A random digit, non-zero digit, capital letter, or draw from the referenced pool (re-cased)."""
-    if token in _CHARACTERS:
-        return rng.choice(_CHARACTERS[token])
-    value = _draw_pool(rng, token)
-    if case == "lower":
-        return value.lower()
-    return phrasing.capitalize(value) if case == "title" else value
-
-
-def _source(param: Param) -> Any:
-    """What two string parameters share when they must not take the same value in one call."""
-    return param.options or param.pool or param.derive
-
-
-def _draw_string(rng: random.Random, param: Param) -> str:
-    """An enum value, a canonical value of a derived kind, or a pool value."""
-    if param.options:
-        return rng.choice(param.options)[0]
-    if param.derive:
-        return canonical.KINDS[param.derive].draw(rng)
-    assert param.pool is not None, f"string parameter {param.name!r} has no pool"  # `domains.text` sets one
-    return _draw_pool(rng, param.pool)
-
-
-def _item(param: Param) -> Param:
-    """The item template of an array parameter (`domains.listing` always sets one)."""
-    assert param.item is not None, f"array parameter {param.name!r} has no item template"
-    return param.item
-
-
-def _draw(rng: random.Random, param: Param, taken: set) -> Any:
-    """A value for `param`; a string avoids values already `taken` from the same source."""
-    if param.type == "boolean":
-        return rng.random() < 0.5
-    if param.type == "integer":
-        return int(param.low) + param.step * rng.randint(0, int(param.high - param.low) // param.step)
-    if param.type == "float":
-        return round(rng.uniform(param.low, param.high), param.decimals) + 0.0
-    if param.type == "array":
-        return _draw_items(rng, _item(param), rng.randint(param.min_items, param.max_items))
-    if param.type == "object":
-        return {f.name: _draw(rng, f, set()) for f in param.fields if f.required or rng.random() < OPTIONAL_RATE}
-    for _ in range(10):
-        value = _draw_string(rng, param)
-        if (_source(param), value) not in taken:
-            break
-    taken.add((_source(param), value))
-    return value
-
-
-def _draw_items(rng: random.Random, item: Param, count: int) -> list[Any]:
-    """Up to `count` distinct values drawn like `item`."""
-    values: list[Any] = []
-    for _ in range(count * 5):
-        value = _draw(rng, item, set())
-        if value not in values:
-            values.append(value)
-        if len(values) == count:
-            break
-    return values
-
-
-def _sample_args(rng: random.Random, fn: Fn) -> dict[str, Any]:
-    """Arguments for one call: every required parameter, each optional one sometimes."""
-    taken: set = set()
-    return {p.name: _draw(rng, p, taken) for p in fn.params if p.required or rng.random() < OPTIONAL_RATE}
-
-
-def _parallel_args(rng: random.Random, fn: Fn) -> list[dict[str, Any]]:
-    """2-4 calls of `fn` sharing all arguments but one or two required scalars."""
-    base = _sample_args(rng, fn)
-    scalars = [p for p in fn.params if p.required and p.type in _SCALARS]
-    vary = rng.sample(scalars, 2 if len(scalars) > 1 and rng.random() < 0.25 else 1)
-    count = rng.choice((2, 2, 2, 3, 3, 4))
-    calls, seen = [base], {tuple(base[p.name] for p in vary)}
-    for _ in range(count * 10):
-        call = dict(base)
-        taken = {(_source(p), call[p.name]) for p in fn.params
-                 if p not in vary and p.type == "string" and p.name in call}
-        for p in vary:
-            call[p.name] = _draw(rng, p, taken)
-        signature = tuple(call[p.name] for p in vary)
-        if signature not in seen:
-            seen.add(signature)
-            calls.append(call)
-        if len(calls) == count:
-            break
-    return calls
-
-
-# --- wording -----------------------------------------------------------------------------------
-
-def _say(rng: random.Random, param: Param, value: Any) -> str:
-    """A value as the query says it, without its clause."""
-    if param.derive:
-        return canonical.KINDS[param.derive].say(rng, value)
-    if param.options:
-        synonyms = next(s for v, s in param.options if v == value)
-        return rng.choice(synonyms) if synonyms and rng.random() < 0.5 else value
-    if param.type == "array":
-        return phrasing.join_list(rng, [_say(rng, _item(param), v) for v in value])
-    if param.type == "object":
-        return phrasing.join_list(rng, [_clause(rng, f, value[f.name]) for f in param.fields if f.name in value])
-    if param.type in ("integer", "float"):
-        return phrasing.say_quantity(rng, value, param.unit, param.spoken)
-    return value
-
-
-def _clause(rng: random.Random, param: Param, value: Any, template: str | None = None) -> str:
-    """The clause that mentions one argument ("in Paris", "for the next 3 days", "including tax")."""
-    if param.type == "boolean":
-        return rng.choice(param.yes if value else param.no)
-    return (template or rng.choice(param.clauses)).replace("{v}", _say(rng, param, value))
-
-
-@cache
-def _slots(phrase: str) -> frozenset[str]:
-    """Names of the parameters a phrase inlines."""
-    return frozenset(_SLOT.findall(phrase))
-
-
-def _phrase(rng: random.Random, fn: Fn, inlinable: Iterable[str], allow_noun: bool) -> tuple[str, bool]:
-    """A verb or noun phrase whose inline slots are all `inlinable`, and whether it is a noun."""
-    allowed = set(inlinable)
-    if allow_noun and fn.nouns and rng.random() < 0.35:
-        nouns = [n for n in fn.nouns if _slots(n) <= allowed]
-        if nouns:
-            return rng.choice(nouns), True
-    return rng.choice([v for v in fn.verbs if _slots(v) <= allowed]), False
-
-
-def _inline(rng: random.Random, fn: Fn, phrase: str, args: dict[str, Any]) -> str:
-    """`phrase` with its slots replaced by the values said aloud."""
-    params = {p.name: p for p in fn.params}
-    return _SLOT.sub(lambda m: _say(rng, params[m.group(1)], args[m.group(1)]), phrase)
-
-
-def _clauses(rng: random.Random, fn: Fn, args: dict[str, Any], skip: frozenset[str]) -> list[tuple[str, bool]]:
-    """Clauses for the arguments not inlined, each with whether it may open the sentence."""
-    params = [p for p in fn.params if p.name in args and p.name not in skip]
-    if not fn.ordered and rng.random() < 0.5:
-        rng.shuffle(params)
-    clauses = []
-    for p in params:
-        template = rng.choice(p.clauses) if p.clauses else None
-        frontable = not fn.ordered and template is not None and template.startswith(FRONTABLE)
-        clauses.append((_clause(rng, p, args[p.name], template), frontable))
-    return clauses
-
-
-def _body(rng: random.Random, texts: list[str]) -> str:
-    """Clauses joined into the tail of a request."""
-    return (", " if rng.random() < 0.15 else " ").join(texts)
-
-
-def _context(rng: random.Random, domain: str | None) -> str:
-    """Sometimes a sentence of context from the domain or a general one, else ""."""
-    if rng.random() >= CONTEXT_RATE:
-        return ""
-    own = CONTEXTS.get(domain, ()) if domain else ()
-    return rng.choice(own + phrasing.CONTEXTS)
-
-
-def _call_request(rng: random.Random, domain: str, fn: Fn, args: dict[str, Any]) -> str:
-    """A complete request for one call."""
-    phrase, noun = _phrase(rng, fn, args, allow_noun=True)
-    clauses = _clauses(rng, fn, args, _slots(phrase))
-    front = ""
-    frontable = [c for c in clauses if c[1]]
-    if frontable and rng.random() < FRONT_RATE:
-        chosen = rng.choice(frontable)
-        clauses.remove(chosen)
-        front = chosen[0]
-    body = _body(rng, [text for text, _ in clauses])
-    return phrasing.request(rng, _inline(rng, fn, phrase, args), body, noun=noun, front=front,
-                            context=_context(rng, domain))
-
-
-def _call_phrase(rng: random.Random, fn: Fn, args: dict[str, Any]) -> str:
-    """A verb phrase with its clauses, to chain with other requests."""
-    phrase, _ = _phrase(rng, fn, args, allow_noun=False)
-    body = _body(rng, [text for text, _ in _clauses(rng, fn, args, _slots(phrase))])
-    return _inline(rng, fn, phrase, args) + (f" {body}" if body else "")
-
-
-def _parallel_phrase(rng: random.Random, fn: Fn, calls: list[dict[str, Any]],
-                     allow_noun: bool) -> tuple[str, bool, str]:
-    """Phrase, noun flag and body for several calls of one function ("for Paris and for Rome")."""
-    first = calls[0]
-    vary = [p for p in fn.params if any(c.get(p.name) != first.get(p.name) for c in calls)]
-    varying = {p.name for p in vary}
-    shared = {k: v for k, v in first.items() if k not in varying}
-    phrase, noun = _phrase(rng, fn, shared, allow_noun)
-    shared_texts = [text for text, _ in _clauses(rng, fn, shared, _slots(phrase))]
-    templates = {p.name: rng.choice(p.clauses) for p in vary}
-    groups = [" ".join(_clause(rng, p, call[p.name], templates[p.name]) for p in vary) for call in calls]
-    parts = [_body(rng, shared_texts)] if shared_texts else []
-    position = len(parts) if fn.ordered else rng.randrange(len(parts) + 1)
-    parts.insert(position, phrasing.join_groups(rng, groups))
-    return _inline(rng, fn, phrase, shared), noun, " ".join(parts)
 
 
 # --- offering functions --------------------------------------------------------------------------
