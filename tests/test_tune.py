@@ -165,10 +165,14 @@ def test_asha_trials_run_on_ray_train_and_export_the_best(ray_session, tmp_path)
 
 
 def _finished_trials(experiment: Path, env_steps: int) -> dict[str, int]:
-    """Trial directory -> lines of result.json, for trials that sampled their whole budget."""
+    """Trial directory -> lines of result.json, for trials that sampled their whole budget.
+
+    Tune may be writing the file while we read it: a last line without its newline is not yet a result.
+    """
     done = {}
     for results in experiment.glob("*/result.json"):
-        lines = results.read_text().splitlines()
+        text = results.read_text()
+        lines = text[: text.rfind("\n") + 1].splitlines()
         if lines and json.loads(lines[-1])["num_env_steps_sampled_lifetime"] >= env_steps:
             done[results.parent.name] = len(lines)
     return done
