@@ -76,26 +76,44 @@ def eval_llm(
 
 @eval_app.command("bfcl")
 def eval_bfcl(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A model directory (runs/<name>/model) or its run."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint",
+                                           help="A tool-calling TRM: its model directory or its run."),
+    model: str | None = typer.Option(None, "--model", help="An LLM: a directory, a .gguf file, a hub id, "
+                                     "or a model name (smollm2-135m-instruct)."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="With --model: a LoRA adapter on top of it."),
     categories: str | None = typer.Option(None, "--categories", help="Comma-separated BFCL categories."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many examples per category."),
-    out: Path | None = typer.Option(None, "--out", help="Write the JSON report here."),
+    limit: int | None = typer.Option(None, "--limit", min=1,
+                                     help="At most this many examples per category, spread over it."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="With --model: prompts per generation batch."),
+    out: Path | None = typer.Option(None, "--out", help="Write the JSON report here, predictions.jsonl beside it."),
 ) -> None:
-    """Score a tool-calling TRM on BFCL with BFCL's AST rules."""
-    model_dir = fc_model_dir(checkpoint)
-    from recursa.fc.artifact import load_fc_model
-    from recursa.fc.bfcl import EVAL_CATEGORIES, evaluate_bfcl, print_bfcl
+    """Score a tool caller (a TRM, or an LLM with its adapter) on BFCL with BFCL's AST rules."""
+    from recursa.fc.bfcl import EVAL_CATEGORIES, print_bfcl, score_bfcl, write_bfcl
 
+    if (checkpoint is None) == (model is None):
+        raise ConfigError("give either --checkpoint (a tool-calling TRM) or --model (an LLM)")
+    if adapter is not None and model is None:
+        raise ConfigError("adapter: --adapter needs --model, the base it was trained on")
     chosen = tuple(c.strip() for c in categories.split(",")) if categories else EVAL_CATEGORIES
     unknown = sorted(set(chosen) - set(EVAL_CATEGORIES))
     if unknown:
         raise ConfigError(f"categories: unknown {', '.join(unknown)}; choose from {', '.join(EVAL_CATEGORIES)}")
-    model, featurizer = load_fc_model(model_dir)
-    report = evaluate_bfcl(model, featurizer, chosen, limit)
+    if model is not None:
+        from recursa.llm.bfcl import evaluate_llm_bfcl
+        from recursa.llm.config import LLMModelSettings
+
+        report = evaluate_llm_bfcl(LLMModelSettings(path=model), adapter, chosen, limit, out, batch_size)
+        print_bfcl(report, console)
+        return
+    from recursa.core.trm import count_parameters
+    from recursa.fc.artifact import load_fc_model, predict_calls
+
+    trm, featurizer = load_fc_model(fc_model_dir(checkpoint))  # type: ignore[arg-type]
+    report, predictions = score_bfcl(lambda examples: predict_calls(trm, featurizer, examples), chosen, limit)
+    report["params"] = count_parameters(trm)
     print_bfcl(report, console)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
+        write_bfcl(report, predictions, out)
 
 
 @eval_app.command("calibrate-fc")

@@ -5,6 +5,10 @@ environment answers each with an observation and a reward of its own.
 anything that picks actions (a scripted expert, an LLM); `run_episodes` plays agents against
 environments in lock step, so that an LLM agent generates one batch per step for every episode.
 A malformed action never crashes an episode: it becomes an observation and a penalty.
+
+An environment may instead pose its task as a chat with functions offered (`chat_task`) and read
+the answer in its own way (`parse`): the function-calling environment does, so that its agents
+are prompted and answer in recursa's tool-calling format (`recursa.llm.tool_calls`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from recursa.tools.schema import FunctionSpec
 from recursa.traces.models import ExecutionTrace, ReasoningStep
 
 ACTION_PATTERN = re.compile(r"^\s*(?:Action:\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
@@ -53,6 +58,15 @@ def format_action(name: str, params: str = "") -> str:
     return f"Action: {name}({params})"
 
 
+@dataclass
+class ChatTask:
+    """A task posed as chat messages with functions offered, for environments answered in the
+    tool-calling format."""
+
+    messages: list[dict[str, Any]]
+    functions: list[FunctionSpec]
+
+
 class BaseEnvironment(ABC):
     """A problem-solving domain with named actions, each rewarded on its own."""
 
@@ -60,6 +74,8 @@ class BaseEnvironment(ABC):
     domain: str = "custom"
     #: Episodes end unsolved after this many actions.
     max_steps: int = 8
+    #: Tokens an agent may write for one action.
+    answer_tokens: int = 16
 
     @abstractmethod
     def valid_actions(self) -> list[str]:
@@ -76,6 +92,21 @@ class BaseEnvironment(ABC):
     def is_success(self) -> bool:
         """Whether the episode so far solved the problem."""
         return False
+
+    def chat_task(self) -> ChatTask | None:
+        """The episode's task as a chat with functions, after `reset`; None: agents read the transcript."""
+        return None
+
+    def parse(self, output: str) -> tuple[str, str]:
+        """The (action, params) an agent's output means; ActionParseError if it means none."""
+        name, params = parse_action(output)
+        if name not in self.valid_actions():
+            raise ActionParseError(f"unknown action {name!r}")
+        return name, params
+
+    def completion(self, action: str, params: str) -> str:
+        """The text an agent is trained to write for a valid action (it follows the prompt)."""
+        return f" {action}({params})"
 
     @classmethod
     @abstractmethod
@@ -95,6 +126,8 @@ class AgentState:
     task: str
     valid_actions: list[str]
     history: list[tuple[str, str]] = field(default_factory=list)  # (action text, observation)
+    chat: ChatTask | None = None  # the task as a chat, for environments answered in the tool-calling format
+    problem: Any = None  # what the episode plays; scripted experts may read it
 
     def transcript(self) -> str:
         """The task, the actions on offer and the episode so far, ending where the next action goes."""
@@ -110,6 +143,10 @@ class BaseAgent(ABC):
     @abstractmethod
     def select_action(self, state: AgentState) -> str:
         """One action as text, e.g. 'Action: divide_terms(3)'."""
+
+    def prompt(self, state: AgentState) -> str:
+        """The text this agent is given for `state` (an LLM agent renders chat tasks with its tokenizer)."""
+        return state.transcript()
 
     def select_actions(self, states: Sequence[AgentState]) -> list[str]:
         """Actions for many episodes at once (an LLM agent generates them as one batch)."""
@@ -142,6 +179,8 @@ class Step:
     reward: float
     valid: bool
     output_ids: list[int] | None = None  # the tokens an LLM agent generated, when it reports them
+    completion: str = ""  # what an agent is trained to write here (the canonical action when valid)
+    info: dict[str, Any] = field(default_factory=dict)  # the environment's reward components and notes
 
 
 @dataclass
@@ -177,39 +216,44 @@ class Trajectory:
         )
 
 
-def _apply(env: BaseEnvironment, state: AgentState, output: str) -> tuple[Step, bool]:
+def _apply(env: BaseEnvironment, state: AgentState, prompt: str, output: str) -> tuple[Step, bool]:
     """Parse and apply one output; a malformed or unknown action is penalised, never raised."""
-    prompt = state.transcript()
     try:
-        name, params = parse_action(output)
-        if name not in env.valid_actions():
-            raise ActionParseError(f"unknown action {name!r}")
+        name, params = env.parse(output)
     except ActionParseError as error:
         result = ActionResult(f"Invalid action: {error}", MALFORMED_PENALTY, False)
         first_line = (output.strip().splitlines() or [""])[0][:80]
         state.history.append((f"Action: {first_line.removeprefix('Action:').strip()}", result.observation))
-        return Step(prompt, output, None, "", result.observation, result.reward, valid=False), False
+        return Step(prompt, output, None, "", result.observation, result.reward, valid=False,
+                    completion=" " + output.strip(), info={"malformed": 1.0}), False
     result = env.step(name, params)
     state.history.append((format_action(name, params), result.observation))
-    return Step(prompt, output, name, params, result.observation, result.reward, valid=True), result.done
+    return Step(prompt, output, name, params, result.observation, result.reward, valid=True,
+                completion=env.completion(name, params), info=result.info), result.done
 
 
-def run_episodes(make_env: Callable[[], BaseEnvironment], agent: BaseAgent,
-                 problems: Sequence[Any]) -> Iterator[Trajectory]:
-    """Play `agent` on every problem, all episodes in lock step; yield each trajectory as it ends."""
+def run_episodes(make_env: Callable[[], BaseEnvironment], agent: BaseAgent, problems: Sequence[Any],
+                 render: Callable[[AgentState], str] | None = None) -> Iterator[Trajectory]:
+    """Play `agent` on every problem, all episodes in lock step; yield each trajectory as it ends.
+
+    `render` writes the prompt each step records (default: the agent's own `prompt`), so that a
+    scripted expert's episodes carry the prompts an LLM will be trained on.
+    """
+    render = render or agent.prompt
     envs = [make_env() for _ in problems]
     trajectories: list[Trajectory] = []
     states: list[AgentState] = []
     for env, problem in zip(envs, problems):
         task = env.reset(problem)
         trajectories.append(Trajectory(problem=problem, task=task, domain=env.domain, index=len(trajectories)))
-        states.append(AgentState(task=task, valid_actions=env.valid_actions()))
+        states.append(AgentState(task=task, valid_actions=env.valid_actions(), chat=env.chat_task(),
+                                 problem=problem))
     active = list(range(len(problems)))
     while active:
         outputs = agent.select_actions([states[i] for i in active])
         still_active = []
         for i, output in zip(active, outputs):
-            step, done = _apply(envs[i], states[i], output)
+            step, done = _apply(envs[i], states[i], render(states[i]), output)
             trajectories[i].steps.append(step)
             if done or len(trajectories[i].steps) >= envs[i].max_steps:
                 trajectories[i].success = envs[i].is_success()
@@ -219,7 +263,8 @@ def run_episodes(make_env: Callable[[], BaseEnvironment], agent: BaseAgent,
         active = still_active
 
 
-BUILTIN_ENVS = {"math": "recursa.llm.math_env:LinearEquationEnv"}
+BUILTIN_ENVS = {"math": "recursa.llm.math_env:LinearEquationEnv",
+                "function_calling": "recursa.llm.fc_env:FunctionCallingEnv"}
 
 
 def resolve_action_env(spec: str) -> type[BaseEnvironment]:

@@ -1,4 +1,7 @@
-"""A causal LM as an action agent: it continues each episode's transcript with one action.
+"""A causal LM as an action agent: it continues each episode's prompt with one action.
+
+The prompt is the episode's transcript, or, for a chat task, the chat rendered with the model's
+chat template in recursa's tool-calling format (`recursa.llm.tool_calls.render_prompt`).
 
 Generation is batched across episodes (left padding), greedy when `temperature` is 0, and stops
 at EOS; the runner parses what comes out, so a malformed action costs a penalty, not a crash.
@@ -11,6 +14,14 @@ from collections.abc import Sequence
 import torch
 
 from recursa.llm.actions import AgentState, BaseAgent
+from recursa.llm.tool_calls import render_prompt
+
+
+def prompt_text(tokenizer, state: AgentState) -> str:
+    """What a model with `tokenizer` is given for `state`: its chat task rendered, else its transcript."""
+    if state.chat is None:
+        return state.transcript()
+    return render_prompt(tokenizer, state.chat.messages, state.chat.functions)
 
 
 class LLMAgent(BaseAgent):
@@ -29,8 +40,11 @@ class LLMAgent(BaseAgent):
     def select_action(self, state: AgentState) -> str:
         return self.select_actions([state])[0]
 
+    def prompt(self, state: AgentState) -> str:
+        return prompt_text(self.tokenizer, state)
+
     def select_actions(self, states: Sequence[AgentState]) -> list[str]:
-        return self.complete([state.transcript() for state in states])
+        return self.complete([self.prompt(state) for state in states])
 
     @torch.no_grad()
     def complete(self, prompts: Sequence[str]) -> list[str]:

@@ -35,8 +35,9 @@ class Trajectory(Protocol):
 
 
 def step_completion(step: Any) -> str:
-    """The completion an agent step is trained on: ' name(params)', or the raw output if malformed."""
-    return f" {step.action}({step.params})" if step.valid else " " + step.output.strip()
+    """The completion an agent step is trained on: the environment's canonical text of a valid action
+    (' name(params)' for action environments), or the raw output if malformed."""
+    return step.completion
 
 
 def sft_records(trajectories: Iterable[Trajectory], min_reward: float | None = None) -> list[dict]:

@@ -13,19 +13,22 @@ SAMPLE_ERRORS = 5
 
 
 def held_out_episodes(model, tokenizer, env_class: type[BaseEnvironment], episodes: int, seed: int,
-                      max_new_tokens: int = 16) -> list[Trajectory]:
-    """Greedy episodes on `episodes` problems drawn with `seed` (kept apart from training seeds)."""
-    agent = LLMAgent(model, tokenizer, max_new_tokens=max_new_tokens)
+                      max_new_tokens: int | None = None) -> list[Trajectory]:
+    """Greedy episodes on `episodes` problems drawn with `seed` (kept apart from training seeds);
+    actions of at most `max_new_tokens` (default: the environment's `answer_tokens`)."""
+    agent = LLMAgent(model, tokenizer, max_new_tokens=max_new_tokens or env_class.answer_tokens)
     return sorted(run_episodes(env_class, agent, env_class.sample_problems(episodes, seed)), key=lambda t: t.index)
 
 
 def summarize(trajectories: list[Trajectory]) -> dict:
     """success_rate (= accuracy: the problem solved), mean_reward (episode return), format_error_rate
-    (malformed or unknown actions per action), mean_steps, and a few failed episodes as samples."""
+    (malformed or unknown actions per action), mean_steps, the reward components, and a few failed
+    episodes as samples."""
     steps = sum(len(t.steps) for t in trajectories)
     failures = [t for t in trajectories if not t.success][:SAMPLE_ERRORS]
     success_rate = sum(t.success for t in trajectories) / len(trajectories)
     return {
+        "components": reward_components(trajectories),
         "episodes": len(trajectories),
         "success_rate": success_rate,
         "accuracy": success_rate,
@@ -35,6 +38,17 @@ def summarize(trajectories: list[Trajectory]) -> dict:
         "sample_errors": [{"task": t.task, "actions": [s.output.strip() for s in t.steps],
                            "last_observation": t.steps[-1].observation if t.steps else ""} for t in failures],
     }
+
+
+def reward_components(trajectories: list[Trajectory]) -> dict[str, float]:
+    """The mean per episode of each reward component the environment reported (summed over steps);
+    a format error counts as `malformed`."""
+    totals: dict[str, float] = {}
+    for step in (step for t in trajectories for step in t.steps):
+        for name, value in step.info.items():
+            if isinstance(value, (int, float)):
+                totals[name] = totals.get(name, 0.0) + float(value)
+    return {name: total / len(trajectories) for name, total in sorted(totals.items())}
 
 
 def evaluate_adapter(settings: LLMModelSettings, adapter: str | Path | None, env_class: type[BaseEnvironment],

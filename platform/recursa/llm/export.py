@@ -27,8 +27,8 @@ from recursa.llm.models import (
     has_tokenizer,
     load_tokenizer,
     merge_into_base,
-    resolve_base,
 )
+from recursa.llm.sources import portable_name
 
 REPORT = "export_report.json"
 ONNX_TOLERANCE = 1e-3
@@ -45,7 +45,6 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, base: str | None
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     merged = merge_into_base(adapter_dir, out_dir, base)
     _, parameters = count_parameters(merged)
-    write_artifact(out_dir, "llm-merged", "recursa.llm.export.merge_adapter", source=str(adapter_dir.resolve()))
     return _add_to_report(out_dir, "merged", {
         "base": base or adapter_base(adapter_dir),
         "adapter": str(adapter_dir.resolve()),
@@ -61,7 +60,7 @@ def export_adapter(adapter_dir: str | Path, out_dir: str | Path, base: str | Non
     """
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     config = json.loads(_adapter_file(adapter_dir, ADAPTER_CONFIG).read_text())
-    config["base_model_name_or_path"] = resolve_base(base or config["base_model_name_or_path"])
+    config["base_model_name_or_path"] = portable_name(base or config["base_model_name_or_path"])
     weights = _adapter_file(adapter_dir, ADAPTER_WEIGHTS)
     tokenizer = load_tokenizer(adapter_dir if has_tokenizer(adapter_dir) else config["base_model_name_or_path"])
     out_dir.mkdir(parents=True, exist_ok=True)

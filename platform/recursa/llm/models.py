@@ -1,9 +1,9 @@
 """Hugging Face causal LMs with PEFT LoRA adapters: load, wrap, save.
 
 ``load_causal_lm(settings)`` loads the base model named by ``settings.path`` (a local directory,
-or a hub id where the hub is reachable) and wraps it in a new LoRA adapter, or in a saved one with
-``adapter=DIR``. ``save_adapter`` writes the adapter with its tokenizer, pointing at its base by an
-absolute path when the base is a local directory, so the adapter loads from any working directory.
+a hub id where the hub is reachable, a `.gguf` file, or a model name: see `recursa.llm.sources`)
+and wraps it in a new LoRA adapter, or in a saved one with ``adapter=DIR``. ``save_adapter`` writes
+the adapter with its tokenizer, naming its base so that it loads from any working directory.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
 from recursa.llm.config import LLMModelSettings, LoRASettings
+from recursa.llm.sources import ModelSource, portable_name, resolve_model
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -25,12 +26,15 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """The tokenizer of a model directory or hub id, with a pad token (the eos token if it had none)."""
+    """The tokenizer of a model (any `model.path`), with a pad token (the eos token if it had none)."""
+    source = resolve_model(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except OSError as error:
-        raise ConfigError(f"model.path: no tokenizer at {path} ({_first_line(error)})") from None
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **source.options)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"model.path: no tokenizer at {source} ({_first_line(error)})") from None
     if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ConfigError(f"model.path: the tokenizer of {source} has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
@@ -75,7 +79,7 @@ def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, out_dir: 
     """Write the adapter (config and safetensors weights) and the tokenizer to `out_dir`."""
     out_dir = Path(out_dir)
     for config in model.peft_config.values():
-        config.base_model_name_or_path = resolve_base(config.base_model_name_or_path)
+        config.base_model_name_or_path = portable_name(config.base_model_name_or_path)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     write_artifact(out_dir, "lora-adapter", "recursa.llm.models.save_adapter")
@@ -89,17 +93,14 @@ def merge_into_base(adapter_dir: str | Path, out_dir: str | Path, base: str | No
     merged = model.merge_and_unload()
     merged.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    write_artifact(out_dir, "llm-merged", "recursa.llm.models.merge_into_base",
+                   source=str(Path(adapter_dir).resolve()), base=settings.path)
     return merged
 
 
 def adapter_base(adapter_dir: str | Path) -> str:
     """The base model a saved adapter names in its config."""
     return json.loads(_adapter_config(adapter_dir).read_text())["base_model_name_or_path"]
-
-
-def resolve_base(path: str) -> str:
-    """A local directory as an absolute path; a hub id unchanged."""
-    return str(Path(path).resolve()) if Path(path).is_dir() else path
 
 
 def has_tokenizer(path: str | Path) -> bool:
@@ -121,14 +122,15 @@ def _adapter_config(adapter_dir: str | Path) -> Path:
 
 
 def _load_base(settings: LLMModelSettings) -> PreTrainedModel:
+    source: ModelSource = resolve_model(settings.path)
     dtype = getattr(torch, settings.dtype)
-    options: dict = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code}
+    options: dict = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code, **source.options}
     if settings.load_in_4bit:
         options |= _four_bit_options(dtype)
     try:
-        return AutoModelForCausalLM.from_pretrained(settings.path, **options)
-    except OSError as error:
-        raise ConfigError(f"model.path: cannot load a causal LM from {settings.path} ({_first_line(error)})") from None
+        return AutoModelForCausalLM.from_pretrained(source.location, **options)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"model.path: cannot load a causal LM from {source} ({_first_line(error)})") from None
 
 
 def _four_bit_options(compute_dtype: torch.dtype) -> dict:

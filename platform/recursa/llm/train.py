@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -22,11 +23,12 @@ from recursa.core.runtime import fit_on_ray_train
 from recursa.core.training import check_run_dir
 from recursa.llm import grpo, kto, sft
 from recursa.llm.actions import BaseEnvironment, NoisyAgent, resolve_action_env, run_episodes
+from recursa.llm.agent import prompt_text
 from recursa.llm.checkpoints import ADAPTER_DIR, METRICS_LOG
 from recursa.llm.config import TrainLLMConfig
 from recursa.llm.datasets import kto_records, read_records, sft_records, write_records
 from recursa.llm.evaluate import evaluate_adapter
-from recursa.llm.models import merge_into_base
+from recursa.llm.models import load_tokenizer, merge_into_base
 
 TRAIN_LOOPS = {"sft": sft.train_loop, "kto": kto.train_loop, "grpo": grpo.train_loop}
 REFERENCE_DIR = "reference"  # KTO or GRPO after SFT: the SFT adapter merged into the base
@@ -54,7 +56,9 @@ def training_records(config: TrainLLMConfig) -> list[dict]:
     if config.data.expert_noise:
         expert = NoisyAgent(expert, config.data.expert_noise, seed=config.data.seed)
     problems = env_class.sample_problems(config.data.expert_episodes, config.data.seed)
-    trajectories = list(run_episodes(env_class, expert, problems))
+    # The expert's steps record the prompts the model will see: chat tasks rendered by its tokenizer.
+    render = partial(prompt_text, load_tokenizer(config.model.path))
+    trajectories = list(run_episodes(env_class, expert, problems, render=render))
     if config.method == "kto":
         return kto_records(trajectories)
     return sft_records(trajectories, min_reward=config.training.min_reward)
