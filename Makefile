@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo serve test install bfcl llm-demo
+.PHONY: demo serve test install bfcl llm-demo llm-bfcl
 # A failed export leaves no half-written file that would look up to date.
 .DELETE_ON_ERROR:
 
@@ -58,3 +58,9 @@ bfcl: install
 # runs/llm-demo/report.json (before, after SFT, after GRPO, wall time).
 llm-demo: install
 	$(BIN)/recursa llm demo --out runs/llm-demo
+
+# SmolLM2-135M-Instruct becomes a tool caller: BFCL zero-shot, after LoRA SFT on generated examples,
+# after GRPO by executing its calls on Ray (24 examples per category); writes runs/llm-bfcl/report.json.
+# Finished stages are kept: run it again to continue an interrupted run; delete runs/llm-bfcl to start over.
+llm-bfcl: install
+	$(BIN)/recursa llm bfcl --out runs/llm-bfcl

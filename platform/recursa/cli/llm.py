@@ -1,10 +1,11 @@
-"""`recursa llm`: the LLM demo and the tiny offline model."""
+"""`recursa llm`: the LLM demo, the LLM tool caller on BFCL, and the tiny offline model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from recursa.cli.app import console, llm_app
 from recursa.core.config import ConfigError, load_config
@@ -19,8 +20,6 @@ def llm_demo(
 ) -> None:
     """A tiny LM learns the math environment: evaluate, SFT on expert episodes, GRPO; report.json."""
     import shutil
-
-    from rich.table import Table
 
     from recursa.core.runtime import init_ray
     from recursa.llm.demo import run_llm_demo
@@ -37,6 +36,46 @@ def llm_demo(
         table.add_row(stage, f"{row['success_rate']:.3f}", f"{row['mean_reward']:.2f}", f"{row['format_error_rate']:.3f}")
     console.print(table)
     console.print(f"{out / 'report.json'} ({report['wall_seconds']:.0f} s)")
+
+
+@llm_app.command("bfcl")
+def llm_bfcl(
+    out: Path = typer.Option(Path("runs/llm-bfcl"), "--out", help="Run directory; finished stages are kept."),
+    model: str | None = typer.Option(None, "--model", help="The base model (default: the configs' model.path)."),
+    sft_config: Path = typer.Option(Path("jobs/configs/llm_fc_sft.yaml"), "--sft-config", help="SFT stage config."),
+    grpo_config: Path = typer.Option(Path("jobs/configs/llm_fc_grpo.yaml"), "--grpo-config",
+                                     help="GRPO stage config."),
+    categories: str | None = typer.Option(None, "--categories", help="Comma-separated BFCL categories."),
+    limit: int | None = typer.Option(24, "--limit", min=1, help="BFCL examples per category, spread over it."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
+) -> None:
+    """An LLM becomes a tool caller: BFCL zero-shot, after SFT and after GRPO; report.json."""
+    from recursa.core.runtime import init_ray
+    from recursa.fc.bfcl import EVAL_CATEGORIES
+    from recursa.llm.tool_caller_run import run_llm_bfcl
+
+    for path in (sft_config, grpo_config):
+        load_config(path, TrainLLMConfig)
+    chosen = tuple(c.strip() for c in categories.split(",")) if categories else EVAL_CATEGORIES
+    unknown = sorted(set(chosen) - set(EVAL_CATEGORIES))
+    if unknown:
+        raise ConfigError(f"categories: unknown {', '.join(unknown)}; choose from {', '.join(EVAL_CATEGORIES)}")
+    init_ray()
+    report = run_llm_bfcl(out, sft_config, grpo_config, model=model, categories=chosen, limit=limit,
+                          batch_size=batch_size)
+    table = Table("stage", "non-live AST", "irrelevance", "live AST", title=f"BFCL, {report['model']}")
+    for stage in ("zero_shot", "after_sft", "after_grpo"):
+        row = report[stage]
+        table.add_row(stage, *(_percent(row[key]) for key in ("non_live_ast", "irrelevance", "live_ast")))
+    console.print(table)
+    held_out = report["after_grpo"]
+    console.print(f"held-out generated examples, mean reward: {held_out['heldout_reward_before']:.3f} after SFT, "
+                  f"{held_out['heldout_reward_after']:.3f} after GRPO")
+    console.print(f"{out / 'report.json'} ({report['wall_seconds']:.0f} s)")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 @llm_app.command("init-tiny")

@@ -9,9 +9,10 @@ at EOS; the runner parses what comes out, so a malformed action costs a penalty,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from recursa.llm.actions import AgentState, BaseAgent
 from recursa.llm.tool_calls import render_prompt
@@ -28,8 +29,11 @@ class LLMAgent(BaseAgent):
     """Writes actions with `model` (a transformers or PEFT causal LM) and its tokenizer."""
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int = 16, temperature: float = 0.0,
-                 batch_size: int = 64, seed: int | None = None, keep_tokens: bool = False) -> None:
+                 batch_size: int = 64, seed: int | None = None, keep_tokens: bool = False,
+                 stopping: Callable[[int], StoppingCriteria] | None = None) -> None:
         self.model, self.tokenizer = model, tokenizer
+        # Builds a stopping rule for a batch from its padded prompt length (besides EOS and max_new_tokens).
+        self.stopping = stopping
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
         self.generator_seed = seed
         # With keep_tokens, (prompt, text) -> the token ids generated for it (through EOS), for
@@ -63,6 +67,8 @@ class LLMAgent(BaseAgent):
                                      max_length=self._prompt_budget())
             sampling = {"do_sample": True, "temperature": self.temperature, "top_k": 0, "top_p": 1.0} \
                 if self.temperature > 0 else {"do_sample": False}
+            if self.stopping is not None:
+                sampling["stopping_criteria"] = StoppingCriteriaList([self.stopping(encoded["input_ids"].shape[1])])
             generated = self.model.generate(
                 **encoded, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id, **sampling)
