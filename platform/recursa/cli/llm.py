@@ -17,8 +17,10 @@ def llm_demo(
     out: Path = typer.Option(Path("runs/llm-demo"), "--out", help="Demo directory (replaced if it exists)."),
     sft_config: Path = typer.Option(Path("jobs/configs/llm_sft.yaml"), "--sft-config", help="SFT stage config."),
     grpo_config: Path = typer.Option(Path("jobs/configs/llm_grpo.yaml"), "--grpo-config", help="GRPO stage config."),
+    model: str | None = typer.Option(None, "--model", help="The LM (any model.path, e.g. smollm2-135m-instruct); "
+                                     "default: a tiny one made here."),
 ) -> None:
-    """A tiny LM learns the math environment: evaluate, SFT on expert episodes, GRPO; report.json."""
+    """An LM learns the math environment: evaluate, SFT on expert episodes, GRPO; report.json."""
     import shutil
 
     from recursa.core.runtime import init_ray
@@ -27,10 +29,10 @@ def llm_demo(
     for path in (sft_config, grpo_config):
         load_config(path, TrainLLMConfig)
     shutil.rmtree(out, ignore_errors=True)
-    init_ray()
-    report = run_llm_demo(out, sft_config, grpo_config)
+    init_ray(log_to_driver=True)  # the training workers' progress lines
+    report = run_llm_demo(out, sft_config, grpo_config, model)
     table = Table("stage", "success rate", "mean reward", "format errors",
-                  title=f"math environment, {report['eval_episodes']} held-out problems")
+                  title=f"math environment, {report['eval_episodes']} held-out problems, {report['model']}")
     for stage in ("before", "after_sft", "after_grpo"):
         row = report[stage]
         table.add_row(stage, f"{row['success_rate']:.3f}", f"{row['mean_reward']:.2f}", f"{row['format_error_rate']:.3f}")
@@ -60,7 +62,7 @@ def llm_bfcl(
     unknown = sorted(set(chosen) - set(EVAL_CATEGORIES))
     if unknown:
         raise ConfigError(f"categories: unknown {', '.join(unknown)}; choose from {', '.join(EVAL_CATEGORIES)}")
-    init_ray()
+    init_ray(log_to_driver=True)  # the training workers' progress lines
     report = run_llm_bfcl(out, sft_config, grpo_config, model=model, categories=chosen, limit=limit,
                           batch_size=batch_size)
     table = Table("stage", "non-live AST", "irrelevance", "live AST", title=f"BFCL, {report['model']}")

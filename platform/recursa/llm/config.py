@@ -104,6 +104,9 @@ class GRPOSettings(StrictModel):
     update_epochs: int = Field(1, ge=1)
     rollout_actors: int = Field(2, ge=1)
     cpus_per_actor: float = Field(0.5, gt=0.0)
+    # Torch threads of the learner (None: as many as its CPUs). Rollouts and learning take turns, so
+    # on a small machine the learner may use the rollout actors' cores while they wait.
+    learner_threads: int | None = Field(None, ge=1)
     eval_every: int = Field(5, ge=1)
     env_reward_weight: float = Field(1.0, ge=0.0)
     rewards: dict[str, float] = Field(default_factory=dict)  # reward engine functions by weight

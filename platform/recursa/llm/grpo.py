@@ -111,6 +111,8 @@ def train_loop(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank = context.get_world_rank()
     torch.manual_seed(config.seed + rank)
+    if settings.learner_threads:
+        torch.set_num_threads(settings.learner_threads)
     model, tokenizer = load_causal_lm(config.model, adapter=config.init_adapter)
     env_class = resolve_action_env(config.data.env)
     engine = RewardEngine.from_config(settings.rewards) if settings.rewards else None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
@@ -51,6 +51,7 @@ def load_causal_lm(
     if adapter is not None:
         _adapter_config(adapter)
     model = _load_base(settings)
+    model.name_or_path = portable_name(settings.path)  # what a new adapter records as its base
     tokenizer = load_tokenizer(adapter if adapter is not None and has_tokenizer(adapter) else settings.path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -125,6 +126,10 @@ def _load_base(settings: LLMModelSettings) -> PreTrainedModel:
     source: ModelSource = resolve_model(settings.path)
     dtype = getattr(torch, settings.dtype)
     options: dict = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code, **source.options}
+    if source.gguf_file:
+        # De-quantised in full to `dtype`: a plain model that LoRA trains on and that saves and merges
+        # (transformers' packed GGUF weights are neither trainable nor serialisable).
+        options["quantization_config"] = GgufConfig(dequantize=True)
     if settings.load_in_4bit:
         options |= _four_bit_options(dtype)
     try:

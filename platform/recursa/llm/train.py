@@ -29,6 +29,7 @@ from recursa.llm.config import TrainLLMConfig
 from recursa.llm.datasets import kto_records, read_records, sft_records, write_records
 from recursa.llm.evaluate import evaluate_adapter
 from recursa.llm.models import load_tokenizer, merge_into_base
+from recursa.llm.sources import portable_name, resolve_model
 
 TRAIN_LOOPS = {"sft": sft.train_loop, "kto": kto.train_loop, "grpo": grpo.train_loop}
 REFERENCE_DIR = "reference"  # KTO or GRPO after SFT: the SFT adapter merged into the base
@@ -70,11 +71,9 @@ def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
     check_run_dir(run_dir, resume, started=(ADAPTER_DIR, "ray_train"), resumable_from="config.yaml")
     if resume:
         return run_dir
-    # Ray workers run elsewhere: local paths are made absolute (a hub id stays as it is).
-    if Path(config.model.path).exists():
-        config.model.path = str(Path(config.model.path).resolve())
-    elif config.model.path.startswith((".", "/")) or config.model.path.count("/") > 1:
-        raise ConfigError(f"model.path: not found: {config.model.path}")
+    # Ray workers run elsewhere: local paths are made absolute (a hub id or a model name stays as it is).
+    resolve_model(config.model.path)
+    config.model.path = portable_name(config.model.path)
     if config.init_adapter:
         if not (Path(config.init_adapter) / "adapter_config.json").is_file():
             raise ConfigError(f"init_adapter: no adapter_config.json in {config.init_adapter}")
