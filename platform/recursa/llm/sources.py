@@ -70,13 +70,16 @@ def resolve_model(path: str | Path) -> ModelSource:
         return ModelSource(str(local.resolve()))
     if is_hub_id(text):
         return ModelSource(text)
-    raise ConfigError(f"model.path: not found: {text} (a model directory, a .gguf file, a hub id, "
+    if "/" not in text:
+        raise ConfigError(f"model.path: unknown model name {text!r}; known names: {', '.join(NAMED_MODELS)} "
+                          "(or a model directory, a .gguf file, a hub id org/name)")
+    raise ConfigError(f"model.path: not found: {text} (a model directory, a .gguf file, a hub id org/name, "
                       f"or one of: {', '.join(NAMED_MODELS)})")
 
 
 def is_hub_id(text: str) -> bool:
-    """Whether `text` reads as a hub id ("org/name" or "name"), not a local path."""
-    return not text.startswith((".", "/", "~")) and text.count("/") <= 1 and not text.endswith(".gguf")
+    """Whether `text` reads as a hub id ("org/name"), not a local path or a model name."""
+    return not text.startswith((".", "/", "~")) and text.count("/") == 1 and not text.endswith(".gguf")
 
 
 def portable_name(path: str | Path) -> str:
