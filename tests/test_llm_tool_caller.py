@@ -64,7 +64,8 @@ def test_tiny_model_goes_through_every_stage_and_a_rerun_keeps_them(ray_session,
 def test_smollm2_from_its_wheel_learns_to_call_tools(ray_session, tmp_path):
     """The real pretrained model: a few SFT steps already turn its prose into parseable tool calls."""
     sft, grpo = stage_configs(tmp_path, "smollm2-135m-instruct",
-                              sft={"data": {"env": "function_calling", "expert_episodes": 24, "eval_episodes": 4},
+                              sft={"data": {"env": "function_calling", "expert_episodes": 32, "eval_episodes": 4},
+                                   "training": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "max_length": 1024},
                                    "workers": {"num_workers": 1, "cpus_per_worker": 1}})
     out = tmp_path / "llm-bfcl"
     report = run_llm_bfcl(out, sft, grpo, categories=CATEGORIES, limit=2)

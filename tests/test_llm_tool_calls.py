@@ -148,3 +148,14 @@ def test_reward_components_for_right_partial_malformed_and_unwanted_calls():
     none_wanted = FCExample(id="n", query="Tell me a joke", functions=[WEATHER], calls=[])
     assert _play(none_wanted, "Why did the chicken cross the road?").total_reward == 2.0
     assert _play(none_wanted, format_tool_calls([PARIS])).total_reward == 0.0
+
+
+def test_a_template_with_a_tools_section_gets_the_tools_there(tiny_llm):
+    tokenizer = load_tokenizer(tiny_llm)
+    tokenizer.chat_template = (
+        "{% if tools %}<tools>{% for t in tools %}{{ t['function']['name'] }};{% endfor %}</tools>{% endif %}"
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}[assistant] {% endif %}")
+    assert template_has_tools(tokenizer)
+    prompt = render_prompt(tokenizer, [{"role": "user", "content": "Weather in Paris?"}], [WEATHER])
+    assert prompt == "<tools>get_weather;</tools>[user] Weather in Paris?\n[assistant] "
