@@ -98,7 +98,7 @@ def test_model_sources_by_directory_gguf_name_and_hub_id(tmp_path, tiny_llm):
         resolve_model(tmp_path / "missing.gguf")
     with pytest.raises(ConfigError, match=r"model\.path: not found: \./nowhere"):
         resolve_model("./nowhere")
-    with pytest.raises(ConfigError, match="model.path: unknown model name 'smollm2-xyz'; known names: smollm2-135m"):
+    with pytest.raises(ConfigError, match=r"model\.path: unknown model name 'smollm2-xyz'; known names: smollm2-135m"):
         resolve_model("smollm2-xyz")
 
 
