@@ -163,7 +163,8 @@ def base_url(ray_session, artifacts):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     # One adapter loaded at a time: alternating between them exercises multiplexing's eviction.
     serve.run(LLMServer.options(**small).bind({
-        "model": str(artifacts["base"]), "model_name": BASE_MODEL, "max_adapters_per_replica": 1,
+        "model": str(artifacts["base"]), "model_name": BASE_MODEL, "chat_format": "actions",
+        "max_adapters_per_replica": 1,
         "adapters": {CALLER: str(artifacts["caller"]), CHATTER: str(artifacts["chatter"])},
         "max_new_tokens": 24, "max_messages": 4, "max_tools": 2, "max_body_bytes": 16 * 1024}),
         name="llm", route_prefix="/")
