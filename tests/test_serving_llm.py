@@ -451,3 +451,14 @@ def test_serve_config_is_checked_with_the_field_named(tmp_path):
     bad.write_text(Path("serve/llm.yaml").read_text().replace("model_name: recursa-llm", "model_name: math-sft"))
     with pytest.raises(ConfigError, match=r"applications\.llm\.args\.adapters: .*already the model_name"):
         check_serve_config(bad)
+
+
+def test_the_tool_calling_serve_config_is_checked_and_names_the_run_that_makes_its_model(monkeypatch, tmp_path):
+    from recursa.cli.serve import check_model_dirs, check_serve_config
+    from recursa.core.config import ConfigError
+
+    config = check_serve_config(Path("serve/llm_tools.yaml").resolve())
+    assert config.applications[0].args["chat_format"] == "tool_calls"
+    monkeypatch.chdir(tmp_path)  # nothing has been trained here
+    with pytest.raises(ConfigError, match=r"args\.model: .* not found at runs/llm-bfcl/grpo/reference; .*make llm-bfcl"):
+        check_model_dirs(config)
