@@ -26,6 +26,8 @@ from recursa.tools.schema import FunctionCall, FunctionSpec, arguments_fit
 
 
 class ChatFormat(Protocol):
+    """How a served model reads chats and writes tool calls."""
+
     def prompt(self, tokenizer, messages: Sequence[ChatMessage], functions: Sequence[FunctionSpec]) -> str:
         """The text the model continues."""
         ...
