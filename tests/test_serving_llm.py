@@ -1,6 +1,7 @@
-"""The LLM server: a tiny causal LM with two LoRA adapters multiplexed on it and a merged export,
-called over HTTP by the official openai client; tool calls parsed from the model's text; every
-kind of bad input; the API key."""
+"""The LLM server: a tiny causal LM with LoRA adapters multiplexed on it and a merged export,
+called over HTTP by the official openai client; tool calls parsed from the model's text in both
+chat formats (recursa's tool-calling format, parallel calls included, and the action transcript);
+every kind of bad input; the API key."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ import requests
 import torch
 
 from recursa.llm.chat import chat_transcript, parse_tool_call
+from recursa.llm.chat_formats import CHAT_FORMATS
 from recursa.llm.config import LLMModelSettings, LoRASettings
 from recursa.llm.export import merge_adapter
-from recursa.llm.models import load_causal_lm, save_adapter
-from recursa.serving.chat_tools import offered_functions
+from recursa.llm.models import load_causal_lm, load_tokenizer, save_adapter
+from recursa.llm.tool_calls import render_prompt
+from recursa.serving.chat_tools import InvalidRequest, offered_functions
 from recursa.serving.schemas import ChatMessage, ToolDefinition
 
 BASE_MODEL, CALLER, CHATTER, MERGED = "tiny-base", "caller", "chatter", "caller-merged"
+PARALLEL, GARBLED = "parallel", "garbled"  # adapters of the tool-calling format
 KEY = "s3cret-llm-key"
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city",
@@ -32,6 +36,10 @@ STOCK = {"type": "function", "function": {
 QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
 CALL_TEXT = ' get_weather({"city": "Paris"})'
 CHAT_TEXT = " It is sunny in Paris."
+TWO_CITIES = [{"role": "user", "content": "Weather in Paris and Rome?"}]
+PARALLEL_TEXT = ('<tool_call>[{"name": "get_weather", "arguments": {"city": "Paris"}}, '
+                 '{"name": "get_weather", "arguments": {"city": "Rome"}}]</tool_call>')
+GARBLED_TEXT = '<tool_call>[{"name": '
 
 
 def _functions(tools):
@@ -87,6 +95,49 @@ def test_streamed_text_is_released_only_when_later_tokens_cannot_change_it():
     assert [short.add(ord(c)) for c in "abc"] == ["a", "b", ""], "a longer row in its batch goes on"
 
 
+TOOL_CALLS, ACTIONS = CHAT_FORMATS["tool_calls"], CHAT_FORMATS["actions"]
+
+
+@pytest.mark.parametrize("text, names", [
+    (PARALLEL_TEXT, ["get_weather", "get_weather"]),
+    ('\n<tool_call>[{"name": "get_stock", "arguments": {"ticker": "ACME"}}]</tool_call>', ["get_stock"]),
+    ('<tool_call>[{"name": "delete_files", "arguments": {}}]</tool_call>', []),  # not an offered tool
+    ('<tool_call>[{"name": "get_weather", "arguments": {"city": 7}}]</tool_call>', []),  # a wrong type
+    (PARALLEL_TEXT.replace('"Rome"}', '"Rome", "path": "/etc"}'), []),  # one call of two does not fit
+    (GARBLED_TEXT, []),  # malformed
+    ("Let me check. " + PARALLEL_TEXT, []),  # calls begin the answer
+    ("It is sunny.", []),
+])
+def test_tool_calls_format_answers_with_all_calls_when_every_one_fits(text, names):
+    functions = _functions([WEATHER, STOCK])
+    assert [c.name for c in TOOL_CALLS.answer(text, functions)] == names
+    assert TOOL_CALLS.answer(text, []) == [], "no tools offered (tool_choice none)"
+
+
+@pytest.mark.parametrize("chat_format, text, may_call", [
+    (TOOL_CALLS, "", True), (TOOL_CALLS, " <tool_", True), (TOOL_CALLS, GARBLED_TEXT, True),
+    (TOOL_CALLS, "<b>", False), (TOOL_CALLS, "It is", False),
+    (ACTIONS, "get_weather(", True), (ACTIONS, CALL_TEXT + "\nmore", True), (ACTIONS, "It is sunny.\n", False),
+])
+def test_streaming_holds_back_text_only_while_it_may_still_be_calls(chat_format, text, may_call):
+    assert chat_format.may_call(text, _functions([WEATHER])) is may_call
+    assert not chat_format.may_call(text, []), "nothing is held when no tools are offered"
+
+
+def test_tool_calls_format_prompts_with_the_shared_renderer_and_checks_earlier_calls(tiny_llm):
+    tokenizer = load_tokenizer(tiny_llm)
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    history = [*TWO_CITIES, {"role": "assistant", "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    functions = _functions([WEATHER])
+    prompt = TOOL_CALLS.prompt(tokenizer, [ChatMessage.model_validate(m) for m in history], functions)
+    assert prompt == render_prompt(tokenizer, history, functions)
+    assert 'get_weather", "arguments": {"city": "Paris"}}]</tool_call>\nuser: Function result: sunny\n' in prompt
+    call["function"]["arguments"] = "{not json"
+    with pytest.raises(InvalidRequest, match="arguments must be a JSON object"):
+        TOOL_CALLS.prompt(tokenizer, [ChatMessage.model_validate(m) for m in history], functions)
+
+
 def test_a_batch_of_streamed_requests_shares_one_generate_call_per_group():
     import asyncio
 
@@ -122,13 +173,13 @@ def test_a_batch_of_streamed_requests_shares_one_generate_call_per_group():
 
 
 # ------------------------------------------------------------------ artifacts: two adapters, one merged
-def _train_adapter(base, target: str, out_dir):
-    """A LoRA adapter fitted in a few AdamW steps to answer PROMPT with `target`."""
+def _train_adapter(base, target: str, out_dir, prompt: str = PROMPT):
+    """A LoRA adapter fitted in a few AdamW steps to answer `prompt` with `target`."""
     torch.manual_seed(0)
     model, tokenizer = load_causal_lm(LLMModelSettings(path=str(base), lora=LoRASettings(r=8, alpha=16, dropout=0.0)))
-    batch = tokenizer([PROMPT + target + tokenizer.eos_token], return_tensors="pt")
+    batch = tokenizer([prompt + target + tokenizer.eos_token], return_tensors="pt")
     labels = batch["input_ids"].clone()
-    labels[:, :len(tokenizer(PROMPT)["input_ids"])] = -100
+    labels[:, :len(tokenizer(prompt)["input_ids"])] = -100
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     for _ in range(40):
         model(**batch, labels=labels).loss.backward()
@@ -143,7 +194,11 @@ def artifacts(tiny_llm, tmp_path_factory):
     caller = _train_adapter(tiny_llm, CALL_TEXT, root / "caller")
     chatter = _train_adapter(tiny_llm, CHAT_TEXT, root / "chatter")
     merge_adapter(caller, root / "merged")
-    return {"base": tiny_llm, "caller": caller, "chatter": chatter, "merged": root / "merged"}
+    # The tool-calling format's prompt, rendered as the server renders it.
+    tool_prompt = render_prompt(load_tokenizer(tiny_llm), TWO_CITIES, _functions([WEATHER, STOCK]))
+    return {"base": tiny_llm, "caller": caller, "chatter": chatter, "merged": root / "merged",
+            PARALLEL: _train_adapter(tiny_llm, PARALLEL_TEXT, root / PARALLEL, tool_prompt),
+            GARBLED: _train_adapter(tiny_llm, GARBLED_TEXT, root / GARBLED, tool_prompt)}
 
 
 def _free_port() -> int:
@@ -163,13 +218,18 @@ def base_url(ray_session, artifacts):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     # One adapter loaded at a time: alternating between them exercises multiplexing's eviction.
     serve.run(LLMServer.options(**small).bind({
-        "model": str(artifacts["base"]), "model_name": BASE_MODEL, "max_adapters_per_replica": 1,
+        "model": str(artifacts["base"]), "model_name": BASE_MODEL, "chat_format": "actions",
+        "max_adapters_per_replica": 1,
         "adapters": {CALLER: str(artifacts["caller"]), CHATTER: str(artifacts["chatter"])},
         "max_new_tokens": 24, "max_messages": 4, "max_tools": 2, "max_body_bytes": 16 * 1024}),
         name="llm", route_prefix="/")
     serve.run(LLMServer.options(**small).bind({"model": str(artifacts["merged"]), "model_name": MERGED,
                                                "max_new_tokens": 24, "api_key": KEY}),
               name="merged", route_prefix="/merged")
+    serve.run(LLMServer.options(**small).bind({  # the tiny model's 512 positions: a 423-token prompt, 80 new
+        "model": str(artifacts["base"]), "model_name": BASE_MODEL, "chat_format": "tool_calls",
+        "adapters": {name: str(artifacts[name]) for name in (PARALLEL, GARBLED)}, "max_new_tokens": 80}),
+        name="tools", route_prefix="/tools")
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
 
@@ -177,6 +237,12 @@ def base_url(ray_session, artifacts):
 @pytest.fixture()
 def client(base_url):
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+@pytest.fixture()
+def tools_client(base_url):
+    """The application serving adapters of recursa's tool-calling format."""
+    return openai.OpenAI(base_url=f"{base_url}/tools/v1", api_key="unused", max_retries=0, timeout=60)
 
 
 def _complete(client, model: str, **options) -> str:
@@ -263,6 +329,58 @@ def test_streamed_chat_sends_messages_in_pieces_and_tool_calls_whole(client):
     assert "".join(c.choices[0].delta.content or "" for c in said) == CHAT_TEXT.strip()
 
 
+def _cities(tool_calls) -> list[tuple[str, dict]]:
+    return [(call.function.name, json.loads(call.function.arguments)) for call in tool_calls]
+
+
+PARIS_AND_ROME = [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+
+
+def test_tool_calls_format_returns_parallel_calls(tools_client):
+    reply = tools_client.chat.completions.create(model=PARALLEL, messages=TWO_CITIES, tools=[WEATHER, STOCK])
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert _cities(choice.message.tool_calls) == PARIS_AND_ROME
+    assert len({call.id for call in choice.message.tool_calls}) == 2
+    assert {call.type for call in choice.message.tool_calls} == {"function"}
+
+
+def test_tool_calls_format_streams_calls_whole_at_the_end(tools_client):
+    with tools_client.chat.completions.stream(model=PARALLEL, messages=TWO_CITIES, tools=[WEATHER, STOCK]) as events:
+        chunks = [event.chunk for event in events if event.type == "chunk"]
+        final = events.get_final_completion()
+    assert not any(c.choices[0].delta.content for c in chunks if c.choices), "held back, never sent as text"
+    assert [d.index for c in chunks for d in c.choices[0].delta.tool_calls or []] == [0, 1]
+    assert final.choices[0].finish_reason == "tool_calls" and _cities(final.choices[0].message.tool_calls) == \
+        PARIS_AND_ROME
+    assert len({call.id for call in final.choices[0].message.tool_calls}) == 2
+
+
+def test_tool_calls_format_answers_malformed_output_as_a_message(tools_client):
+    reply = tools_client.chat.completions.create(model=GARBLED, messages=TWO_CITIES, tools=[WEATHER, STOCK])
+    assert reply.choices[0].message.tool_calls is None and reply.choices[0].finish_reason == "stop"
+    assert reply.choices[0].message.content == GARBLED_TEXT.strip()
+    streamed = list(tools_client.chat.completions.create(model=GARBLED, messages=TWO_CITIES, tools=[WEATHER, STOCK],
+                                                         stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed).strip() == GARBLED_TEXT.strip()
+    assert streamed[-1].choices[0].finish_reason == "stop"
+
+
+def test_tool_choice_limits_the_calls_the_answer_may_make(tools_client):
+    for tool_choice in ("none", {"type": "function", "function": {"name": "get_stock"}}):
+        reply = tools_client.chat.completions.create(model=PARALLEL, messages=TWO_CITIES, tools=[WEATHER, STOCK],
+                                                     tool_choice=tool_choice)
+        assert not any(c.function.name == "get_weather" for c in reply.choices[0].message.tool_calls or [])
+
+
+def test_tool_calls_format_rejects_earlier_calls_whose_arguments_are_not_json(base_url):
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{not json"}}
+    body = {"model": PARALLEL, "tools": [WEATHER], "messages": [*TWO_CITIES, {"role": "assistant", "tool_calls": [call]},
+                                                                {"role": "tool", "tool_call_id": "c1", "content": "x"}]}
+    response = requests.post(f"{base_url}/tools/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 422 and "JSON object" in response.json()["error"]["message"]
+
+
 def test_models_lists_the_model_and_each_adapter(client):
     assert [m.id for m in client.models.list().data] == [BASE_MODEL, CALLER, CHATTER]
 
@@ -333,3 +451,14 @@ def test_serve_config_is_checked_with_the_field_named(tmp_path):
     bad.write_text(Path("serve/llm.yaml").read_text().replace("model_name: recursa-llm", "model_name: math-sft"))
     with pytest.raises(ConfigError, match=r"applications\.llm\.args\.adapters: .*already the model_name"):
         check_serve_config(bad)
+
+
+def test_the_tool_calling_serve_config_is_checked_and_names_the_run_that_makes_its_model(monkeypatch, tmp_path):
+    from recursa.cli.serve import check_model_dirs, check_serve_config
+    from recursa.core.config import ConfigError
+
+    config = check_serve_config(Path("serve/llm_tools.yaml").resolve())
+    assert config.applications[0].args["chat_format"] == "tool_calls"
+    monkeypatch.chdir(tmp_path)  # nothing has been trained here
+    with pytest.raises(ConfigError, match=r"args\.model: .* not found at runs/llm-bfcl/grpo/reference; .*make llm-bfcl"):
+        check_model_dirs(config)

@@ -107,15 +107,25 @@ def model_dirs(args: BaseModel) -> list[ModelDir]:
         return [ModelDir("model_dir", args.model_dir, "tool-calling TRM", files,
                          f"`recursa export trm --checkpoint runs/bfcl/model --out {args.model_dir}`")]
     if isinstance(args, LLMServeArgs):
-        demo = "`recursa llm demo --out runs/llm-demo`"  # writes runs/llm-demo/tiny-llm and .../sft/adapter
         dirs = [] if _is_hub_id(args.model) else [
             ModelDir("model", args.model, "causal LM (Hugging Face layout)", (HF_MODEL_CONFIG,),
-                     f"{demo}, or `recursa export llm --format merged --adapter ADAPTER --out {args.model}`")]
+                     f"{_llm_run(args.model)}, or `recursa export llm --format merged --adapter ADAPTER --out {args.model}`")]
         return dirs + [
             ModelDir(f"adapters.{name}", directory, "LoRA adapter", LORA_ADAPTER_FILES,
-                     f"{demo}, or `recursa train llm --config jobs/configs/llm_sft.yaml`")
+                     f"{_llm_run(directory)}, or `recursa train llm --config jobs/configs/llm_sft.yaml`")
             for name, directory in args.adapters.items()]
     return []
+
+
+# The runs of `recursa llm`'s pipelines, by the directory each writes its models in.
+LLM_RUNS = {"runs/llm-bfcl": "`recursa llm bfcl --out runs/llm-bfcl` (`make llm-bfcl`)",
+            "runs/llm-demo": "`recursa llm demo --out runs/llm-demo`"}
+
+
+def _llm_run(path: str) -> str:
+    """The pipeline run that writes the model at `path` (the math demo's, unless it is the BFCL one's)."""
+    return next((command for run, command in LLM_RUNS.items() if Path(path).is_relative_to(run)),
+                LLM_RUNS["runs/llm-demo"])
 
 
 def _is_hub_id(model: str) -> bool:

@@ -17,6 +17,10 @@ class LLMServeArgs(StrictModel):
 
     model: str  # a merged model (`recursa export llm --format merged`) or the base the adapters were trained on
     model_name: str = "recursa-llm"  # the id the model itself is served under
+    # How chats become prompts and answers become tool calls. "tool_calls": recursa's tool-calling
+    # format, what `recursa train llm` with env function_calling and `make llm-bfcl` train;
+    # "actions": the action agents' transcript, for the math demo.
+    chat_format: Literal["tool_calls", "actions"] = "tool_calls"
     adapters: dict[str, str] = Field(default_factory=dict)  # served id -> adapter directory
     max_adapters_per_replica: int = Field(4, ge=1)  # `@serve.multiplexed` keeps this many loaded (LRU)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Literal
@@ -22,7 +23,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from recursa.core.config import ConfigError
 from recursa.llm.adapters import LoRAAdapters
-from recursa.llm.chat import chat_transcript, parse_tool_call
+from recursa.llm.chat_formats import CHAT_FORMATS
 from recursa.llm.config import LLMServeArgs
 from recursa.llm.models import load_tokenizer
 from recursa.serving.chat_tools import InvalidRequest, offered_functions
@@ -76,6 +77,7 @@ class LLMCore:
 
     def __init__(self, settings: LLMServeArgs):
         self.settings = settings
+        self.chat_format = CHAT_FORMATS[settings.chat_format]
         self.tokenizer = load_tokenizer(settings.model)
         self.tokenizer.padding_side = "left"
         try:
@@ -104,12 +106,13 @@ class LLMCore:
         return self._generation(request, request.prompt, "prompt")
 
     def chat_input(self, request: LLMChatCompletionRequest) -> Generation:
-        """The generation a chat request asks for: its transcript, with the offered tools."""
+        """The generation a chat request asks for: its prompt in the chat format, with the offered tools."""
         if len(request.messages) > self.settings.max_messages:
             raise InvalidRequest(f"messages: at most {self.settings.max_messages} messages")
         if request.tools and len(request.tools) > self.settings.max_tools:
             raise InvalidRequest(f"tools: at most {self.settings.max_tools} tools")
-        return self._generation(request, chat_transcript(request.messages, self._functions(request)), "messages")
+        prompt = self.chat_format.prompt(self.tokenizer, request.messages, self._functions(request))
+        return self._generation(request, prompt, "messages")
 
     def generate(self, batch: list[Generation]) -> list[Generated]:
         """Continue every prompt; one `generate` call per group of equal adapter and sampling settings."""
@@ -144,18 +147,19 @@ class LLMCore:
         return ChatCompletion(model=request.model, choices=choices, usage=total_usage(generated))
 
     def chat_choice(self, request: LLMChatCompletionRequest, generated: Generated, index: int = 0) -> Choice:
-        """Tool calls when the output parses as a call to an offered tool, else the text."""
-        call = parse_tool_call(generated.text, self._functions(request))
-        if call is not None:
-            out = ToolCallOut(function=FunctionCallOut(name=call.name, arguments=json.dumps(call.arguments)))
-            return Choice(index=index, message=AssistantMessage(content=None, tool_calls=[out]),
+        """Tool calls when the output is calls to offered tools (all of them fitting), else the text."""
+        calls = self.chat_format.answer(generated.text, self._functions(request))
+        if calls:
+            out = [ToolCallOut(function=FunctionCallOut(name=c.name, arguments=json.dumps(c.arguments))) for c in calls]
+            return Choice(index=index, message=AssistantMessage(content=None, tool_calls=out),
                           finish_reason="tool_calls")
         return Choice(index=index, message=AssistantMessage(content=generated.text.strip()),
                       finish_reason=generated.finish_reason)
 
-    def offers_tools(self, request: LLMChatCompletionRequest) -> bool:
-        """Whether the answer may be a tool call."""
-        return bool(self._functions(request))
+    def may_call(self, request: LLMChatCompletionRequest) -> Callable[[str], bool]:
+        """Whether a chat answer beginning with the given text may still be tool calls."""
+        functions = self._functions(request)
+        return lambda text: self.chat_format.may_call(text, functions)
 
     def health_check(self) -> None:
         """Generate one token with the model alone."""

@@ -5,8 +5,8 @@ of requests with equal adapter and sampling settings, in a worker thread that ha
 step's tokens to a `TokenFeed`, and gives every request its share of each step as it comes.
 `ChoiceText` turns a choice's tokens into text deltas that are always a prefix of the final answer:
 it holds back an unfinished UTF-8 character and the tail that could be the start of a stop string.
-Chat answers that may be a tool call (tools were offered) are held until the end, because only the
-whole text says whether it is one.
+A chat answer is also held back while it may still be tool calls (its chat format says so): calls
+are sent whole at the end, and held text that turned out to be a message is sent then.
 """
 
 from __future__ import annotations
@@ -94,12 +94,16 @@ def _per_job(jobs: list[StreamJob], members: list[int], delivered: set[int], row
     return items
 
 
+def _never(text: str) -> bool:
+    return False
+
+
 class ChoiceText:
     """One choice's text as it grows, released in deltas that later tokens cannot change."""
 
     def __init__(self, decode: Callable[[list[int]], str], eos_token_id: int | None, generation: Generation,
-                 lstrip: bool = False):
-        self.decode, self.eos_token_id, self.lstrip = decode, eos_token_id, lstrip
+                 lstrip: bool = False, hold: Callable[[str], bool] = _never):
+        self.decode, self.eos_token_id, self.lstrip, self.hold = decode, eos_token_id, lstrip, hold
         self.stop, self.max_tokens = generation.stop, generation.max_new_tokens
         self.tokens: list[int] = []
         self.sent = ""
@@ -121,10 +125,10 @@ class ChoiceText:
         else:
             text = text.rstrip("\ufffd")  # an unfinished multi-byte character
             text = text[:len(text) - _stop_prefix_length(text, self.stop)]
-        return self._release(text)
+        return "" if self.hold(text) else self._release(text)
 
     def finish(self, final: str) -> str:
-        """The rest of the final text (what generation ended with)."""
+        """The rest of the final text (what generation ended with), held back or not."""
         final = final.lstrip() if self.lstrip else final
         return self._release(final)
 
@@ -143,11 +147,11 @@ async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompl
                         generation: Generation, items: AsyncIterator[list[int] | Finished]) -> AsyncIterator[str]:
     """The server-sent events of a streamed (chat) completion from what its batch sends it
     (`batch_steps`; Serve ends the request's stream at StopIteration), ending with [DONE]."""
-    chat = isinstance(request, LLMChatCompletionRequest)
-    chunks = ChatChunks(request.model) if chat else CompletionChunks(request.model)
-    # Only the whole text says whether it is a tool call.
-    held = isinstance(request, LLMChatCompletionRequest) and core.offers_tools(request)
-    texts = [ChoiceText(core.decode, core.tokenizer.eos_token_id, generation, lstrip=chat) for _ in range(request.n)]
+    chat = request if isinstance(request, LLMChatCompletionRequest) else None
+    chunks = CompletionChunks(request.model) if chat is None else ChatChunks(request.model)
+    hold = _never if chat is None else core.may_call(chat)
+    texts = [ChoiceText(core.decode, core.tokenizer.eos_token_id, generation, lstrip=chat is not None, hold=hold)
+             for _ in range(request.n)]
     if isinstance(chunks, ChatChunks):
         for index in range(request.n):
             yield sse(chunks.role(index))
@@ -157,12 +161,12 @@ async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompl
             break
         for index, token in enumerate(item):
             delta = texts[index].add(token)
-            if delta and not held:
+            if delta:
                 yield sse(chunks.text(index, delta))
     for index, result in enumerate(generated):
-        if held:
-            assert isinstance(request, LLMChatCompletionRequest) and isinstance(chunks, ChatChunks)  # held: a chat
-            yield sse(chunks.whole(core.chat_choice(request, result, index)))
+        choice = None if chat is None else core.chat_choice(chat, result, index)
+        if choice is not None and choice.message.tool_calls and isinstance(chunks, ChatChunks):  # held back until now
+            yield sse(chunks.whole(choice))
         else:
             yield sse(chunks.text(index, texts[index].finish(result.text), result.finish_reason))
     if request.include_usage():
