@@ -137,17 +137,20 @@ def _play(example: FCExample, output: str):
     return next(run_episodes(lambda: env, Fixed(), [example]))
 
 
-def test_reward_components_for_right_partial_malformed_and_unwanted_calls():
+def test_reward_components_for_right_partial_malformed_missing_and_unwanted_calls():
     example = FCExample(id="p", query="Weather in Paris and Rome?", functions=[WEATHER], calls=[PARIS, ROME])
     right = _play(example, format_tool_calls([ROME, PARIS]))
     assert right.success and right.total_reward == 2.0 and right.steps[0].info["ast"] == 1.0
     half = _play(example, format_tool_calls([PARIS]))
-    assert not half.success and half.steps[0].info == {"ast": 0.0, "execution": 0.5, "calls": 1.0}
+    assert not half.success and half.total_reward == 0.5
+    assert half.steps[0].info == {"ast": 0.0, "execution": 0.5, "calls": 1.0, "wrong_decision": 0.0}
     broken = _play(example, f'{OPEN}[{{"name": "get_weather", ')
     assert broken.total_reward == -1.0 and broken.format_errors == 1 and broken.steps[0].info == {"malformed": 1.0}
+    missing = _play(example, "I cannot check the weather.")
+    assert missing.total_reward == -1.0 and missing.steps[0].info["wrong_decision"] == 1.0
     none_wanted = FCExample(id="n", query="Tell me a joke", functions=[WEATHER], calls=[])
     assert _play(none_wanted, "Why did the chicken cross the road?").total_reward == 2.0
-    assert _play(none_wanted, format_tool_calls([PARIS])).total_reward == 0.0
+    assert _play(none_wanted, format_tool_calls([PARIS])).total_reward == -1.0
 
 
 def test_a_template_with_a_tools_section_gets_the_tools_there(tiny_llm):

@@ -6,7 +6,12 @@ step's `info`: AST validity against the example's possible answers (BFCL's rules
 functions, right count, every argument an acceptable value; for a no-call example, no call) and
 the execution reward of the sandboxed executor (the share of expected results the calls
 reproduce). A malformed answer (a `<tool_call>` tag that does not hold a JSON list of calls) is a
-format error with the actions' penalty. Examples come from recursa's generator, never from BFCL.
+format error with the actions' penalty, and so is the wrong decision: no call where calls are
+expected, or a call where none fits. Without that, answering in text is a safe default that GRPO
+learns at once (it scores 0 on every call example and 2 on every no-call one, while an attempted
+call risks the malformed penalty): measured on `make llm-bfcl`, the policy stopped calling
+altogether within six iterations while its held-out reward rose. Examples come from recursa's
+generator, never from BFCL.
 """
 
 from __future__ import annotations
@@ -15,7 +20,15 @@ from recursa.fc.ast_reward import score_example
 from recursa.fc.data.generator import generate_examples
 from recursa.fc.data.schema import FCExample
 from recursa.fc.execution_reward import ExecutionScorer
-from recursa.llm.actions import ActionParseError, ActionResult, AgentState, BaseAgent, BaseEnvironment, ChatTask
+from recursa.llm.actions import (
+    MALFORMED_PENALTY,
+    ActionParseError,
+    ActionResult,
+    AgentState,
+    BaseAgent,
+    BaseEnvironment,
+    ChatTask,
+)
 from recursa.llm.tool_calls import format_tool_calls, parse_tool_calls
 
 AST_WEIGHT = 1.0
@@ -61,10 +74,13 @@ class FunctionCallingEnv(BaseEnvironment):
         ast = score_example(calls, example)
         execution = ExecutionScorer(example).reward(calls)
         self.solved = ast.valid
-        reward = AST_WEIGHT * float(ast.valid) + EXECUTION_WEIGHT * execution
+        wrong_decision = bool(calls) != bool(example.calls)
+        reward = (MALFORMED_PENALTY if wrong_decision
+                  else AST_WEIGHT * float(ast.valid) + EXECUTION_WEIGHT * execution)
         observation = "correct" if ast.valid else f"incorrect: {ast.error}"
         return ActionResult(observation, reward, True,
-                            {"ast": float(ast.valid), "execution": execution, "calls": float(len(calls))})
+                            {"ast": float(ast.valid), "execution": execution, "calls": float(len(calls)),
+                             "wrong_decision": float(wrong_decision)})
 
     def is_success(self) -> bool:
         return self.solved

@@ -19,7 +19,8 @@ from typing import Any
 from recursa.core.config import load_config
 from recursa.llm.bfcl import evaluate_llm_bfcl
 from recursa.llm.config import LLMModelSettings, TrainLLMConfig
-from recursa.llm.train import REFERENCE_DIR, train_llm
+from recursa.llm.evaluate import evaluate_adapter
+from recursa.llm.train import REFERENCE_DIR, action_env, train_llm
 
 SUMMARY_KEYS = ("non_live_ast", "irrelevance", "live_ast", "categories", "predictions")
 
@@ -65,7 +66,7 @@ def run_llm_bfcl(out_dir: str | Path, sft_config: str | Path, grpo_config: str |
     grpo_adapter = trained(grpo)
     merged_sft = LLMModelSettings(path=str(out_dir / "grpo" / REFERENCE_DIR), dtype=sft.model.dtype)
     after_grpo = scored("after_grpo", merged_sft, grpo_adapter)
-    held_out = {"heldout_reward_before": _held_out_reward(out_dir / "sft"),
+    held_out = {"heldout_reward_before": _sft_held_out_reward(grpo, base, sft_adapter, out_dir / "after_sft"),
                 "heldout_reward_after": _held_out_reward(out_dir / "grpo")}
     report: dict[str, Any] = {
         "model": sft.model.path,
@@ -84,6 +85,15 @@ def _summary(bfcl: dict) -> dict:
 
 
 def _held_out_reward(run_dir: Path) -> float:
-    """Mean reward of a training run's adapter on the generated held-out examples (same seed for both runs)."""
+    """Mean reward of a training run's adapter on its generated held-out examples."""
     return json.loads((run_dir / "report.json").read_text())["eval"]["mean_reward"]
+
+
+def _sft_held_out_reward(grpo: TrainLLMConfig, base: LLMModelSettings, adapter: Path, stage_dir: Path) -> float:
+    """The SFT policy's mean reward on the GRPO run's held-out examples, scored by the GRPO environment."""
+    out = stage_dir / "heldout.json"
+    if not out.is_file():
+        summary = evaluate_adapter(base, adapter, action_env(grpo), grpo.data.eval_episodes, grpo.data.eval_seed)
+        out.write_text(json.dumps(summary, indent=2))
+    return json.loads(out.read_text())["mean_reward"]
 
