@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from transformers import AutoModelForCausalLM
 
 from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
@@ -27,6 +26,7 @@ from recursa.llm.models import (
     has_tokenizer,
     load_tokenizer,
     merge_into_base,
+    pretrained_causal_lm,
 )
 from recursa.llm.sources import portable_name
 
@@ -88,7 +88,7 @@ def export_onnx(merged_dir: str | Path, out_path: str | Path) -> dict:
     difference over the real (unpadded) positions is reported and must be under ``ONNX_TOLERANCE``.
     """
     merged_dir, out_path = Path(merged_dir), Path(out_path)
-    model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32)
+    model = pretrained_causal_lm(merged_dir, dtype=torch.float32)
     tokenizer = load_tokenizer(merged_dir)
     logits = _LogitsOnly(model).eval()
     example = tokenizer(["Solve for x: 2x = 4"], return_tensors="pt")

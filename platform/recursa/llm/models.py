@@ -122,6 +122,15 @@ def _adapter_config(adapter_dir: str | Path) -> Path:
     return path
 
 
+def pretrained_causal_lm(location: str | Path, **options) -> PreTrainedModel:
+    """``AutoModelForCausalLM.from_pretrained`` without hub kernels.
+
+    With the `kernels` package installed, transformers would swap layers for kernels fetched from
+    the Hugging Face hub (a download at run time) and re-kernelise on every train()/eval() switch.
+    """
+    return AutoModelForCausalLM.from_pretrained(location, use_kernels=False, **options)
+
+
 def _load_base(settings: LLMModelSettings) -> PreTrainedModel:
     source: ModelSource = resolve_model(settings.path)
     dtype = getattr(torch, settings.dtype)
@@ -133,7 +142,7 @@ def _load_base(settings: LLMModelSettings) -> PreTrainedModel:
     if settings.load_in_4bit:
         options |= _four_bit_options(dtype)
     try:
-        return AutoModelForCausalLM.from_pretrained(source.location, **options)
+        return pretrained_causal_lm(source.location, **options)
     except (OSError, ValueError) as error:
         raise ConfigError(f"model.path: cannot load a causal LM from {source} ({_first_line(error)})") from None
 

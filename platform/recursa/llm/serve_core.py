@@ -18,14 +18,13 @@ from itertools import groupby
 from typing import Literal
 
 import torch
-from transformers import AutoModelForCausalLM
 from transformers.generation.streamers import BaseStreamer
 
 from recursa.core.config import ConfigError
 from recursa.llm.adapters import LoRAAdapters
 from recursa.llm.chat_formats import CHAT_FORMATS
 from recursa.llm.config import LLMServeArgs
-from recursa.llm.models import load_tokenizer
+from recursa.llm.models import load_tokenizer, pretrained_causal_lm
 from recursa.serving.chat_tools import InvalidRequest, offered_functions
 from recursa.serving.schemas import (
     AssistantMessage,
@@ -81,7 +80,7 @@ class LLMCore:
         self.tokenizer = load_tokenizer(settings.model)
         self.tokenizer.padding_side = "left"
         try:
-            base = AutoModelForCausalLM.from_pretrained(settings.model, dtype=getattr(torch, settings.dtype))
+            base = pretrained_causal_lm(settings.model, dtype=getattr(torch, settings.dtype))
         except OSError as error:
             raise ConfigError(f"model: cannot load a causal LM from {settings.model} ({error})".splitlines()[0]) from None
         self.max_prompt_tokens = _prompt_limit(settings, getattr(base.config, "max_position_embeddings", None))
