@@ -77,6 +77,20 @@ def test_recommender_batch_runs_each_episode_as_if_alone(models):
     assert len({tuple(r.candidates) for r in alone}) == 3, "three users, three candidate sets"
 
 
+def test_recommender_serves_any_number_of_candidates_in_one_batch(models):
+    from recursa.gift.schemas import RecommendRequest
+    from recursa.gift.serve_core import GiftRecommenderCore
+
+    core = GiftRecommenderCore(models["gift"])  # trained and exported at 8 candidates
+    catalog = core._sample_env.items.ids.tolist()
+    requests_ = [RecommendRequest(user=USER, item_ids=catalog[:k]) for k in (4, 32, 8)]
+    together = core.recommend(requests_)
+    for request, response in zip(requests_, together):
+        assert response.candidates == request.item_ids
+        assert len(response.recommendations) == 3 and {r.item_id for r in response.recommendations} <= set(request.item_ids)
+        assert response.model_dump() == core.recommend([request])[0].model_dump()
+
+
 @pytest.fixture(scope="module")
 def server(ray_session, models):
     from ray import serve
@@ -192,7 +206,8 @@ def test_unknown_model_raises_in_the_openai_client(client):
     ({"user": {**USER, "budget": -5}}, 422, "budget"),
     ({"user": {**USER, "interests": ["dragons"]}}, 422, "interests"),
     ({"user": USER, "item_ids": [10**9] * 8}, 422, "unknown items"),
-    ({"user": USER, "item_ids": [1, 2]}, 422, "distinct items"),
+    ({"user": USER, "item_ids": [1, 2]}, 422, "4 to 32 distinct items"),
+    ({"user": USER, "item_ids": list(range(33))}, 422, "4 to 32 distinct items"),
     ({"user": USER, "extra": 1}, 422, "extra"),
     ({"user": USER, "seed": 1, "pad": "x" * 5000}, 413, "bytes"),
 ])

@@ -11,29 +11,44 @@ from recursa.cli.app import console, eval_app
 from recursa.cli.common import fc_model_dir, trace_store
 from recursa.core.artifact import open_artifact
 from recursa.core.config import ConfigError, load_config
-from recursa.gift.config import TrainGiftConfig
+from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES, GiftEnvConfig, TrainGiftConfig
 
 
 @eval_app.command("gift")
 def eval_gift(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A gift policy directory (runs/<name>/policy) or its run."),
+    checkpoints: list[Path] = typer.Option(..., "--checkpoint", help="A gift policy directory (runs/<name>/policy) "
+                                           "or its run; twice to compare two policies on the same users."),
     config: Path | None = typer.Option(None, "--config", help="The run's config (default: next to the checkpoint)."),
+    candidates: list[int] = typer.Option([], "--candidates", min=MIN_CANDIDATES, max=MAX_CANDIDATES,
+                                         help="Evaluate with K candidates instead of the config's (repeat for several)."),
     seed: int = typer.Option(1234, "--seed", help="Seed of the held-out episodes."),
     users: int = typer.Option(400, "--users", min=1, help="Held-out users (one episode each)."),
     out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
 ) -> None:
-    """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines."""
-    policy_dir = open_artifact(checkpoint, expect="gift-policy").path
-    settings = load_config(config or _run_config_near(checkpoint), TrainGiftConfig)
-    from recursa.gift.evaluate import evaluate_with_baselines, module_policy
+    """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines,
+    at the config's number of candidates or at each `--candidates K`; or compare two policies."""
+    if len(checkpoints) > 2:
+        raise ConfigError("checkpoint: give one policy, or two to compare")
+    policy_dirs = [open_artifact(checkpoint, expect="gift-policy").path for checkpoint in checkpoints]
+    settings = load_config(config or _run_config_near(checkpoints[0]), TrainGiftConfig)
+    from recursa.gift.evaluate import check_policy_fits, compare_policies, evaluate_with_baselines, module_policy
     from recursa.gift.policy_io import load_policy
-    from recursa.gift.report import print_results
+    from recursa.gift.report import print_comparison, print_results
 
-    module, _ = load_policy(policy_dir)
-    results = evaluate_with_baselines(settings.env, module_policy(module), users, seed)
-    print_results(results, console)
+    modules = [load_policy(policy_dir)[0] for policy_dir in policy_dirs]
+    for module in modules:
+        check_policy_fits(module)
+    results: dict = {}
+    for k in candidates or [settings.env.num_candidates]:
+        env = GiftEnvConfig(**{**settings.env.model_dump(), "num_candidates": k})
+        if len(modules) == 2:
+            results[k] = compare_policies(env, module_policy(modules[0]), module_policy(modules[1]), users, seed)
+            print_comparison(results[k], [str(c) for c in checkpoints], k, console)
+        else:
+            results[k] = evaluate_with_baselines(env, module_policy(modules[0]), users, seed)
+            print_results(results[k], console, title=f"Gift recommendation, {k} candidates, held-out users")
     if out:
-        out.write_text(json.dumps(results, indent=2))
+        out.write_text(json.dumps(results if candidates else results[settings.env.num_candidates], indent=2))
 
 
 @eval_app.command("llm")

@@ -36,7 +36,7 @@ class TRMConfig(StrictModel):
     expansion: float = Field(8 / 3, gt=0.0)  # SwiGLU width over hidden_size
     mixer: Literal["attention", "mlp"] = "attention"
     # Token positions: the mlp mixer mixes exactly this many, the token model embeds up to this many.
-    # Attention needs none; the gift policy uses its observation's token count instead.
+    # Attention needs none, so the gift policy acts on any number of candidates.
     seq_len: int | None = Field(None, ge=1)
     T: int = Field(2, ge=1)
     n: int = Field(2, ge=1)

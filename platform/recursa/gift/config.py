@@ -18,6 +18,9 @@ from recursa.core.hardware import HardwareProfile, fill_unset
 from recursa.core.trm import TRMConfig
 from recursa.serving.config import ServeBatching
 
+# The candidate counts a policy acts on, whatever K it was trained with (the candidates are a set).
+MIN_CANDIDATES, MAX_CANDIDATES = 4, 32
+
 
 class GiftEnvConfig(StrictModel):
     """The gift recommendation environment."""
@@ -27,7 +30,7 @@ class GiftEnvConfig(StrictModel):
     num_users: int = Field(2000, ge=20)
     data_seed: int = 0
     split: Literal["train", "test"] = "train"
-    num_candidates: int = Field(8, ge=2, le=32)
+    num_candidates: int = Field(8, ge=MIN_CANDIDATES, le=MAX_CANDIDATES)
     max_recommendations: int = Field(3, ge=1)
     max_steps: int = Field(12, ge=1)
     tool_cost: float = Field(0.015, ge=0.0, le=1.0)
@@ -89,6 +92,13 @@ class TrainGiftConfig(StrictModel):
     bc: BCSettings = BCSettings()
     runners: RunnerSettings = RunnerSettings()
     eval: EvalSettings = EvalSettings()
+
+    @field_validator("model")
+    @classmethod
+    def _attention_over_candidates(cls, model: TRMConfig) -> TRMConfig:
+        if model.mixer != "attention":
+            raise ValueError("mixer must be attention for the gift policy: its candidates are a set of any size")
+        return model
 
     @model_validator(mode="after")
     def _minibatch_fits(self) -> TrainGiftConfig:

@@ -9,6 +9,8 @@ set scores 1, minus a small cost per tool call.
 Observation: ``{"observations": float32[K + 1, TOKEN_DIM], "action_mask": float32[A]}``.
 Token 0 describes the user and the episode so far; token 1 + i describes candidate i.
 Actions: 0 = finish, 1..5 = call a gift tool on all candidates, 6 + i = recommend candidate i.
+K is the config's `num_candidates`, or per episode the number of `item_ids` given to `reset`
+(serving); the spaces describe the config's K.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from recursa.gift.config import GiftEnvConfig
+from recursa.gift.config import MAX_CANDIDATES, GiftEnvConfig
 from recursa.gift.data import (
     CATEGORIES,
     OCCASIONS,
@@ -176,11 +178,11 @@ def served_user(profile: dict[str, Any]) -> dict[str, Any]:
     return {"user_id": -1, "interest_tags": [], **neutral, **profile}
 
 
-def gift_spaces(num_candidates: int) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
+def gift_spaces(num_candidates: int, token_dim: int = TOKEN_DIM) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
     """Observation and action spaces for K candidates (the policy needs them without an env)."""
     num_actions = FIRST_ITEM + num_candidates
     observation_space = gym.spaces.Dict({
-        "observations": gym.spaces.Box(-5.0, 5.0, (num_candidates + 1, TOKEN_DIM), np.float32),
+        "observations": gym.spaces.Box(-5.0, 5.0, (num_candidates + 1, token_dim), np.float32),
         "action_mask": gym.spaces.Box(0.0, 1.0, (num_actions,), np.float32),
     })
     return observation_space, gym.spaces.Discrete(num_actions)
@@ -216,7 +218,6 @@ class GiftRecommendationEnv(gym.Env):
             # No result cache inside the env: episodes stay independent and replayable by seed.
             self.registry.register(dataclasses.replace(tool, cacheable=False))
         self.observation_space, self.action_space = gift_spaces(self.config.num_candidates)
-        self.num_actions = int(self.action_space.n)
 
     # ----------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -234,6 +235,8 @@ class GiftRecommendationEnv(gym.Env):
                 index = int(self._rng.integers(len(self.users)))
             self.user = self.users[int(index) % len(self.users)]
         if options.get("item_ids") is not None:
+            if not self.config.max_recommendations <= len(options["item_ids"]) <= MAX_CANDIDATES:
+                raise ValueError(f"item_ids: give {self.config.max_recommendations} to {MAX_CANDIDATES} items")
             self.candidate_items = self.items.take(self.items.positions(options["item_ids"]))
             self.utilities = gift_utility(self.user, self.candidate_items)
         else:
@@ -243,7 +246,7 @@ class GiftRecommendationEnv(gym.Env):
         self.match = interest_match(self.user, self.candidate_items)
         self.tokens = self._initial_tokens()
         self.tool_done = np.zeros(NUM_TOOLS, dtype=bool)
-        self.recommended = np.zeros(self.config.num_candidates, dtype=bool)
+        self.recommended = np.zeros(len(self.candidate_items.ids), dtype=bool)
         self.steps = 0
         self.tool_log: list[tuple[dict[str, Any], ToolResult]] = []  # (arguments, result) per call
         self.stats: EpisodeStats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0,
@@ -271,6 +274,11 @@ class GiftRecommendationEnv(gym.Env):
         truncated = not done and self.steps >= self.config.max_steps
         self._write_profile_token()
         return self._observation(), reward, done, truncated, self._info()
+
+    @property
+    def num_actions(self) -> int:
+        """Finish, the tools and one action per candidate of this episode."""
+        return FIRST_ITEM + len(self.recommended)
 
     def action_mask(self) -> np.ndarray:
         """1 for allowed actions: finish, tools not yet answered, items not yet recommended."""
@@ -306,7 +314,7 @@ class GiftRecommendationEnv(gym.Env):
         raise RuntimeError(f"no candidate set with {m} feasible items for user {self.user['user_id']}")
 
     def _initial_tokens(self) -> np.ndarray:
-        k = self.config.num_candidates
+        k = len(self.candidate_items.ids)
         tokens = np.zeros((k + 1, TOKEN_DIM), dtype=np.float32)
         tokens[0, 0] = 1.0
         profile = tokens[0, _P0:_C0]

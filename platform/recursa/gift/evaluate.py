@@ -11,7 +11,7 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from recursa.core.config import ConfigError
 from recursa.gift.config import GiftEnvConfig
-from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.env import TOKEN_DIM, GiftRecommendationEnv
 from recursa.gift.policies import BASELINES, Policy
 from recursa.gift.policy_io import is_policy_dir, load_policy
 from recursa.gift.tools import GIFT_TOOL_NAMES
@@ -48,8 +48,17 @@ def module_policy(module: RLModule) -> Policy:
     return act
 
 
-def evaluate_policy(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> dict:
-    """Run one episode per held-out user; episode i always sees the same user and candidates."""
+def check_policy_fits(module: RLModule) -> None:
+    """A ConfigError unless the policy reads the tokens this environment writes (any K fits)."""
+    token_dim = getattr(module, "token_dim", None)
+    if token_dim is not None and token_dim != TOKEN_DIM:
+        raise ConfigError(f"checkpoint: the policy reads tokens of {token_dim} features, this environment writes "
+                          f"{TOKEN_DIM} (a different observation encoding)")
+
+
+def episode_returns(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> tuple[np.ndarray, dict]:
+    """One episode per held-out user (episode i always sees the same user and candidates): the
+    returns, and tool calls per episode with the calls by tool."""
     env = GiftRecommendationEnv(env_config.model_copy(update={"split": "test"}).model_dump())
     rewards, tool_calls = [], []
     usage = dict.fromkeys(GIFT_TOOL_NAMES, 0.0)
@@ -65,14 +74,35 @@ def evaluate_policy(env_config: GiftEnvConfig, policy: Policy, users: int, seed:
         for tool, calls in info["calls_by_tool"].items():
             usage[tool] += calls / users
     env.close()
-    returns = np.asarray(rewards)
-    half_width = 1.96 * returns.std(ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else 0.0
-    return {
-        "mean_reward": float(returns.mean()),
-        "ci95": [float(returns.mean() - half_width), float(returns.mean() + half_width)],
-        "tool_calls_per_episode": float(np.mean(tool_calls)),
-        "tool_usage": usage,
-    }
+    return np.asarray(rewards), {"tool_calls_per_episode": float(np.mean(tool_calls)), "tool_usage": usage}
+
+
+def mean_with_ci95(values: np.ndarray) -> tuple[float, list[float]]:
+    """The mean and its normal-approximation 95% interval."""
+    half_width = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    return float(values.mean()), [float(values.mean() - half_width), float(values.mean() + half_width)]
+
+
+def evaluate_policy(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> dict:
+    """Mean held-out reward with its 95% interval, and tool use."""
+    returns, tools = episode_returns(env_config, policy, users, seed)
+    mean, ci95 = mean_with_ci95(returns)
+    return {"mean_reward": mean, "ci95": ci95, **tools}
+
+
+def compare_policies(env_config: GiftEnvConfig, first: Policy, second: Policy, users: int, seed: int) -> dict:
+    """Both policies on the same users and candidates, and the paired difference second - first
+    (its interval is far narrower than the two separate ones: the users' spread cancels)."""
+    a, tools_a = episode_returns(env_config, first, users, seed)
+    b, tools_b = episode_returns(env_config, second, users, seed)
+    summaries = []
+    for returns, tools in ((a, tools_a), (b, tools_b)):
+        mean, ci95 = mean_with_ci95(returns)
+        summaries.append({"mean_reward": mean, "ci95": ci95, **tools})
+    difference, ci95 = mean_with_ci95(b - a)
+    return {"first": summaries[0], "second": summaries[1],
+            "difference": {"mean": difference, "ci95": ci95, "second_wins": float((b > a).mean()),
+                           "second_loses": float((b < a).mean())}}
 
 
 def evaluate_with_baselines(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> dict:

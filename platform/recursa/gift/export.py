@@ -19,6 +19,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from ray.rllib.core.columns import Columns
 
 from recursa.core.artifact import write_artifact
+from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES
 from recursa.gift.evaluate import evaluate_policy, module_policy
 from recursa.gift.onnx_policy import SETTINGS, OnnxPolicy, onnx_file
 from recursa.gift.policy_io import WEIGHTS, load_policy
@@ -43,13 +44,15 @@ def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str,
     module, _ = load_policy(policy_dir)
     observation_space, num_actions = module.observation_space["observations"], module.action_space.n
     example = (torch.zeros(2, *observation_space.shape), torch.ones(2, num_actions))
-    batch = torch.export.Dim("batch")
+    # Batch and candidate count are dynamic: the action mask has one entry per candidate token too.
+    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", min=MIN_CANDIDATES + 1, max=MAX_CANDIDATES + 1)
+    shapes = {"observations": {0: batch, 1: tokens}, "action_mask": {0: batch, 1: tokens + module.num_global_actions - 1}}
     fp32, int8 = out / onnx_file("fp32"), out / onnx_file("int8")
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "raw.onnx"
         torch.onnx.export(_LogitsOnly(module).eval(), example, raw, dynamo=True, external_data=False,
                           input_names=["observations", "action_mask"], output_names=["logits"],
-                          dynamic_shapes={"observations": {0: batch}, "action_mask": {0: batch}}, verbose=False)
+                          dynamic_shapes=shapes, verbose=False)
         # The exporter's intermediate shape annotations trip ONNX's shape inference; drop them.
         graph = onnx.load(raw)
         del graph.graph.value_info[:]

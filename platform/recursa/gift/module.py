@@ -1,11 +1,12 @@
 """The TRM as an RLlib policy (new API stack): TorchRLModule + ValueFunctionAPI, action masking.
 
-The observation is a set of tokens (token 0: the user and the episode; tokens 1..K: candidate
-items). Tokens are projected to the TRM's width and form x; the TRM recurses on (y, z) at a
-fixed depth; the heads read the answer state y:
+The observation is a set of tokens (token 0: the user and the episode, marked by its type flag;
+tokens 1..K: candidate items). Tokens are projected to the TRM's width and form x; the TRM
+(attention, no positions) recurses on (y, z) at a fixed depth; the heads read the answer state y:
   - global actions (finish, the tools) and the value from y at token 0,
   - "recommend item i" from y at token 1 + i (a pointer over the candidates).
 Masked actions get a logit of FLOAT_MIN, so they are never sampled and carry no gradient.
+No parameter depends on K: the candidates are a set, and a policy trained at one K acts at any other.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
     """Policy and value heads on a Tiny Recursive Model trunk.
 
     model_config: the trunk's `TRMConfig` fields and `num_global_actions` (actions read from token 0;
-    the rest are one per candidate token). The trunk's sequence is the observation's tokens.
+    the rest are one per candidate token). The trunk's sequence is the observation's tokens, which
+    may number differently from the spaces it was built with (any K).
     """
 
     def setup(self) -> None:
@@ -40,10 +42,12 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
         if self.num_global_actions + num_tokens - 1 != self.action_space.n:
             raise ValueError("action space must be num_global_actions + one action per candidate token")
         trunk = {key: value for key, value in config.items() if key in TRMConfig.model_fields}
-        self.trm_config = TRMConfig(**{**trunk, "seq_len": num_tokens})
+        self.trm_config = TRMConfig(**{**trunk, "seq_len": None})
+        if self.trm_config.mixer != "attention":
+            raise ValueError("the gift policy's mixer must be attention: its candidates are a set of any size")
+        self.token_dim = token_dim
         hidden = self.trm_config.hidden_size
         self.embed = nn.Linear(token_dim, hidden, bias=False)
-        self.position = nn.Parameter(torch.zeros(num_tokens, hidden))
         self.trm = TRMCore(self.trm_config)
         self.global_head = nn.Linear(hidden, self.num_global_actions)
         self.item_head = nn.Linear(hidden, 1)
@@ -55,7 +59,7 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
     def answer_state(self, batch: dict[str, Any]) -> torch.Tensor:
         """The TRM's answer y, [B, tokens, hidden], for a batch of observations."""
         tokens = batch[Columns.OBS]["observations"]
-        x = self.embed(tokens) + self.position
+        x = self.embed(tokens)
         return self.trm(x).y
 
     def _logits(self, y: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:

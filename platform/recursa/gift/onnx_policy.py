@@ -39,7 +39,14 @@ class OnnxPolicy:
         return self.session.run(None, feed)[0]
 
     def act(self, observations: list[dict[str, np.ndarray]]) -> list[int]:
-        """The greedy action of each observation, computed in one batch."""
-        tokens = np.stack([o["observations"] for o in observations])
-        masks = np.stack([o["action_mask"] for o in observations])
-        return self.logits(tokens, masks).argmax(-1).tolist()
+        """The greedy action of each observation, one batch per number of candidates."""
+        actions = [0] * len(observations)
+        by_size: dict[int, list[int]] = {}
+        for i, observation in enumerate(observations):
+            by_size.setdefault(len(observation["observations"]), []).append(i)
+        for group in by_size.values():
+            tokens = np.stack([observations[i]["observations"] for i in group])
+            masks = np.stack([observations[i]["action_mask"] for i in group])
+            for i, action in zip(group, self.logits(tokens, masks).argmax(-1).tolist()):
+                actions[i] = action
+        return actions

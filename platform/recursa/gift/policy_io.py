@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from recursa.core.artifact import write_artifact
 from recursa.gift.config import GiftEnvConfig
-from recursa.gift.env import gift_spaces
+from recursa.gift.env import TOKEN_DIM, gift_spaces
 from recursa.gift.module import TRMPolicyModule
 
 WEIGHTS = "policy.safetensors"
@@ -29,6 +29,7 @@ def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str
     settings = {
         "module": type(module).__name__,
         "model_config": {**trm, "num_global_actions": module.num_global_actions},
+        "token_dim": module.token_dim,
         "env": env_config.model_dump(mode="json"),
     }
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
@@ -46,7 +47,7 @@ def load_policy(path: str | Path) -> tuple[TRMPolicyModule, GiftEnvConfig]:
     path = Path(path)
     settings = json.loads((path / SETTINGS).read_text())
     env_config = GiftEnvConfig(**settings["env"])
-    observation_space, action_space = gift_spaces(env_config.num_candidates)
+    observation_space, action_space = gift_spaces(env_config.num_candidates, settings.get("token_dim", TOKEN_DIM))
     module = TRMPolicyModule(
         observation_space=observation_space, action_space=action_space, model_config=settings["model_config"]
     )

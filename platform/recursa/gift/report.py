@@ -12,9 +12,9 @@ _SHORT_TOOL_NAMES = {"price_comparison": "price", "inventory_check": "stock", "r
 REPORT_KEYS = ("mean_reward", "normalized_to_oracle", "tool_calls_per_episode", "tool_usage")
 
 
-def print_results(results: dict, console: Console) -> None:
+def print_results(results: dict, console: Console, title: str = "Gift recommendation, held-out users") -> None:
     """One row per policy: reward with its 95% interval, share of oracle, tool use."""
-    table = Table(title="Gift recommendation, held-out users (tool columns: calls per episode)")
+    table = Table(title=f"{title} (tool columns: calls per episode)")
     for column in ("policy", "reward", "95% CI", "/oracle", "tools", *_SHORT_TOOL_NAMES.values()):
         table.add_column(column, justify="left" if column == "policy" else "right")
     rows = [("TRM", results["policy"]), *results["baselines"].items()]
@@ -28,6 +28,23 @@ def print_results(results: dict, console: Console) -> None:
             f"{summary['tool_calls_per_episode']:.2f}",
             *(f"{summary['tool_usage'][tool]:.2f}" for tool in GIFT_TOOL_NAMES),
         )
+    console.print(table)
+
+
+def print_comparison(comparison: dict, names: list[str], candidates: int, console: Console) -> None:
+    """Two policies on the same users, and their paired difference."""
+    table = Table(title=f"Two gift policies, {candidates} candidates, the same held-out users")
+    for column in ("policy", "reward", "95% CI", "tools"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, key in zip(names, ("first", "second")):
+        summary = comparison[key]
+        low, high = summary["ci95"]
+        table.add_row(name, f"{summary['mean_reward']:.3f}", f"{low:.3f}-{high:.3f}",
+                      f"{summary['tool_calls_per_episode']:.2f}")
+    difference = comparison["difference"]
+    low, high = difference["ci95"]
+    table.add_row("second - first (paired)", f"{difference['mean']:+.3f}", f"{low:+.3f} to {high:+.3f}",
+                  f"wins {difference['second_wins']:.0%}, losses {difference['second_loses']:.0%}")
     console.print(table)
 
 

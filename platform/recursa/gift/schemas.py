@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES
 from recursa.gift.data import CATEGORIES, OCCASIONS, RELATIONSHIPS
 from recursa.serving.schemas import Strict
 
@@ -23,8 +24,8 @@ class UserProfile(Strict):
 class RecommendRequest(Strict):
     user: UserProfile
     item_ids: list[int] | None = Field(
-        None, description="Catalog items to choose from (exactly the policy's number of candidates); "
-                          "by default the server draws candidates near the budget.")
+        None, description=f"Catalog items to choose from ({MIN_CANDIDATES} to {MAX_CANDIDATES}, whatever number "
+                          "the policy was trained with); by default the server draws candidates near the budget.")
     seed: int | None = Field(None, description="Seed of the candidate draw, for repeatable answers.")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES
 from recursa.gift.data import CATEGORIES
 from recursa.gift.env import GiftRecommendationEnv
 from recursa.gift.onnx_policy import OnnxPolicy, Precision
@@ -84,8 +85,9 @@ class GiftRecommenderCore:
                 env.items.positions(item_ids)
             except KeyError as error:
                 raise InvalidRequest(f"item_ids: {error.args[0]}") from None
-            if len(set(item_ids)) != self.env_config.num_candidates:
-                raise InvalidRequest(f"item_ids: give exactly {self.env_config.num_candidates} distinct items")
+            low = max(MIN_CANDIDATES, self.env_config.max_recommendations)
+            if len(set(item_ids)) != len(item_ids) or not low <= len(item_ids) <= MAX_CANDIDATES:
+                raise InvalidRequest(f"item_ids: give {low} to {MAX_CANDIDATES} distinct items")
         try:
             return env.reset(seed=request.seed, options={"user": request.user.model_dump(), "item_ids": item_ids})[0]
         except RuntimeError as error:  # no candidate set with enough feasible items
