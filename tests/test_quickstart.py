@@ -29,7 +29,9 @@ def test_quickstart_writes_the_documented_report(ray_session, tmp_path):
     on_disk = json.loads((tmp_path / "quickstart" / "report.json").read_text())
     assert on_disk == report
 
-    assert set(report) == {"policy", "baselines", "env_steps", "wall_seconds", "num_env_runners", "model"}
+    assert set(report) == {"policy", "baselines", "env_steps", "wall_seconds", "num_env_runners", "model", "train"}
+    assert set(report["train"]) == {"return_first", "return_last", "entropy_first", "entropy_last"}
+    assert all(0.0 < value < 3.0 for value in report["train"].values()), report["train"]
     assert set(report["baselines"]) == {"random", "no_tools", "all_tools_greedy", "oracle"}
     for summary in [report["policy"], *report["baselines"].values()]:
         assert set(summary) == SUMMARY_KEYS

@@ -37,7 +37,7 @@ def eval_gift(
 
     modules = [load_policy(policy_dir)[0] for policy_dir in policy_dirs]
     for module in modules:
-        check_policy_fits(module)
+        check_policy_fits(module, settings.env)
     results: dict = {}
     for k in candidates or [settings.env.num_candidates]:
         env = GiftEnvConfig(**{**settings.env.model_dump(), "num_candidates": k})

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from recursa.core.config import (
     RunnerSettings,
@@ -16,6 +24,8 @@ from recursa.core.config import (
 )
 from recursa.core.hardware import HardwareProfile, fill_unset
 from recursa.core.trm import TRMConfig
+from recursa.gift.tools import GIFT_TOOL_NAMES
+from recursa.gift.toolset import resolve_gift_tools
 from recursa.serving.config import ServeBatching
 
 # The candidate counts a policy acts on, whatever K it was trained with (the candidates are a set).
@@ -36,13 +46,25 @@ class GiftEnvConfig(StrictModel):
     tool_cost: float = Field(0.015, ge=0.0, le=1.0)
     tool_failure_rate: float = Field(0.02, ge=0.0, le=1.0)
     tool_timeout_s: float = Field(2.0, gt=0.0)
+    # The agent's tools: built-in names or import paths of GiftTools ("package.module:NAME").
+    tools: list[str] = Field(default_factory=lambda: list(GIFT_TOOL_NAMES), min_length=1)
     seed: int = 0
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_resolve(cls, tools: list[str]) -> list[str]:
+        resolve_gift_tools(tools)
+        return tools
 
     @model_validator(mode="after")
     def _recommendations_fit(self) -> GiftEnvConfig:
         if self.max_recommendations > self.num_candidates:
             raise ValueError("max_recommendations must not exceed num_candidates")
         return self
+
+
+# RLlib's schedule format: [[env_steps, value], ...], interpolated linearly between the points.
+Schedule = list[tuple[NonNegativeInt, NonNegativeFloat]]
 
 
 class PPOSettings(StrictModel):
@@ -52,7 +74,7 @@ class PPOSettings(StrictModel):
     gamma: float = Field(0.99, gt=0.0, le=1.0)
     gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
     clip_param: float = Field(0.2, gt=0.0)
-    entropy_coeff: float = Field(0.01, ge=0.0)
+    entropy_coeff: NonNegativeFloat | Schedule = 0.01
     vf_loss_coeff: float = Field(0.5, ge=0.0)
     grad_clip: float = Field(0.5, gt=0.0)
     train_batch_size: int = Field(2000, ge=32)

@@ -34,29 +34,19 @@ from recursa.gift.data import (
     generate_gift_data,
     read_gift_data,
 )
-from recursa.gift.tools import CONFIDENT_REVIEW_COUNT, GIFT_TOOL_NAMES, gift_tools
+from recursa.gift.observation import DEFAULT_LAYOUT, TokenLayout
+from recursa.gift.tools import CONFIDENT_REVIEW_COUNT, unreliable
+from recursa.gift.toolset import resolve_gift_tools
 from recursa.tools import ToolRegistry, ToolResult
 
 FINISH = 0
 FIRST_TOOL = 1
-NUM_TOOLS = len(GIFT_TOOL_NAMES)
+# With the five built-in tools (the default `env.tools`); an environment's own are attributes.
+NUM_TOOLS = len(DEFAULT_LAYOUT.tools)
 FIRST_ITEM = FIRST_TOOL + NUM_TOOLS
 NUM_GLOBAL_ACTIONS = FIRST_ITEM  # finish + tools: read from the profile token
-
-_PROFILE_DIM = 2 + len(OCCASIONS) + len(RELATIONSHIPS) + 2 * NUM_TOOLS + 2
-_CANDIDATE_DIM = len(CATEGORIES) + 3 + NUM_TOOLS + 10  # + 9 known fields + recommended flag
-TOKEN_DIM = 1 + _PROFILE_DIM + _CANDIDATE_DIM
-_P0 = 1  # profile features start after the token-type flag
-_P_TOOL_DONE = _P0 + 2 + len(OCCASIONS) + len(RELATIONSHIPS)  # one flag per tool answered
-_P_TOOL_FAILED = _P_TOOL_DONE + NUM_TOOLS  # one flag per tool whose last call failed
-_C0 = 1 + _PROFILE_DIM  # candidate features start after the profile block
-_C_REVEALED = _C0 + len(CATEGORIES) + 3  # one flag per tool that described this candidate
-_C_VALUES = _C_REVEALED + NUM_TOOLS  # revealed values, fixed slot per field (see _encode_tool_result)
-
-# Candidate fields revealed by tools, in their token slots; see _encode_fields.
-KNOWN_FIELDS = ("price_ratio", "within_budget", "in_stock", "quantity", "rating",
-                "confidence", "trend", "direction", "value_score")
-_DIRECTIONS = {"rising": 1.0, "stable": 0.0, "falling": -1.0}
+TOKEN_DIM = DEFAULT_LAYOUT.token_dim
+KNOWN_FIELDS = DEFAULT_LAYOUT.fields
 
 _ALL_TAGS = tuple(sorted({tag for tags in TAGS_BY_CATEGORY.values() for tag in tags}))
 
@@ -133,23 +123,6 @@ def load_env_data(config: GiftEnvConfig) -> tuple[GiftData, CatalogArrays]:
     return _DATA_CACHE[key]
 
 
-def _encode_fields(tool: str, row: dict, budget: float) -> dict[str, float]:
-    """One tool's output for one item as observation features in about [-1, 3]."""
-    if tool in ("price_comparison", "budget_optimizer"):
-        fields = {"price_ratio": min(row["best_price"] / budget, 3.0),
-                  "within_budget": float(row["best_price"] <= budget)}
-        if tool == "budget_optimizer":
-            fields["value_score"] = row["value_score"]
-        return fields
-    if tool == "inventory_check":
-        return {"in_stock": float(row["in_stock"]), "quantity": np.log1p(row["quantity"]) / np.log1p(200)}
-    if tool == "review_analysis":
-        return {"rating": (row["rating"] - 1.0) / 4.0, "confidence": row["confidence"]}
-    if tool == "trend_analysis":
-        return {"trend": row["trend"], "direction": _DIRECTIONS[row["direction"]]}
-    raise KeyError(f"no observation encoding for tool {tool!r}")
-
-
 def interest_categories(user: dict) -> np.ndarray:
     """Whether each of CATEGORIES is one of the user's interests (a lookup table by category index)."""
     interests = set(user["interests"])
@@ -178,9 +151,10 @@ def served_user(profile: dict[str, Any]) -> dict[str, Any]:
     return {"user_id": -1, "interest_tags": [], **neutral, **profile}
 
 
-def gift_spaces(num_candidates: int, token_dim: int = TOKEN_DIM) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
+def gift_spaces(num_candidates: int, token_dim: int = TOKEN_DIM,
+                num_global_actions: int = NUM_GLOBAL_ACTIONS) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
     """Observation and action spaces for K candidates (the policy needs them without an env)."""
-    num_actions = FIRST_ITEM + num_candidates
+    num_actions = num_global_actions + num_candidates
     observation_space = gym.spaces.Dict({
         "observations": gym.spaces.Box(-5.0, 5.0, (num_candidates + 1, token_dim), np.float32),
         "action_mask": gym.spaces.Box(0.0, 1.0, (num_actions,), np.float32),
@@ -213,11 +187,18 @@ class GiftRecommendationEnv(gym.Env):
         self._stream = [self.config.seed, getattr(config, "worker_index", 0), getattr(config, "vector_index", 0)]
         self._rng = np.random.default_rng(self._stream)
         self._tool_rng = np.random.default_rng([*self._stream, 1])
+        self.tools = resolve_gift_tools(self.config.tools)
+        self.tool_names = tuple(t.name for t in self.tools)
+        self.layout = TokenLayout.of(self.tools)
+        self.first_item = FIRST_TOOL + len(self.tools)
         self.registry = ToolRegistry(timeout_s=self.config.tool_timeout_s)
-        for tool in gift_tools(self.catalog, failure_rate=self.config.tool_failure_rate, seed=self._tool_rng):
-            # No result cache inside the env: episodes stay independent and replayable by seed.
-            self.registry.register(dataclasses.replace(tool, cacheable=False))
-        self.observation_space, self.action_space = gift_spaces(self.config.num_candidates)
+        for gift_tool in self.tools:
+            # All tools fail from one generator (reseeded in place by reset). No result cache
+            # inside the env: episodes stay independent and replayable by seed.
+            built = unreliable(gift_tool.build(self.catalog), self.config.tool_failure_rate, self._tool_rng)
+            self.registry.register(dataclasses.replace(built, name=gift_tool.name, cacheable=False))
+        self.observation_space, self.action_space = gift_spaces(
+            self.config.num_candidates, self.layout.token_dim, self.first_item)
 
     # ----------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -245,12 +226,12 @@ class GiftRecommendationEnv(gym.Env):
         self.best_total = max(float(np.sort(self.utilities)[::-1][: self.config.max_recommendations].sum()), 1e-9)
         self.match = interest_match(self.user, self.candidate_items)
         self.tokens = self._initial_tokens()
-        self.tool_done = np.zeros(NUM_TOOLS, dtype=bool)
+        self.tool_done = np.zeros(len(self.tools), dtype=bool)
         self.recommended = np.zeros(len(self.candidate_items.ids), dtype=bool)
         self.steps = 0
         self.tool_log: list[tuple[dict[str, Any], ToolResult]] = []  # (arguments, result) per call
         self.stats: EpisodeStats = {"utility": 0.0, "tool_cost": 0.0, "tool_calls": 0, "tool_failures": 0,
-                                    "invalid_actions": 0, "calls_by_tool": dict.fromkeys(GIFT_TOOL_NAMES, 0)}
+                                    "invalid_actions": 0, "calls_by_tool": dict.fromkeys(self.tool_names, 0)}
         return self._observation(), self._info()
 
     def step(self, action: int):
@@ -266,10 +247,10 @@ class GiftRecommendationEnv(gym.Env):
             reward = -self.config.tool_cost
         elif action == FINISH:
             done = True
-        elif action < FIRST_ITEM:
+        elif action < self.first_item:
             reward = self._call_tool(action - FIRST_TOOL)
         else:
-            reward = self._recommend(action - FIRST_ITEM)
+            reward = self._recommend(action - self.first_item)
             done = int(self.recommended.sum()) >= self.config.max_recommendations
         truncated = not done and self.steps >= self.config.max_steps
         self._write_profile_token()
@@ -278,13 +259,13 @@ class GiftRecommendationEnv(gym.Env):
     @property
     def num_actions(self) -> int:
         """Finish, the tools and one action per candidate of this episode."""
-        return FIRST_ITEM + len(self.recommended)
+        return self.first_item + len(self.recommended)
 
     def action_mask(self) -> np.ndarray:
         """1 for allowed actions: finish, tools not yet answered, items not yet recommended."""
         mask = np.ones(self.num_actions, dtype=np.float32)
-        mask[FIRST_TOOL:FIRST_ITEM] = ~self.tool_done
-        mask[FIRST_ITEM:] = ~self.recommended
+        mask[FIRST_TOOL:self.first_item] = ~self.tool_done
+        mask[self.first_item:] = ~self.recommended
         return mask
 
     # ----------------------------------------------------------------- internals
@@ -314,36 +295,35 @@ class GiftRecommendationEnv(gym.Env):
         raise RuntimeError(f"no candidate set with {m} feasible items for user {self.user['user_id']}")
 
     def _initial_tokens(self) -> np.ndarray:
-        k = len(self.candidate_items.ids)
-        tokens = np.zeros((k + 1, TOKEN_DIM), dtype=np.float32)
+        k, layout = len(self.candidate_items.ids), self.layout
+        tokens = np.zeros((k + 1, layout.token_dim), dtype=np.float32)
         tokens[0, 0] = 1.0
-        profile = tokens[0, _P0:_C0]
+        profile = tokens[0, 1:layout.candidate]
         profile[0] = np.log(self.user["budget"]) / np.log(300.0)
         profile[1] = self.user["age"] / 80.0
         profile[2 + OCCASIONS.index(self.user["occasion"])] = 1.0
         profile[2 + len(OCCASIONS) + RELATIONSHIPS.index(self.user["relationship"])] = 1.0
         rows = np.arange(1, k + 1)
-        tokens[rows, _C0 + self.candidate_items.category] = 1.0
+        tokens[rows, layout.candidate + self.candidate_items.category] = 1.0
         match_slot = np.where(self.match == 1.0, 0, np.where(self.match == 0.5, 1, 2))
-        tokens[rows, _C0 + len(CATEGORIES) + match_slot] = 1.0
+        tokens[rows, layout.candidate + len(CATEGORIES) + match_slot] = 1.0
         return tokens
 
     def _write_profile_token(self) -> None:
-        self.tokens[0, _P_TOOL_DONE:_P_TOOL_FAILED] = self.tool_done
-        self.tokens[0, _C0 - 2] = self.recommended.sum() / self.config.max_recommendations
-        self.tokens[0, _C0 - 1] = self.steps / self.config.max_steps
+        layout = self.layout
+        self.tokens[0, layout.tool_done:layout.tool_failed] = self.tool_done
+        self.tokens[0, layout.candidate - 2] = self.recommended.sum() / self.config.max_recommendations
+        self.tokens[0, layout.candidate - 1] = self.steps / self.config.max_steps
 
     def _call_tool(self, tool_index: int) -> float:
-        name = GIFT_TOOL_NAMES[tool_index]
-        arguments: dict[str, Any] = {"item_ids": self.candidate_items.ids.tolist()}
-        if name == "budget_optimizer":
-            arguments["budget"] = float(self.user["budget"])
-        result = self.registry.call(name, arguments)
+        gift_tool = self.tools[tool_index]
+        arguments: dict[str, Any] = {"item_ids": self.candidate_items.ids.tolist(), **gift_tool.arguments(self.user)}
+        result = self.registry.call(gift_tool.name, arguments)
         self.tool_log.append((arguments, result))
         self.stats["tool_calls"] += 1
-        self.stats["calls_by_tool"][name] += 1
+        self.stats["calls_by_tool"][gift_tool.name] += 1
         self.stats["tool_cost"] += self.config.tool_cost
-        self.tokens[0, _P_TOOL_FAILED + tool_index] = 0.0 if result.ok else 1.0
+        self.tokens[0, self.layout.tool_failed + tool_index] = 0.0 if result.ok else 1.0
         if result.ok:
             self.tool_done[tool_index] = True
             self._encode_tool_result(tool_index, result.output)
@@ -353,16 +333,19 @@ class GiftRecommendationEnv(gym.Env):
 
     def _encode_tool_result(self, tool_index: int, output: dict) -> None:
         """Write a tool's per-item output into the candidate tokens."""
-        budget = self.user["budget"]
+        gift_tool, layout = self.tools[tool_index], self.layout
         for i, item_id in enumerate(self.candidate_items.ids.tolist()):
             token = self.tokens[1 + i]
-            token[_C_REVEALED + tool_index] = 1.0
-            for field, value in _encode_fields(GIFT_TOOL_NAMES[tool_index], output[int(item_id)], budget).items():
-                token[_C_VALUES + KNOWN_FIELDS.index(field)] = value
+            token[layout.revealed + tool_index] = 1.0
+            for field, value in gift_tool.encode(output[int(item_id)], self.user).items():
+                token[layout.value(field)] = value
 
     def known(self, field: str) -> np.ndarray:
-        """What the agent knows of one field for every candidate (0 where not revealed)."""
-        return self.tokens[1:, _C_VALUES + KNOWN_FIELDS.index(field)].copy()
+        """What the agent knows of one field for every candidate (0 where not revealed, and for a
+        field none of the environment's tools writes)."""
+        if field not in self.layout.fields:
+            return np.zeros(len(self.recommended), dtype=np.float32)
+        return self.tokens[1:, self.layout.value(field)].copy()
 
     def _recommend(self, index: int) -> float:
         self.recommended[index] = True

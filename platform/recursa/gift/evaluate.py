@@ -11,10 +11,11 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from recursa.core.config import ConfigError
 from recursa.gift.config import GiftEnvConfig
-from recursa.gift.env import TOKEN_DIM, GiftRecommendationEnv
+from recursa.gift.env import FIRST_TOOL, GiftRecommendationEnv
+from recursa.gift.observation import TokenLayout
 from recursa.gift.policies import BASELINES, Policy
 from recursa.gift.policy_io import is_policy_dir, load_policy
-from recursa.gift.tools import GIFT_TOOL_NAMES
+from recursa.gift.toolset import resolve_gift_tools
 
 # Where a PPO checkpoint keeps the policy's RLModule (RLlib's new-stack checkpoint layout).
 MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_policy"
@@ -48,12 +49,14 @@ def module_policy(module: RLModule) -> Policy:
     return act
 
 
-def check_policy_fits(module: RLModule) -> None:
-    """A ConfigError unless the policy reads the tokens this environment writes (any K fits)."""
-    token_dim = getattr(module, "token_dim", None)
-    if token_dim is not None and token_dim != TOKEN_DIM:
-        raise ConfigError(f"checkpoint: the policy reads tokens of {token_dim} features, this environment writes "
-                          f"{TOKEN_DIM} (a different observation encoding)")
+def check_policy_fits(module: RLModule, env_config: GiftEnvConfig) -> None:
+    """A ConfigError unless the policy reads the tokens and acts with the tools of this
+    environment (any number of candidates fits)."""
+    layout = TokenLayout.of(resolve_gift_tools(env_config.tools))
+    if module.token_dim != layout.token_dim or module.num_global_actions != FIRST_TOOL + len(layout.tools):
+        raise ConfigError(f"checkpoint: the policy reads tokens of {module.token_dim} features and has "
+                          f"{module.num_global_actions - FIRST_TOOL} tool actions; this environment writes "
+                          f"{layout.token_dim} and has {len(layout.tools)} (a different observation encoding)")
 
 
 def episode_returns(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> tuple[np.ndarray, dict]:
@@ -61,7 +64,7 @@ def episode_returns(env_config: GiftEnvConfig, policy: Policy, users: int, seed:
     returns, and tool calls per episode with the calls by tool."""
     env = GiftRecommendationEnv(env_config.model_copy(update={"split": "test"}).model_dump())
     rewards, tool_calls = [], []
-    usage = dict.fromkeys(GIFT_TOOL_NAMES, 0.0)
+    usage = dict.fromkeys(env.tool_names, 0.0)
     for episode in range(users):
         observation, info = env.reset(seed=seed + episode, options={"user_index": episode})
         total, done = 0.0, False

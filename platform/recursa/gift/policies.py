@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from recursa.gift.env import FINISH, FIRST_ITEM, FIRST_TOOL, GiftRecommendationEnv
-from recursa.gift.tools import GIFT_TOOL_NAMES
+from recursa.gift.env import FINISH, FIRST_TOOL, GiftRecommendationEnv
 
 Policy = Callable[[GiftRecommendationEnv, dict], int]
 
@@ -23,14 +22,14 @@ _TREND_LOVER = 0.3  # the expert asks for trends only when the user weighs them 
 
 def _best_item(env: GiftRecommendationEnv, scores: np.ndarray) -> int:
     scores = np.where(env.recommended, -np.inf, scores)
-    return FIRST_ITEM + int(np.argmax(scores))
+    return env.first_item + int(np.argmax(scores))
 
 
 def _next_tool(env: GiftRecommendationEnv, tools: tuple[str, ...]) -> int | None:
+    """The first of `tools` the environment offers and has not answered yet."""
     for name in tools:
-        index = GIFT_TOOL_NAMES.index(name)
-        if not env.tool_done[index]:
-            return FIRST_TOOL + index
+        if name in env.tool_names and not env.tool_done[env.tool_names.index(name)]:
+            return FIRST_TOOL + env.tool_names.index(name)
     return None
 
 
@@ -51,7 +50,7 @@ def no_tools_policy(env: GiftRecommendationEnv, observation: dict) -> int:
 
 def all_tools_greedy_policy(env: GiftRecommendationEnv, observation: dict) -> int:
     """Call every tool once, then recommend feasible items by match x equal-weight taste."""
-    tool = _next_tool(env, GIFT_TOOL_NAMES)
+    tool = _next_tool(env, env.tool_names)
     if tool is not None and env.steps < env.config.max_steps - env.config.max_recommendations:
         return tool
     taste = (env.known("rating") * env.known("confidence") + env.known("trend") + env.known("value_score")) / 3

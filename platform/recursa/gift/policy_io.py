@@ -47,9 +47,11 @@ def load_policy(path: str | Path) -> tuple[TRMPolicyModule, GiftEnvConfig]:
     path = Path(path)
     settings = json.loads((path / SETTINGS).read_text())
     env_config = GiftEnvConfig(**settings["env"])
-    observation_space, action_space = gift_spaces(env_config.num_candidates, settings.get("token_dim", TOKEN_DIM))
+    model_config = settings["model_config"]
+    observation_space, action_space = gift_spaces(env_config.num_candidates, settings.get("token_dim", TOKEN_DIM),
+                                                  model_config["num_global_actions"])
     module = TRMPolicyModule(
-        observation_space=observation_space, action_space=action_space, model_config=settings["model_config"]
+        observation_space=observation_space, action_space=action_space, model_config=model_config
     )
     module.load_state_dict(load_file(path / WEIGHTS))
     module.eval()

@@ -12,9 +12,8 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
 from recursa.gift.config import TrainGiftConfig
-from recursa.gift.env import GIFT_ENV_ID, NUM_GLOBAL_ACTIONS, GiftRecommendationEnv
+from recursa.gift.env import FIRST_TOOL, GIFT_ENV_ID, GiftRecommendationEnv
 from recursa.gift.module import TRMPolicyModule
-from recursa.gift.tools import GIFT_TOOL_NAMES
 
 # RLlib's registry (as well as gymnasium's) so env runners get an EnvContext with their indices.
 register_env(GIFT_ENV_ID, lambda env_config: GiftRecommendationEnv(env_config))
@@ -28,8 +27,8 @@ class GiftMetricsCallbacks(RLlibCallback):
         info = episode.get_infos(-1)
         for key in ("utility", "tool_cost", "tool_calls", "tool_failures"):
             metrics_logger.log_value(("gift", key), float(info[key]), window=_WINDOW)
-        for tool in GIFT_TOOL_NAMES:
-            metrics_logger.log_value(("gift", "calls", tool), float(info["calls_by_tool"][tool]), window=_WINDOW)
+        for tool, calls in info["calls_by_tool"].items():
+            metrics_logger.log_value(("gift", "calls", tool), float(calls), window=_WINDOW)
         if info["tool_calls"]:
             success = 1.0 - info["tool_failures"] / info["tool_calls"]
             metrics_logger.log_value(("gift", "tool_success_rate"), success, window=_WINDOW)
@@ -37,7 +36,7 @@ class GiftMetricsCallbacks(RLlibCallback):
 
 def trm_model_config(config: TrainGiftConfig) -> dict:
     """The TRM policy's model_config (what TRMPolicyModule is built from)."""
-    return {**config.model.model_dump(), "num_global_actions": NUM_GLOBAL_ACTIONS}
+    return {**config.model.model_dump(), "num_global_actions": FIRST_TOOL + len(config.env.tools)}
 
 
 def trm_module_spec(config: TrainGiftConfig) -> RLModuleSpec:
@@ -85,7 +84,8 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             gamma=ppo.gamma,
             lambda_=ppo.gae_lambda,
             clip_param=ppo.clip_param,
-            entropy_coeff=ppo.entropy_coeff,
+            entropy_coeff=[list(point) for point in ppo.entropy_coeff] if isinstance(ppo.entropy_coeff, list)
+            else ppo.entropy_coeff,
             vf_loss_coeff=ppo.vf_loss_coeff,
             grad_clip=ppo.grad_clip,
             train_batch_size_per_learner=ppo.train_batch_size,

@@ -13,7 +13,7 @@ from recursa.core.trm import count_parameters
 from recursa.gift.config import BCSettings, EvalSettings, TrainGiftConfig
 from recursa.gift.data import generate_gift_data, write_gift_data
 from recursa.gift.evaluate import evaluate_with_baselines, load_policy_module, module_policy
-from recursa.gift.report import print_results, quickstart_report
+from recursa.gift.report import print_results, quickstart_report, training_summary
 from recursa.gift.train import train_gift
 
 # Laptop scale: about 10 minutes on 2 cores, most of it PPO.
@@ -46,6 +46,7 @@ def run_quickstart(config: TrainGiftConfig, console: Console) -> dict:
         wall_seconds=time.perf_counter() - started,
         num_env_runners=config.runners.num_env_runners,
         params=count_parameters(module),
+        train=training_summary(result.metrics),
     )
     (run_dir / "report.json").write_text(json.dumps(report, indent=2))
     (run_dir / "eval.json").write_text(json.dumps(results, indent=2))

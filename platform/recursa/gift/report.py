@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
-
-from recursa.gift.tools import GIFT_TOOL_NAMES
 
 _SHORT_TOOL_NAMES = {"price_comparison": "price", "inventory_check": "stock", "review_analysis": "reviews",
                      "trend_analysis": "trend", "budget_optimizer": "budget"}
@@ -15,7 +14,8 @@ REPORT_KEYS = ("mean_reward", "normalized_to_oracle", "tool_calls_per_episode", 
 def print_results(results: dict, console: Console, title: str = "Gift recommendation, held-out users") -> None:
     """One row per policy: reward with its 95% interval, share of oracle, tool use."""
     table = Table(title=f"{title} (tool columns: calls per episode)")
-    for column in ("policy", "reward", "95% CI", "/oracle", "tools", *_SHORT_TOOL_NAMES.values()):
+    tools = list(results["policy"]["tool_usage"])
+    for column in ("policy", "reward", "95% CI", "/oracle", "tools", *(_SHORT_TOOL_NAMES.get(t, t) for t in tools)):
         table.add_column(column, justify="left" if column == "policy" else "right")
     rows = [("TRM", results["policy"]), *results["baselines"].items()]
     for name, summary in rows:
@@ -26,7 +26,7 @@ def print_results(results: dict, console: Console, title: str = "Gift recommenda
             f"{low:.3f}-{high:.3f}",
             f"{summary['normalized_to_oracle']:.2f}",
             f"{summary['tool_calls_per_episode']:.2f}",
-            *(f"{summary['tool_usage'][tool]:.2f}" for tool in GIFT_TOOL_NAMES),
+            *(f"{summary['tool_usage'].get(tool, 0.0):.2f}" for tool in tools),
         )
     console.print(table)
 
@@ -48,7 +48,17 @@ def print_comparison(comparison: dict, names: list[str], candidates: int, consol
     console.print(table)
 
 
-def quickstart_report(results: dict, env_steps: int, wall_seconds: float, num_env_runners: int, params: int) -> dict:
+def training_summary(metrics: pd.DataFrame, window: int = 3) -> dict[str, float]:
+    """The sampled episode return and the policy's entropy over PPO: means of the first and the
+    last `window` iterations (whether RL improved on the warm start it was given)."""
+    first, last = metrics.head(window), metrics.tail(window)
+    return {"return_first": float(first["episode_return_mean"].mean()),
+            "return_last": float(last["episode_return_mean"].mean()),
+            "entropy_first": float(first["entropy"].mean()), "entropy_last": float(last["entropy"].mean())}
+
+
+def quickstart_report(results: dict, env_steps: int, wall_seconds: float, num_env_runners: int, params: int,
+                      train: dict[str, float]) -> dict:
     """report.json in the documented shape: the four summary keys per policy, then run facts."""
 
     def pick(summary: dict) -> dict:
@@ -61,4 +71,5 @@ def quickstart_report(results: dict, env_steps: int, wall_seconds: float, num_en
         "wall_seconds": float(wall_seconds),
         "num_env_runners": int(num_env_runners),
         "model": {"name": "trm", "params": int(params)},
+        "train": train,
     }

@@ -1,6 +1,5 @@
 """The five gift-shopping tools, answering from a product catalog."""
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -138,23 +137,22 @@ def gift_tools(
         rngs = [seed] * len(tools)
     else:
         rngs = np.random.default_rng(seed).spawn(len(tools))
-    return [
-        replace(t, fn=_unreliable(t.fn, t.name, failure_rate, rng))
-        for t, rng in zip(tools, rngs)
-    ]
+    return [unreliable(t, failure_rate, rng) for t, rng in zip(tools, rngs)]
 
 
-def _unreliable(
-    fn: Callable[..., Any], name: str, failure_rate: float, rng: np.random.Generator
-) -> Callable[..., Any]:
-    """`fn`, failing with probability `failure_rate` before doing any work."""
+def unreliable(t: Tool, failure_rate: float, rng: np.random.Generator) -> Tool:
+    """`t`, failing with probability `failure_rate` (RuntimeError) before doing any work, as an
+    unreliable upstream API would; `t` itself when the rate is 0."""
+    if failure_rate == 0.0:
+        return t
+    fn, name = t.fn, t.name
 
     def call(**kwargs: Any) -> Any:
         if rng.random() < failure_rate:
             raise RuntimeError(f"upstream {name} service unavailable")
         return fn(**kwargs)
 
-    return call
+    return replace(t, fn=call)
 
 
 def _rows(ids: list[int], **columns: np.ndarray) -> dict[int, dict[str, Any]]:

@@ -27,7 +27,6 @@ from recursa.gift.bc import behaviour_cloning
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.policy_io import save_policy
 from recursa.gift.ppo import build_ppo_config
-from recursa.gift.tools import GIFT_TOOL_NAMES
 
 KEEP_CHECKPOINTS = 3
 
@@ -58,7 +57,7 @@ def iteration_metrics(result: dict) -> dict[str, float]:
         "tool_success_rate": gift.get("tool_success_rate", float("nan")),
         "time_this_iter_s": result.get("time_this_iter_s", float("nan")),
     }
-    row.update({f"calls_{tool}": calls.get(tool, float("nan")) for tool in GIFT_TOOL_NAMES})
+    row.update({f"calls_{tool}": value for tool, value in calls.items()})
     learner = result.get("learners", {}).get("default_policy", {})
     for key in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss"):
         row[key] = learner.get(key, float("nan"))

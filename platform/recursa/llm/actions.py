@@ -13,7 +13,6 @@ are prompted and answer in recursa's tool-calling format (`recursa.llm.tool_call
 
 from __future__ import annotations
 
-import importlib
 import random
 import re
 from abc import ABC, abstractmethod
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from recursa.core.imports import import_object
 from recursa.tools.schema import FunctionSpec
 from recursa.traces.models import ExecutionTrace, ReasoningStep
 
@@ -269,14 +269,9 @@ BUILTIN_ENVS = {"math": "recursa.llm.math_env:LinearEquationEnv",
 
 def resolve_action_env(spec: str) -> type[BaseEnvironment]:
     """An environment class from a built-in name ("math") or an import path "package.module:Class"."""
-    path = BUILTIN_ENVS.get(spec, spec)
-    module_name, _, class_name = path.partition(":")
-    if not class_name:
+    if spec not in BUILTIN_ENVS and ":" not in spec:
         raise ValueError(f"unknown environment {spec!r}: use one of {sorted(BUILTIN_ENVS)} or 'module:Class'")
-    try:
-        env_class = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"environment {spec!r} cannot be imported: {error}") from None
+    env_class = import_object(BUILTIN_ENVS.get(spec, spec), "environment")
     if not (isinstance(env_class, type) and issubclass(env_class, BaseEnvironment)):
         raise ValueError(f"environment {spec!r} is not a BaseEnvironment subclass")
     return env_class
