@@ -31,13 +31,13 @@ from recursa.gift.quickstart import QUICKSTART
 from recursa.gift.report import training_summary
 from recursa.gift.train import train_gift
 
-console = Console()
+console = Console(width=140)
 ENTROPY_OFF_AT = 20_000  # env steps: about the first half of the quickstart's PPO
 VARIANTS: dict[str, dict] = {
     "entropy 0.01": {"entropy_coeff": 0.01},
     "entropy 0": {"entropy_coeff": 0.0},
     "entropy 0.01 to 0": {"entropy_coeff": [(0, 0.01), (ENTROPY_OFF_AT, 0.0)]},
-    "entropy 0, lr 2e-4": {"entropy_coeff": 0.0, "lr": 2e-4},
+    "entropy 0 lr 2e-4": {"entropy_coeff": 0.0, "lr": 2e-4},
 }
 
 

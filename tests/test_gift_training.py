@@ -141,3 +141,19 @@ def test_existing_run_needs_resume_flag(ray_session, tmp_path):
     train_gift(config)
     with pytest.raises(ConfigError, match="--resume"):
         train_gift(config)
+
+
+def test_the_held_out_curve_goes_to_metrics_tensorboard_and_wandb(ray_session, tmp_path, monkeypatch):
+    from recursa.core.config import RunnerSettings
+    from recursa.gift.config import WandbSettings
+
+    monkeypatch.setenv("WANDB_MODE", "offline")  # no network
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = small_config(tmp_path, runners=RunnerSettings(num_env_runners=0),
+                          eval=EvalSettings(users=10, every=1, users_during_training=12),
+                          wandb=WandbSettings(project="recursa-tests"))
+    result = train_gift(config)
+    curve = result.metrics["eval_to_oracle"]
+    assert len(curve) == 2 and curve.between(-1.0, 1.0).all() and result.metrics["eval_reward"].notna().all()
+    offline_runs = list((result.run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and any(offline_runs[0].glob("*.wandb"))

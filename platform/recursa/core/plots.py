@@ -16,6 +16,9 @@ def plot_learning_curve(metrics: pd.DataFrame, out: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(metrics["env_steps"], metrics["episode_return_mean"], label="episode return")
     left.plot(metrics["env_steps"], metrics["utility"], label="utility (normalised)")
+    if "eval_to_oracle" in metrics:
+        held_out = metrics[["env_steps", "eval_to_oracle"]].dropna()
+        left.plot(held_out["env_steps"], held_out["eval_to_oracle"], marker="o", label="held-out, share of oracle")
     left.set_xlabel("env steps")
     left.set_ylabel("mean per episode")
     left.legend()

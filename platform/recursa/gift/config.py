@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal
 
 from pydantic import (
@@ -93,10 +94,29 @@ class BCSettings(StrictModel):
 
 
 class EvalSettings(StrictModel):
-    """Held-out evaluation."""
+    """Held-out evaluation: of the final policy, and of the greedy policy every `every` PPO
+    iterations during training (on the first `users_during_training` users; off when unset)."""
 
     users: int = Field(400, ge=1)
     seed: int = 1234
+    every: int | None = Field(None, ge=1)
+    users_during_training: int = Field(100, ge=1)
+
+
+class WandbSettings(StrictModel):
+    """Weights & Biases logging through Ray's integration (`ray.air.integrations.wandb`), off unless
+    `project` is set; needs `pip install wandb`, and `wandb login` (or WANDB_API_KEY) unless the
+    environment sets WANDB_MODE=offline."""
+
+    project: str | None = None
+    group: str | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _wandb_installed(cls, project: str | None) -> str | None:
+        if project is not None and importlib.util.find_spec("wandb") is None:
+            raise ValueError("W&B logging needs the wandb package: pip install wandb")
+        return project
 
 
 class TrainGiftConfig(StrictModel):
@@ -114,6 +134,7 @@ class TrainGiftConfig(StrictModel):
     bc: BCSettings = BCSettings()
     runners: RunnerSettings = RunnerSettings()
     eval: EvalSettings = EvalSettings()
+    wandb: WandbSettings = WandbSettings()
 
     @field_validator("model")
     @classmethod

@@ -23,7 +23,7 @@ QUICKSTART = TrainGiftConfig(
     time_budget_s=330.0,
     checkpoint_every=5,
     bc=BCSettings(episodes=2000, epochs=4),
-    eval=EvalSettings(users=400),
+    eval=EvalSettings(users=400, every=5),
 )
 
 

@@ -25,6 +25,7 @@ from recursa.core.plots import plot_learning_curve
 from recursa.core.training import check_run_dir
 from recursa.gift.bc import behaviour_cloning
 from recursa.gift.config import TrainGiftConfig
+from recursa.gift.monitoring import HeldOutCurve, wandb_run
 from recursa.gift.policy_io import save_policy
 from recursa.gift.ppo import build_ppo_config
 
@@ -62,6 +63,11 @@ def iteration_metrics(result: dict) -> dict[str, float]:
     for key in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss"):
         row[key] = learner.get(key, float("nan"))
     return {key: float(value) for key, value in row.items()}
+
+
+def _progress_line(row: dict[str, float]) -> str:
+    line = f"PPO return {row['episode_return_mean']:.3f}"
+    return f"{line}, held-out {row['eval_to_oracle']:.3f} of oracle" if "eval_to_oracle" in row else line
 
 
 def _save_checkpoint(algo, checkpoints: Path, iteration: int) -> Path:
@@ -111,6 +117,9 @@ def train_gift(config: TrainGiftConfig, resume: bool = False) -> TrainResult:
         if (run_dir / "metrics.parquet").exists():
             rows = pd.read_parquet(run_dir / "metrics.parquet").to_dict("records")
     writer = SummaryWriter(str(run_dir / "tb"))
+    every = config.eval.every or 0
+    held_out = HeldOutCurve(config) if every else None
+    wandb = wandb_run(config, run_dir)
     checkpoint = checkpoints / "latest"
     first = algo.iteration + 1
     try:
@@ -118,11 +127,15 @@ def train_gift(config: TrainGiftConfig, resume: bool = False) -> TrainResult:
             task = progress.add_task("PPO", total=config.iterations, completed=first - 1)
             for iteration in range(first, config.iterations + 1):
                 row = iteration_metrics(algo.train())
+                if held_out and (iteration % every == 0 or iteration == config.iterations):
+                    row.update(held_out(algo.get_module()))
                 rows.append(row)
                 for key, value in row.items():
                     if math.isfinite(value):
                         writer.add_scalar(f"gift/{key}", value, iteration)
-                progress.update(task, advance=1, description=f"PPO return {row['episode_return_mean']:.3f}")
+                if wandb:
+                    wandb.log({key: value for key, value in row.items() if math.isfinite(value)}, step=iteration)
+                progress.update(task, advance=1, description=_progress_line(row))
                 out_of_time = config.time_budget_s and time.perf_counter() - started > config.time_budget_s
                 if iteration % config.checkpoint_every == 0 or iteration == config.iterations or out_of_time:
                     checkpoint = _save_checkpoint(algo, checkpoints, iteration)
@@ -132,6 +145,8 @@ def train_gift(config: TrainGiftConfig, resume: bool = False) -> TrainResult:
         save_policy(algo.get_module(), config.env, run_dir / "policy")
     finally:
         writer.close()
+        if wandb:
+            wandb.finish()
         algo.stop()
     metrics = pd.DataFrame(rows)
     plot_learning_curve(metrics, run_dir / "learning_curve.png")
