@@ -21,18 +21,24 @@ def eval_gift(
     config: Path | None = typer.Option(None, "--config", help="The run's config (default: next to the checkpoint)."),
     candidates: list[int] = typer.Option([], "--candidates", min=MIN_CANDIDATES, max=MAX_CANDIDATES,
                                          help="Evaluate with K candidates instead of the config's (repeat for several)."),
+    halting_threshold: float | None = typer.Option(
+        None, "--halting-threshold", min=0.0, max=0.999,
+        help="Also evaluate with recursion stopped by the Q head at this threshold (default: the policy's "
+             "own, when its Q head was fitted; 0: off)."),
     seed: int = typer.Option(1234, "--seed", help="Seed of the held-out episodes."),
     users: int = typer.Option(400, "--users", min=1, help="Held-out users (one episode each)."),
     out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
 ) -> None:
     """Evaluate a policy on held-out users beside the random, no-tools, greedy and oracle baselines,
-    at the config's number of candidates or at each `--candidates K`; or compare two policies."""
+    at the config's number of candidates or at each `--candidates K`, with and without halting;
+    or compare two policies."""
     if len(checkpoints) > 2:
         raise ConfigError("checkpoint: give one policy, or two to compare")
     policy_dirs = [open_artifact(checkpoint, expect="gift-policy").path for checkpoint in checkpoints]
     settings = load_config(config or _run_config_near(checkpoints[0]), TrainGiftConfig)
     from recursa.gift.evaluate import check_policy_fits, compare_policies, evaluate_with_baselines, module_policy
-    from recursa.gift.policy_io import load_policy
+    from recursa.gift.halting import evaluate_halting
+    from recursa.gift.policy_io import load_policy, saved_halting_threshold
     from recursa.gift.report import print_comparison, print_results
 
     modules = [load_policy(policy_dir)[0] for policy_dir in policy_dirs]
@@ -47,6 +53,12 @@ def eval_gift(
         else:
             results[k] = evaluate_with_baselines(env, module_policy(modules[0]), users, seed)
             print_results(results[k], console, title=f"Gift recommendation, {k} candidates, held-out users")
+            threshold = saved_halting_threshold(policy_dirs[0]) if halting_threshold is None else halting_threshold
+            if threshold:
+                halting = evaluate_halting(env, modules[0], threshold, users, seed, results[k]["policy"]["mean_reward"])
+                results[k]["halting"] = halting
+                console.print(f"halting at {threshold}: {halting['cycles_saved']:.0%} of the cycles saved, "
+                              f"{halting['reward_kept']:.1%} of the reward kept")
     if out:
         out.write_text(json.dumps(results if candidates else results[settings.env.num_candidates], indent=2))
 

@@ -103,6 +103,13 @@ class EvalSettings(StrictModel):
     users_during_training: int = Field(100, ge=1)
 
 
+class HaltingSettings(StrictModel):
+    """The Q head's fit after training (gift.halting) and the threshold evaluation and serving use."""
+
+    episodes: int = Field(300, ge=1)  # greedy episodes on training users whose observations it fits on
+    threshold: float = Field(0.9, gt=0.0, lt=1.0)  # stop once sigmoid(q) reaches this
+
+
 class WandbSettings(StrictModel):
     """Weights & Biases logging through Ray's integration (`ray.air.integrations.wandb`), off unless
     `project` is set; needs `pip install wandb`, and `wandb login` (or WANDB_API_KEY) unless the
@@ -134,6 +141,7 @@ class TrainGiftConfig(StrictModel):
     bc: BCSettings = BCSettings()
     runners: RunnerSettings = RunnerSettings()
     eval: EvalSettings = EvalSettings()
+    halting: HaltingSettings = HaltingSettings()
     wandb: WandbSettings = WandbSettings()
 
     @field_validator("model")
@@ -165,6 +173,8 @@ class RecommenderServeArgs(StrictModel):
 
     export_dir: str  # what `recursa export trm` wrote for a gift policy
     precision: Literal["fp32", "int8"] = "int8"
+    # Stop recursion once the Q head says the answer settled: None for the policy's own threshold, 0 for off.
+    halting_threshold: float | None = Field(None, ge=0.0, lt=1.0)
     model_name: str = "gift-trm"
     api_key: str | None = None  # else the RECURSA_API_KEY environment variable, else no key
     max_body_bytes: int = Field(64 * 1024, ge=1024)

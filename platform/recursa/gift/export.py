@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -21,8 +22,10 @@ from ray.rllib.core.columns import Columns
 from recursa.core.artifact import write_artifact
 from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES
 from recursa.gift.evaluate import evaluate_policy, module_policy
-from recursa.gift.onnx_policy import SETTINGS, OnnxPolicy, onnx_file
-from recursa.gift.policy_io import WEIGHTS, load_policy
+from recursa.gift.halting import evaluate_halting, halting_summary
+from recursa.gift.module import TRMPolicyModule
+from recursa.gift.onnx_policy import CYCLE, INITIAL_CARRY, SETTINGS, OnnxPolicy, onnx_file
+from recursa.gift.policy_io import WEIGHTS, load_policy, saved_halting_threshold
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -37,22 +40,25 @@ class _LogitsOnly(torch.nn.Module):
         return self.module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
 
 
-def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
-    """Write policy.fp32.onnx, policy.int8.onnx and policy.json to `out_dir`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    module, _ = load_policy(policy_dir)
-    observation_space, num_actions = module.observation_space["observations"], module.action_space.n
-    example = (torch.zeros(2, *observation_space.shape), torch.ones(2, num_actions))
-    # Batch and candidate count are dynamic: the action mask has one entry per candidate token too.
-    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", min=MIN_CANDIDATES + 1, max=MAX_CANDIDATES + 1)
-    shapes = {"observations": {0: batch, 1: tokens}, "action_mask": {0: batch, 1: tokens + module.num_global_actions - 1}}
-    fp32, int8 = out / onnx_file("fp32"), out / onnx_file("int8")
+class _OneCycle(torch.nn.Module):
+    """One recursion cycle from a carry (y, z): logits, halting logit and the next carry."""
+
+    def __init__(self, module: TRMPolicyModule):
+        super().__init__()
+        self.module = module
+
+    def forward(self, observations: torch.Tensor, action_mask: torch.Tensor, y: torch.Tensor, z: torch.Tensor):
+        logits, q_logit, (y, z) = self.module.one_cycle(observations, action_mask, (y, z))
+        return logits, q_logit, y, z
+
+
+def _export_int8(wrapper: torch.nn.Module, example: tuple, names: tuple[list[str], list[str]], shapes: dict,
+                 fp32: Path, int8: Path) -> None:
+    """`wrapper` to ONNX at fp32, then dynamically quantized to int8 with ONNX Runtime."""
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "raw.onnx"
-        torch.onnx.export(_LogitsOnly(module).eval(), example, raw, dynamo=True, external_data=False,
-                          input_names=["observations", "action_mask"], output_names=["logits"],
-                          dynamic_shapes=shapes, verbose=False)
+        torch.onnx.export(wrapper.eval(), example, raw, dynamo=True, external_data=False, input_names=names[0],
+                          output_names=names[1], dynamic_shapes=shapes, verbose=False)
         # The exporter's intermediate shape annotations trip ONNX's shape inference; drop them.
         graph = onnx.load(raw)
         del graph.graph.value_info[:]
@@ -61,9 +67,30 @@ def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str,
         # that quantization finds (and shrinks) every matrix product's weights.
         quant_pre_process(str(raw), str(fp32), skip_symbolic_shape=True)
     quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
+
+
+def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Write policy.{fp32,int8}.onnx (all T cycles), cycle.{fp32,int8}.onnx and initial_carry.npy
+    (one cycle at a time, for halting) and policy.json to `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    module, _ = load_policy(policy_dir)
+    observation_space, num_actions = module.observation_space["observations"], module.action_space.n
+    observations, mask = torch.zeros(2, *observation_space.shape), torch.ones(2, num_actions)
+    # Batch and candidate count are dynamic: the action mask has one entry per candidate token too.
+    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", min=MIN_CANDIDATES + 1, max=MAX_CANDIDATES + 1)
+    shapes = {"observations": {0: batch, 1: tokens}, "action_mask": {0: batch, 1: tokens + module.num_global_actions - 1}}
+    _export_int8(_LogitsOnly(module), (observations, mask), (["observations", "action_mask"], ["logits"]), shapes,
+                 out / onnx_file("fp32"), out / onnx_file("int8"))
+    y, z = (state.contiguous() for state in module.trm.initial_carry(2, observation_space.shape[0]))
+    _export_int8(_OneCycle(module), (observations, mask, y, z),
+                 (["observations", "action_mask", "y", "z"], ["logits", "q_logit", "y_next", "z_next"]),
+                 {**shapes, "y": {0: batch, 1: tokens}, "z": {0: batch, 1: tokens}},
+                 out / onnx_file("fp32", CYCLE), out / onnx_file("int8", CYCLE))
+    np.save(out / INITIAL_CARRY, torch.stack([module.trm.y_init, module.trm.z_init]).detach().numpy())
     shutil.copy(Path(policy_dir) / "policy.json", out / SETTINGS)
     write_artifact(out, "gift-export", "recursa.gift.export.export_gift_policy", source=str(Path(policy_dir).resolve()))
-    return {"fp32": fp32, "int8": int8, "settings": out / SETTINGS}
+    return {"fp32": out / onnx_file("fp32"), "int8": out / onnx_file("int8"), "settings": out / SETTINGS}
 
 
 def onnx_env_policy(policy: OnnxPolicy):
@@ -85,5 +112,13 @@ def gift_export_report(policy_dir: str | Path, out_dir: str | Path, users: int, 
     report = {"model": "gift_policy", "held_out_users": users, "seed": seed, "mean_reward": rewards,
               "reward_lost_int8": rewards["torch_fp32"] - rewards["onnx_int8"], "bytes": sizes,
               "int8_size_ratio": sizes["onnx_int8"] / sizes["onnx_fp32"]}
+    threshold = saved_halting_threshold(policy_dir)
+    if threshold is not None:
+        report["halting"] = {"torch_fp32": evaluate_halting(env_config, module, threshold, users, seed,
+                                                            rewards["torch_fp32"])}
+        policy = OnnxPolicy(out, "int8", halting_threshold=threshold)
+        reward = evaluate_policy(env_config, onnx_env_policy(policy), users, seed)["mean_reward"]
+        report["halting"]["onnx_int8"] = halting_summary(rewards["onnx_int8"], reward,
+                                                         policy.cycles_run / policy.decisions, policy.cycles, threshold)
     (out / "export_report.json").write_text(json.dumps(report, indent=2))
     return report

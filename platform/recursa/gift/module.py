@@ -21,7 +21,7 @@ from ray.rllib.utils.torch_utils import FLOAT_MIN
 from torch import nn
 
 from recursa.core.rllib_warnings import drop_false_rlmodule_config_warning
-from recursa.core.trm import TRMConfig, TRMCore
+from recursa.core.trm import Carry, TRMConfig, TRMCore
 
 drop_false_rlmodule_config_warning()  # built with the current constructor arguments; see there
 
@@ -62,18 +62,46 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
         x = self.embed(tokens)
         return self.trm(x).y
 
-    def _logits(self, y: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+    def one_cycle(self, observations: torch.Tensor, action_mask: torch.Tensor, carry: Carry | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, Carry]:
+        """One recursion cycle from `carry` (the learned start when None): the masked logits and the
+        halting logit of its answer, and the carry for the next cycle. `T` of these make a forward."""
+        out = self.trm(self.embed(observations), carry=carry, T=1)
+        return self.logits(out.y, action_mask), out.q_logit, out.carry
+
+    @torch.no_grad()
+    def halting_logits(self, observations: torch.Tensor, action_mask: torch.Tensor, threshold: float,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference that stops recursing early: cycles run one at a time, and a row stops once its Q
+        head says its answer has settled (sigmoid(q) >= threshold), at the latest after T cycles.
+        Returns the masked logits [B, A] and the cycles each row ran [B]."""
+        batch = observations.shape[0]
+        logits = torch.empty(action_mask.shape, dtype=torch.float32)
+        cycles = torch.zeros(batch, dtype=torch.long)
+        running, carry = torch.arange(batch), None
+        for cycle in range(1, self.trm_config.T + 1):
+            cycle_logits, q_logit, carry = self.one_cycle(observations[running], action_mask[running], carry)
+            settled = torch.sigmoid(q_logit) >= threshold if cycle < self.trm_config.T else torch.ones_like(q_logit, dtype=torch.bool)
+            logits[running[settled]] = cycle_logits[settled]
+            cycles[running[settled]] = cycle
+            running, carry = running[~settled], (carry[0][~settled], carry[1][~settled])
+            if len(running) == 0:
+                break
+        return logits, cycles
+
+    def logits(self, y: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """Masked action logits [B, A] from the answer state y."""
         logits = torch.cat([self.global_head(y[:, 0]), self.item_head(y[:, 1:]).squeeze(-1)], dim=-1)
         return torch.where(action_mask > 0, logits, torch.full_like(logits, FLOAT_MIN))
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         y = self.answer_state(batch)
-        return {Columns.ACTION_DIST_INPUTS: self._logits(y, batch[Columns.OBS]["action_mask"])}
+        return {Columns.ACTION_DIST_INPUTS: self.logits(y, batch[Columns.OBS]["action_mask"])}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         y = self.answer_state(batch)
         return {
-            Columns.ACTION_DIST_INPUTS: self._logits(y, batch[Columns.OBS]["action_mask"]),
+            Columns.ACTION_DIST_INPUTS: self.logits(y, batch[Columns.OBS]["action_mask"]),
             Columns.EMBEDDINGS: y[:, 0],
         }
 

@@ -20,8 +20,10 @@ WEIGHTS = "policy.safetensors"
 SETTINGS = "policy.json"
 
 
-def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str | Path) -> Path:
-    """Write the module's weights and what is needed to rebuild it; return the directory."""
+def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str | Path,
+                halting_threshold: float | None = None) -> Path:
+    """Write the module's weights and what is needed to rebuild it; return the directory.
+    `halting_threshold`: where its fitted Q head stops recursion (gift.halting), if it has one."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({name: tensor.detach().contiguous() for name, tensor in module.state_dict().items()}, out / WEIGHTS)
@@ -30,6 +32,7 @@ def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str
         "module": type(module).__name__,
         "model_config": {**trm, "num_global_actions": module.num_global_actions},
         "token_dim": module.token_dim,
+        "halting_threshold": halting_threshold,
         "env": env_config.model_dump(mode="json"),
     }
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
@@ -56,3 +59,8 @@ def load_policy(path: str | Path) -> tuple[TRMPolicyModule, GiftEnvConfig]:
     module.load_state_dict(load_file(path / WEIGHTS))
     module.eval()
     return module, env_config
+
+
+def saved_halting_threshold(path: str | Path) -> float | None:
+    """The threshold a saved policy's fitted Q head stops recursion at, if it has one."""
+    return json.loads((Path(path) / SETTINGS).read_text()).get("halting_threshold")

@@ -24,7 +24,8 @@ class GiftRecommender:
     def __init__(self, args: dict):
         settings = parse_config(args, RecommenderServeArgs)
         configure_guard(settings.api_key, settings.max_body_bytes)
-        self.core = serve_core.GiftRecommenderCore(settings.export_dir, settings.precision, settings.model_name)
+        self.core = serve_core.GiftRecommenderCore(settings.export_dir, settings.precision, settings.model_name,
+                                                   settings.halting_threshold)
         apply_batching(self.recommend_batch, settings.batching)
 
     @recommender_api.post("/recommend", response_model=RecommendResponse, responses=ERRORS)

@@ -27,8 +27,9 @@ class GiftRecommenderCore:
     """Runs one greedy episode per request, the episodes of a batch in lockstep; environments
     are pooled and reused."""
 
-    def __init__(self, export_dir: str | Path, precision: Precision = "int8", name: str = "gift-trm"):
-        self.policy = OnnxPolicy(export_dir, precision)
+    def __init__(self, export_dir: str | Path, precision: Precision = "int8", name: str = "gift-trm",
+                 halting_threshold: float | None = None):
+        self.policy = OnnxPolicy(export_dir, precision, halting_threshold=halting_threshold)
         # The service answers from the test split's catalog and never fakes upstream failures.
         self.env_config = self.policy.env_config.model_copy(update={"split": "test", "tool_failure_rate": 0.0})
         self.name = name

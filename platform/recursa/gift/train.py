@@ -25,6 +25,8 @@ from recursa.core.plots import plot_learning_curve
 from recursa.core.training import check_run_dir
 from recursa.gift.bc import behaviour_cloning
 from recursa.gift.config import TrainGiftConfig
+from recursa.gift.evaluate import module_policy
+from recursa.gift.halting import fit_halting, observations_met
 from recursa.gift.monitoring import HeldOutCurve, wandb_run
 from recursa.gift.policy_io import save_policy
 from recursa.gift.ppo import build_ppo_config
@@ -142,7 +144,10 @@ def train_gift(config: TrainGiftConfig, resume: bool = False) -> TrainResult:
                     pd.DataFrame(rows).to_parquet(run_dir / "metrics.parquet", index=False)
                 if out_of_time:
                     break
-        save_policy(algo.get_module(), config.env, run_dir / "policy")
+        module = algo.get_module()
+        halting = fit_halting(module, *observations_met(config.env, module_policy(module), config.halting.episodes,
+                                                        config.seed))
+        save_policy(module, config.env, run_dir / "policy", halting_threshold=config.halting.threshold)
     finally:
         writer.close()
         if wandb:
@@ -161,6 +166,6 @@ def train_gift(config: TrainGiftConfig, resume: bool = False) -> TrainResult:
     (run_dir / "train_report.json").write_text(json.dumps({
         "checkpoint": str(result.checkpoint), "iterations": len(metrics), "env_steps": result.env_steps,
         "wall_seconds": result.wall_seconds, "final_return_mean": float(metrics["episode_return_mean"].iloc[-1]),
-        **bc_metrics,
+        **bc_metrics, **halting,
     }, indent=2))
     return result
