@@ -127,34 +127,49 @@ def _wait_for(url: str, seconds: float = 60) -> None:
 
 
 def in_process(export_dir: str, seconds: float) -> dict:
-    """Requests/s of the recommender core called directly, one request at a time."""
+    """Requests/s of the recommender core called directly, one request at a time, with the
+    policy's halting (as served) and at full depth."""
     from recursa.gift.schemas import RecommendRequest
     from recursa.gift.serve_core import GiftRecommenderCore
 
-    core = GiftRecommenderCore(export_dir, "int8")
-    count, began = 0, time.perf_counter()
-    while time.perf_counter() < began + seconds:
-        core.recommend([RecommendRequest.model_validate(request_body(count))])
-        count += 1
-    return {"rps": round(count / (time.perf_counter() - began), 1)}
+    rates = {}
+    for name, threshold in (("rps", None), ("rps_full_depth", 0.0)):
+        core = GiftRecommenderCore(export_dir, "int8", halting_threshold=threshold)
+        count, began = 0, time.perf_counter()
+        while time.perf_counter() < began + seconds:
+            core.recommend([RecommendRequest.model_validate(request_body(count))])
+            count += 1
+        rates[name] = round(count / (time.perf_counter() - began), 1)
+    return rates
 
 
 def model_only(export_dir: str, batch: int = 16, reps: int = 300) -> dict:
-    """Forward passes per second of the fp32 and int8 exports on real observations."""
+    """Observations per second of the fp32 and int8 exports at full depth on real observations, and
+    of int8 with halting (when the policy's Q head was fitted) with the cycles it saved."""
     from recursa.gift.env import GiftRecommendationEnv
     from recursa.gift.onnx_policy import OnnxPolicy
 
-    fp32, int8 = OnnxPolicy(export_dir, "fp32"), OnnxPolicy(export_dir, "int8")
-    env = GiftRecommendationEnv(fp32.env_config.model_copy(update={"split": "test"}).model_dump())
+    policies = {"fp32": OnnxPolicy(export_dir, "fp32", halting_threshold=0),
+                "int8": OnnxPolicy(export_dir, "int8", halting_threshold=0)}
+    halting = OnnxPolicy(export_dir, "int8")
+    if halting.cycle_session is not None:
+        policies["int8_halting"] = halting
+    env = GiftRecommendationEnv(halting.env_config.model_copy(update={"split": "test"}).model_dump())
     observations = [env.reset(seed=i, options={"user_index": i})[0] for i in range(batch)]
     rates = {}
-    for name, policy in (("fp32", fp32), ("int8", int8)):
+    for name, policy in policies.items():
         policy.act(observations)
         began = time.perf_counter()
         for _ in range(reps):
             policy.act(observations)
         rates[name] = round(reps * batch / (time.perf_counter() - began), 1)
-    return {"batch": batch, "observations_per_s": rates, "int8_over_fp32": round(rates["int8"] / rates["fp32"], 3)}
+    result = {"batch": batch, "observations_per_s": rates, "int8_over_fp32": round(rates["int8"] / rates["fp32"], 3)}
+    if "int8_halting" in rates:
+        cycles = halting.cycles_run / halting.decisions
+        result["halting"] = {"threshold": halting.halting_threshold, "cycles_per_decision": round(cycles, 3),
+                             "cycles_saved": round(1 - cycles / halting.cycles, 3),
+                             "int8_halting_over_int8": round(rates["int8_halting"] / rates["int8"], 3)}
+    return result
 
 
 def serve_mode(export_dir: str, seconds: float, quick: bool) -> dict:
