@@ -38,16 +38,22 @@ VARIANTS: dict[str, dict] = {
     "entropy 0": {"entropy_coeff": 0.0},
     "entropy 0.01 to 0": {"entropy_coeff": [(0, 0.01), (ENTROPY_OFF_AT, 0.0)]},
     "entropy 0 lr 2e-4": {"entropy_coeff": 0.0, "lr": 2e-4},
+    "value warm-up": {"bc": {"value_warmup_episodes": 500}},
+    "value warm-up entropy 0": {"entropy_coeff": 0.0, "bc": {"value_warmup_episodes": 500}},
 }
 
 
-def run_variant(name: str, ppo_update: dict, iterations: int, data_dir: Path, runs_dir: Path, quick: bool) -> dict:
-    """Train one variant of the quickstart and evaluate its policy on the held-out users."""
+def run_variant(name: str, update: dict, iterations: int, data_dir: Path, runs_dir: Path, quick: bool) -> dict:
+    """Train one variant of the quickstart and evaluate its policy on the held-out users. `update`
+    changes PPO settings, and BC settings under "bc"."""
+    ppo_update = {key: value for key, value in update.items() if key != "bc"}
+    bc = BCSettings(episodes=200, epochs=1) if quick else QUICKSTART.bc
     config = QUICKSTART.model_copy(update={
-        "name": name.replace(" ", "_").replace(",", ""), "runs_dir": str(runs_dir), "iterations": iterations,
+        "name": name.replace(" ", "_").replace("-", "_"), "runs_dir": str(runs_dir), "iterations": iterations,
         "time_budget_s": None, "ppo": QUICKSTART.ppo.model_copy(update=ppo_update),
+        "bc": bc.model_copy(update=update.get("bc", {})),
         "env": QUICKSTART.env.model_copy(update={"data_dir": str(data_dir)}),
-        **({"bc": BCSettings(episodes=200, epochs=1), "eval": EvalSettings(users=40)} if quick else {}),
+        **({"eval": EvalSettings(users=40)} if quick else {}),
     })
     started = time.perf_counter()
     result = train_gift(config)
@@ -56,7 +62,7 @@ def run_variant(name: str, ppo_update: dict, iterations: int, data_dir: Path, ru
     return {"variant": name, "ppo": config.ppo.model_dump(mode="json"), "iterations": len(result.metrics),
             "env_steps": result.env_steps, **training_summary(result.metrics),
             "held_out_to_oracle": results["policy"]["normalized_to_oracle"],
-            "bc_accuracy": result.bc.get("bc_accuracy"), "wall_seconds": time.perf_counter() - started,
+            "bc": result.bc, "wall_seconds": time.perf_counter() - started,
             "curve": result.metrics[["iteration", "episode_return_mean", "entropy"]].to_dict("list")}
 
 

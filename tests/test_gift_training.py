@@ -157,3 +157,14 @@ def test_the_held_out_curve_goes_to_metrics_tensorboard_and_wandb(ray_session, t
     assert len(curve) == 2 and curve.between(-1.0, 1.0).all() and result.metrics["eval_reward"].notna().all()
     offline_runs = list((result.run_dir / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1 and any(offline_runs[0].glob("*.wandb"))
+
+
+def test_the_value_warm_up_fits_the_cloned_policys_own_returns(tmp_path):
+    from recursa.gift.bc import behaviour_cloning
+
+    config = small_config(tmp_path, bc=BCSettings(episodes=40, epochs=1, value_warmup_episodes=30))
+    (tmp_path / "t").mkdir()
+    _, metrics = behaviour_cloning(config, tmp_path / "t")
+    assert metrics["value_warmup_transitions"] >= 30
+    # least squares on the clone's returns: never worse on them than the expert-fitted head
+    assert metrics["value_mse_after_warmup"] <= metrics["value_mse_before_warmup"] + 1e-6

@@ -66,7 +66,14 @@ def behaviour_cloning(config: TrainGiftConfig, run_dir: Path) -> tuple[Path, dic
     spec.observation_space, spec.action_space = env.observation_space, env.action_space
     env.close()
     module = spec.build()
-    metrics = fit_policy(module, _tensors(episodes, spec.observation_space["observations"].shape), config)
+    token_shape = spec.observation_space["observations"].shape
+    metrics = fit_policy(module, _tensors(episodes, token_shape), config)
+    if config.bc.value_warmup_episodes:
+        env = GiftRecommendationEnv(config.env.model_dump())
+        own = record_episodes(env, sampling_policy(module, config.seed), config.bc.value_warmup_episodes,
+                              config.ppo.gamma, seed=config.seed + config.bc.episodes)
+        env.close()
+        metrics |= fit_value_head(module, _tensors(own, token_shape))
     path = (run_dir / "bc_module").resolve()
     module.save_to_path(path)
     return path, metrics
@@ -102,3 +109,34 @@ def fit_policy(module, data: dict[str, torch.Tensor], config: TrainGiftConfig) -
             seen += len(index)
     module.eval()
     return {"bc_accuracy": correct / seen, "bc_loss": total_loss / seen, "bc_transitions": size}
+
+
+def sampling_policy(module, seed: int) -> Policy:
+    """The module's stochastic policy, sampled as PPO's env runners sample it."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def act(env: GiftRecommendationEnv, observation: dict) -> int:
+        batch = {Columns.OBS: {key: torch.from_numpy(value)[None] for key, value in observation.items()}}
+        with torch.no_grad():
+            logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0]
+        return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator))
+
+    return act
+
+
+def fit_value_head(module, data: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The value head refitted, trunk frozen, to the cloned policy's own discounted returns by least
+    squares. Fitted on the expert's returns, it would expect more than the clone earns, and PPO's
+    first advantages would mark most sampled actions as worse than expected."""
+    batch = {Columns.OBS: {"observations": data["observations"], "action_mask": data["action_mask"]}}
+    with torch.no_grad():
+        features = module.forward_train(batch)[Columns.EMBEDDINGS]
+        design = torch.cat([features, torch.ones(len(features), 1)], dim=1)
+        before = module.compute_values(batch, embeddings=features)
+        solution = torch.linalg.lstsq(design, data["return"][:, None]).solution.squeeze(-1)
+        module.value_head.weight.copy_(solution[:-1][None])
+        module.value_head.bias.copy_(solution[-1:])
+        after = module.compute_values(batch, embeddings=features)
+    return {"value_warmup_transitions": len(features),
+            "value_mse_before_warmup": float(torch.mean((before - data["return"]) ** 2)),
+            "value_mse_after_warmup": float(torch.mean((after - data["return"]) ** 2))}

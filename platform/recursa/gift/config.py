@@ -91,6 +91,9 @@ class BCSettings(StrictModel):
     epochs: int = Field(6, ge=1)
     lr: float = Field(2e-3, gt=0.0)
     batch_size: int = Field(256, ge=8)
+    # Episodes of the cloned policy, sampled, whose returns the value head is refitted to before PPO
+    # (0: keep the value fitted on the expert's returns).
+    value_warmup_episodes: int = Field(0, ge=0)
 
 
 class EvalSettings(StrictModel):
