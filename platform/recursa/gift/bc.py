@@ -65,6 +65,7 @@ def behaviour_cloning(config: TrainGiftConfig, run_dir: Path) -> tuple[Path, dic
     spec = trm_module_spec(config)
     spec.observation_space, spec.action_space = env.observation_space, env.action_space
     env.close()
+    torch.manual_seed(config.seed)  # the module's initial weights: a run is repeatable from its seed
     module = spec.build()
     token_shape = spec.observation_space["observations"].shape
     metrics = fit_policy(module, _tensors(episodes, token_shape), config)
