@@ -40,6 +40,8 @@ VARIANTS: dict[str, dict] = {
     "entropy 0 lr 2e-4": {"entropy_coeff": 0.0, "lr": 2e-4},
     "value warm-up": {"bc": {"value_warmup_episodes": 500}},
     "value warm-up entropy 0": {"entropy_coeff": 0.0, "bc": {"value_warmup_episodes": 500}},
+    "KL to BC 0.5 decaying": {"bc_kl_coeff": 0.5},
+    "KL to BC 0.5 decaying entropy 0": {"bc_kl_coeff": 0.5, "entropy_coeff": 0.0},
 }
 
 

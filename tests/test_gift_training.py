@@ -168,3 +168,15 @@ def test_the_value_warm_up_fits_the_cloned_policys_own_returns(tmp_path):
     assert metrics["value_warmup_transitions"] >= 30
     # least squares on the clone's returns: never worse on them than the expert-fitted head
     assert metrics["value_mse_after_warmup"] <= metrics["value_mse_before_warmup"] + 1e-6
+
+
+def test_ppo_anchored_to_the_cloned_policy_logs_its_kl_and_decays_the_weight(ray_session, tmp_path):
+    from recursa.core.config import RunnerSettings
+
+    config = small_config(tmp_path, runners=RunnerSettings(num_env_runners=0), iterations=2,
+                          ppo=PPOSettings(train_batch_size=200, minibatch_size=100, num_epochs=1,
+                                          bc_kl_coeff=0.5, bc_kl_until=600))
+    metrics = train_gift(config).metrics
+    assert metrics["bc_kl"].between(0.0, 5.0).all()  # near the clone it was warm-started from
+    weights = metrics["bc_kl_weight"].tolist()
+    assert weights[0] < 0.5 and weights[1] < weights[0], weights  # decays with the env steps sampled

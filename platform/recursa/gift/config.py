@@ -81,6 +81,10 @@ class PPOSettings(StrictModel):
     train_batch_size: int = Field(2000, ge=32)
     minibatch_size: int = Field(250, ge=8)
     num_epochs: int = Field(4, ge=1)
+    # KL(BC policy || policy) penalty after the warm start (gift.anchored_ppo), decaying linearly to 0
+    # by `bc_kl_until` env steps; 0 for plain PPO.
+    bc_kl_coeff: float = Field(0.0, ge=0.0)
+    bc_kl_until: int = Field(80_000, ge=1)
 
 
 class BCSettings(StrictModel):

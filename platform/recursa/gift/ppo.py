@@ -11,6 +11,7 @@ from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODUL
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
+from recursa.gift.anchored_ppo import ANCHOR_PATH, KL_COEFF, KL_UNTIL, BCAnchoredPPOLearner
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.env import FIRST_TOOL, GIFT_ENV_ID, GiftRecommendationEnv
 from recursa.gift.module import TRMPolicyModule
@@ -68,6 +69,10 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
     """
     ppo = config.ppo
     warm_start = {"on_algorithm_init": partial(load_policy_weights, load_state_path)} if load_state_path else {}
+    anchor = {}
+    if load_state_path and ppo.bc_kl_coeff > 0:
+        anchor = {"learner_class": BCAnchoredPPOLearner, "learner_config_dict": {
+            ANCHOR_PATH: load_state_path, KL_COEFF: ppo.bc_kl_coeff, KL_UNTIL: ppo.bc_kl_until}}
     return (
         PPOConfig()
         .environment(GIFT_ENV_ID, env_config=config.env.model_dump())
@@ -91,6 +96,7 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             train_batch_size_per_learner=ppo.train_batch_size,
             minibatch_size=ppo.minibatch_size,
             num_epochs=ppo.num_epochs,
+            **anchor,
         )
         # model_config at the algorithm level (not in the spec), where Tune's search spaces can reach it.
         .rl_module(rl_module_spec=RLModuleSpec(module_class=TRMPolicyModule), model_config=trm_model_config(config))
