@@ -83,7 +83,7 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             rollout_fragment_length="auto",
         )
         .fault_tolerance(restart_failed_env_runners=True)
-        .learners(num_learners=0)
+        .learners(num_learners=0, **anchor)
         .training(
             lr=ppo.lr,
             gamma=ppo.gamma,
@@ -96,7 +96,6 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             train_batch_size_per_learner=ppo.train_batch_size,
             minibatch_size=ppo.minibatch_size,
             num_epochs=ppo.num_epochs,
-            **anchor,
         )
         # model_config at the algorithm level (not in the spec), where Tune's search spaces can reach it.
         .rl_module(rl_module_spec=RLModuleSpec(module_class=TRMPolicyModule), model_config=trm_model_config(config))
