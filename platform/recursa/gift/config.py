@@ -116,7 +116,8 @@ class HaltingSettings(StrictModel):
     """The Q head's fit after training (gift.halting) and the threshold evaluation and serving use."""
 
     episodes: int = Field(300, ge=1)  # greedy episodes on training users whose observations it fits on
-    threshold: float = Field(0.9, gt=0.0, lt=1.0)  # stop once sigmoid(q) reaches this
+    # Stop once sigmoid(q) reaches this; 0.6 kept 99.5% of the quickstart's reward with 34% fewer cycles.
+    threshold: float = Field(0.6, gt=0.0, lt=1.0)
 
 
 class WandbSettings(StrictModel):
