@@ -104,7 +104,7 @@ def gift_export_report(policy_dir: str | Path, out_dir: str | Path, users: int, 
     module, env_config = load_policy(policy_dir)
     rewards = {"torch_fp32": evaluate_policy(env_config, module_policy(module), users, seed)["mean_reward"]}
     for precision in ("fp32", "int8"):
-        policy = OnnxPolicy(out, precision)
+        policy = OnnxPolicy(out, precision, halting_threshold=0)  # full depth; halting is measured below
         rewards[f"onnx_{precision}"] = evaluate_policy(env_config, onnx_env_policy(policy), users, seed)["mean_reward"]
     sizes = {"torch_fp32": (Path(policy_dir) / WEIGHTS).stat().st_size,
              "onnx_fp32": (out / onnx_file("fp32")).stat().st_size,
