@@ -49,6 +49,7 @@ from rich.table import Table
 
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.module import observation_batch
 from recursa.gift.ppo import build_ppo_config, trm_module_spec
 
 console = Console()
@@ -95,8 +96,7 @@ def bench_bare_env_trm(config: TrainGiftConfig, steps: int, warmup: int) -> dict
     module.eval()
 
     def choose(obs: dict) -> int:
-        batch = {Columns.OBS: {key: torch.from_numpy(value)[None] for key, value in obs.items()}}
-        logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0]
+        logits = module.forward_exploration(observation_batch(obs))[Columns.ACTION_DIST_INPUTS][0]
         return int(torch.distributions.Categorical(logits=logits).sample())
 
     try:

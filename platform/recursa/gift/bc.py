@@ -22,6 +22,7 @@ from rich.progress import track
 
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.module import observation_batch
 from recursa.gift.policies import Policy, expert_policy
 from recursa.gift.ppo import trm_module_spec
 
@@ -117,9 +118,8 @@ def sampling_policy(module, seed: int) -> Policy:
     generator = torch.Generator().manual_seed(seed)
 
     def act(env: GiftRecommendationEnv, observation: dict) -> int:
-        batch = {Columns.OBS: {key: torch.from_numpy(value)[None] for key, value in observation.items()}}
         with torch.no_grad():
-            logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0]
+            logits = module.forward_exploration(observation_batch(observation))[Columns.ACTION_DIST_INPUTS][0]
         return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator))
 
     return act

@@ -12,6 +12,7 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from recursa.core.config import ConfigError
 from recursa.gift.config import GiftEnvConfig
 from recursa.gift.env import FIRST_TOOL, GiftRecommendationEnv
+from recursa.gift.module import observation_batch
 from recursa.gift.observation import TokenLayout
 from recursa.gift.policies import BASELINES, Policy
 from recursa.gift.policy_io import is_policy_dir, load_policy
@@ -41,9 +42,8 @@ def module_policy(module: RLModule) -> Policy:
     """Greedy (argmax over allowed actions) policy from an RLModule."""
 
     def act(env: GiftRecommendationEnv, observation: dict) -> int:
-        batch = {Columns.OBS: {key: torch.from_numpy(value)[None] for key, value in observation.items()}}
         with torch.no_grad():
-            logits = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+            logits = module.forward_inference(observation_batch(observation))[Columns.ACTION_DIST_INPUTS]
         return int(logits[0].argmax())
 
     return act
@@ -86,11 +86,14 @@ def mean_with_ci95(values: np.ndarray) -> tuple[float, list[float]]:
     return float(values.mean()), [float(values.mean() - half_width), float(values.mean() + half_width)]
 
 
-def evaluate_policy(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> dict:
-    """Mean held-out reward with its 95% interval, and tool use."""
-    returns, tools = episode_returns(env_config, policy, users, seed)
+def _summary(returns: np.ndarray, tools: dict) -> dict:
     mean, ci95 = mean_with_ci95(returns)
     return {"mean_reward": mean, "ci95": ci95, **tools}
+
+
+def evaluate_policy(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> dict:
+    """Mean held-out reward with its 95% interval, and tool use."""
+    return _summary(*episode_returns(env_config, policy, users, seed))
 
 
 def compare_policies(env_config: GiftEnvConfig, first: Policy, second: Policy, users: int, seed: int) -> dict:
@@ -98,12 +101,8 @@ def compare_policies(env_config: GiftEnvConfig, first: Policy, second: Policy, u
     (its interval is far narrower than the two separate ones: the users' spread cancels)."""
     a, tools_a = episode_returns(env_config, first, users, seed)
     b, tools_b = episode_returns(env_config, second, users, seed)
-    summaries = []
-    for returns, tools in ((a, tools_a), (b, tools_b)):
-        mean, ci95 = mean_with_ci95(returns)
-        summaries.append({"mean_reward": mean, "ci95": ci95, **tools})
     difference, ci95 = mean_with_ci95(b - a)
-    return {"first": summaries[0], "second": summaries[1],
+    return {"first": _summary(a, tools_a), "second": _summary(b, tools_b),
             "difference": {"mean": difference, "ci95": ci95, "second_wins": float((b > a).mean()),
                            "second_loses": float((b < a).mean())}}
 

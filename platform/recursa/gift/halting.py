@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from ray.rllib.core.columns import Columns
 
 from recursa.gift.config import GiftEnvConfig
 from recursa.gift.env import GiftRecommendationEnv
 from recursa.gift.evaluate import evaluate_policy
-from recursa.gift.module import TRMPolicyModule
+from recursa.gift.module import TRMPolicyModule, observation_batch
 from recursa.gift.policies import Policy
 
 FIT_STEPS = 300
@@ -59,7 +60,7 @@ def fit_halting(module: TRMPolicyModule, observations: torch.Tensor, action_mask
 def observations_met(env_config: GiftEnvConfig, policy: Policy, episodes: int, seed: int,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every observation `policy` meets in `episodes` episodes on the training users (no held-out
-    user is seen), grouped by nothing: one number of candidates, the config's."""
+    user is seen), stacked: all have the config's number of candidates."""
     env = GiftRecommendationEnv(env_config.model_copy(update={"split": "train"}).model_dump())
     observations, masks = [], []
     for episode in range(episodes):
@@ -83,9 +84,8 @@ class HaltingPolicy:
     cycles: list[int] = field(default_factory=list)
 
     def __call__(self, env: GiftRecommendationEnv, observation: dict) -> int:
-        logits, cycles = self.module.halting_logits(torch.from_numpy(observation["observations"])[None],
-                                                    torch.from_numpy(observation["action_mask"])[None],
-                                                    self.threshold)
+        batch = observation_batch(observation)[Columns.OBS]
+        logits, cycles = self.module.halting_logits(batch["observations"], batch["action_mask"], self.threshold)
         self.cycles.append(int(cycles[0]))
         return int(logits[0].argmax())
 

@@ -26,6 +26,11 @@ from recursa.core.trm import Carry, TRMConfig, TRMCore
 drop_false_rlmodule_config_warning()  # built with the current constructor arguments; see there
 
 
+def observation_batch(observation: dict[str, Any]) -> dict[str, Any]:
+    """One environment observation as a module batch of one."""
+    return {Columns.OBS: {key: torch.from_numpy(value)[None] for key, value in observation.items()}}
+
+
 class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
     """Policy and value heads on a Tiny Recursive Model trunk.
 
