@@ -41,31 +41,39 @@ VARIANTS: dict[str, dict] = {
     "value warm-up": {"bc": {"value_warmup_episodes": 500}},
     "value warm-up entropy 0": {"entropy_coeff": 0.0, "bc": {"value_warmup_episodes": 500}},
     "KL to BC 0.5 decaying": {"bc_kl_coeff": 0.5},
+    "KL to lagging 0.5 ema 0.05": {"bc_kl_coeff": 0.5, "bc_kl_until": 10**9, "bc_kl_ema": 0.05},
+    "KL to lagging 0.5 ema 0.2": {"bc_kl_coeff": 0.5, "bc_kl_until": 10**9, "bc_kl_ema": 0.2},
+    "KL to lagging 2 ema 0.2": {"bc_kl_coeff": 2.0, "bc_kl_until": 10**9, "bc_kl_ema": 0.2},
     "KL to BC 0.5 decaying entropy 0": {"bc_kl_coeff": 0.5, "entropy_coeff": 0.0},
 }
 
 
 def run_variant(name: str, update: dict, iterations: int, data_dir: Path, runs_dir: Path, quick: bool) -> dict:
     """Train one variant of the quickstart and evaluate its policy on the held-out users. `update`
-    changes PPO settings, and BC settings under "bc"."""
-    ppo_update = {key: value for key, value in update.items() if key != "bc"}
+    changes PPO settings, BC settings under "bc" and other training settings under "config"."""
+    ppo_update = {key: value for key, value in update.items() if key not in ("bc", "config")}
     bc = BCSettings(episodes=200, epochs=1) if quick else QUICKSTART.bc
-    config = QUICKSTART.model_copy(update={
-        "name": name.replace(" ", "_").replace("-", "_"), "runs_dir": str(runs_dir), "iterations": iterations,
-        "time_budget_s": None, "ppo": QUICKSTART.ppo.model_copy(update=ppo_update),
-        "bc": bc.model_copy(update=update.get("bc", {})),
-        "env": QUICKSTART.env.model_copy(update={"data_dir": str(data_dir)}),
-        **({"eval": EvalSettings(users=40)} if quick else {}),
+    config = QUICKSTART.model_validate({
+        **QUICKSTART.model_dump(), "name": name.replace(" ", "_").replace("-", "_").replace(",", ""),
+        "runs_dir": str(runs_dir), "iterations": iterations, "time_budget_s": None,
+        "ppo": QUICKSTART.ppo.model_copy(update=ppo_update).model_dump(),
+        "bc": bc.model_copy(update=update.get("bc", {})).model_dump(),
+        "env": QUICKSTART.env.model_copy(update={"data_dir": str(data_dir)}).model_dump(),
+        **({"eval": EvalSettings(users=40, every=QUICKSTART.eval.every).model_dump()} if quick else {}),
+        **update.get("config", {}),
     })
     started = time.perf_counter()
     result = train_gift(config)
+    wall_seconds = time.perf_counter() - started
     module = load_policy_module(result.run_dir / "policy")
     results = evaluate_with_baselines(config.env, module_policy(module), config.eval.users, config.eval.seed)
+    curve_columns = [c for c in ("iteration", "env_steps", "time_this_iter_s", "episode_return_mean", "entropy",
+                                 "eval_to_oracle") if c in result.metrics]
     return {"variant": name, "ppo": config.ppo.model_dump(mode="json"), "iterations": len(result.metrics),
             "env_steps": result.env_steps, **training_summary(result.metrics),
             "held_out_to_oracle": results["policy"]["normalized_to_oracle"],
-            "bc": result.bc, "wall_seconds": time.perf_counter() - started,
-            "curve": result.metrics[["iteration", "episode_return_mean", "entropy"]].to_dict("list")}
+            "bc": result.bc, "wall_seconds": wall_seconds, "module": module, "config": config,
+            "curve": result.metrics[curve_columns].to_dict("list")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         env = QUICKSTART.env
         write_gift_data(generate_gift_data(env.num_items, env.num_users, seed=env.data_seed), data_dir)
         for name in names:
-            rows.append(run_variant(name, VARIANTS[name], iterations, data_dir, Path(scratch) / "runs", args.quick))
+            row = run_variant(name, VARIANTS[name], iterations, data_dir, Path(scratch) / "runs", args.quick)
+            rows.append({key: value for key, value in row.items() if key not in ("module", "config")})
             console.print(f"{name}: return {rows[-1]['return_first']:.3f} -> {rows[-1]['return_last']:.3f}")
     table = Table(title="PPO after behaviour cloning (first and last 3 iterations)")
     for column in ("variant", "return first", "return last", "entropy first", "entropy last", "held-out/oracle", "wall s"):

@@ -22,7 +22,6 @@ from rich.progress import track
 
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.env import GiftRecommendationEnv
-from recursa.gift.module import observation_batch
 from recursa.gift.policies import Policy, expert_policy
 from recursa.gift.ppo import trm_module_spec
 
@@ -49,13 +48,34 @@ def record_episodes(env: GiftRecommendationEnv, policy: Policy, episodes: int, g
     return pd.DataFrame(rows).sort_values(["episode_id", "t"], ignore_index=True)
 
 
-def _tensors(episodes: pd.DataFrame, token_shape: tuple[int, int]) -> dict[str, torch.Tensor]:
-    return {
+def _tensors(episodes: pd.DataFrame, token_shape: tuple[int, int], sequences: bool) -> dict[str, torch.Tensor]:
+    """The steps as tensors, one row per step, or with `sequences` one row per episode padded to
+    the longest ([episodes, steps, ...], for a module with recurrent state); `valid` marks real steps."""
+    flat = {
         "observations": torch.tensor(np.stack(episodes["observations"]), dtype=torch.float32).view(-1, *token_shape),
         "action_mask": torch.tensor(np.stack(episodes["action_mask"]), dtype=torch.float32),
         "action": torch.tensor(episodes["action"].to_numpy(), dtype=torch.long),
         "return": torch.tensor(episodes["return"].to_numpy(), dtype=torch.float32),
+        "valid": torch.ones(len(episodes), dtype=torch.bool),
     }
+    if not sequences:
+        return flat
+    episode, step = (torch.tensor(episodes[column].to_numpy()) for column in ("episode_id", "t"))
+    shape = (int(episode.max()) + 1, int(step.max()) + 1)
+    padded = {key: value.new_zeros((*shape, *value.shape[1:])) for key, value in flat.items()}
+    for key, value in flat.items():
+        padded[key][episode, step] = value
+    return padded
+
+
+def _module_batch(module, data: dict[str, torch.Tensor], rows) -> dict:
+    """A module batch of the given rows, starting each episode from the learned state if the module carries one."""
+    batch: dict = {Columns.OBS: {"observations": data["observations"][rows], "action_mask": data["action_mask"][rows]}}
+    if module.recursion == "across_steps":
+        observations = batch[Columns.OBS]["observations"]
+        y, z = module.trm.initial_carry(observations.shape[0], observations.shape[2])
+        batch[Columns.STATE_IN] = {"y": y, "z": z}
+    return batch
 
 
 def behaviour_cloning(config: TrainGiftConfig, run_dir: Path) -> tuple[Path, dict[str, float]]:
@@ -69,24 +89,29 @@ def behaviour_cloning(config: TrainGiftConfig, run_dir: Path) -> tuple[Path, dic
     torch.manual_seed(config.seed)  # the module's initial weights: a run is repeatable from its seed
     module = spec.build()
     token_shape = spec.observation_space["observations"].shape
-    metrics = fit_policy(module, _tensors(episodes, token_shape), config)
+    sequences = module.recursion == "across_steps"
+    metrics = fit_policy(module, _tensors(episodes, token_shape, sequences), config)
     if config.bc.value_warmup_episodes:
         env = GiftRecommendationEnv(config.env.model_dump())
         own = record_episodes(env, sampling_policy(module, config.seed), config.bc.value_warmup_episodes,
                               config.ppo.gamma, seed=config.seed + config.bc.episodes)
         env.close()
-        metrics |= fit_value_head(module, _tensors(own, token_shape))
+        metrics |= fit_value_head(module, _tensors(own, token_shape, sequences))
     path = (run_dir / "bc_module").resolve()
     module.save_to_path(path)
     return path, metrics
 
 
 def fit_policy(module, data: dict[str, torch.Tensor], config: TrainGiftConfig) -> dict[str, float]:
-    """Cross-entropy on the expert's actions plus value regression; returns final accuracy and loss."""
+    """Cross-entropy on the expert's actions plus value regression; returns final accuracy and loss.
+    `data` rows are steps or (for a module with recurrent state) whole episodes, batched to about
+    `bc.batch_size` steps."""
     settings = config.bc
     optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
     size = len(data["action"])
-    steps_per_epoch = max(1, size // settings.batch_size)
+    steps_per_row = float(data["valid"].sum()) / size
+    rows_per_batch = max(1, round(settings.batch_size / steps_per_row))
+    steps_per_epoch = max(1, size // rows_per_batch)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     module.train()
@@ -94,32 +119,36 @@ def fit_policy(module, data: dict[str, torch.Tensor], config: TrainGiftConfig) -
         correct, seen, total_loss = 0, 0, 0.0
         order = torch.randperm(size, generator=generator)
         for step in range(steps_per_epoch):
-            index = order[step * settings.batch_size:(step + 1) * settings.batch_size]
-            batch = {Columns.OBS: {"observations": data["observations"][index], "action_mask": data["action_mask"][index]}}
+            index = order[step * rows_per_batch:(step + 1) * rows_per_batch]
+            batch = _module_batch(module, data, index)
             out = module.forward_train(batch)
-            logits = out[Columns.ACTION_DIST_INPUTS]
-            values = module.compute_values(batch, embeddings=out[Columns.EMBEDDINGS])
-            loss = torch.nn.functional.cross_entropy(logits, data["action"][index]) + \
-                0.5 * torch.nn.functional.mse_loss(values, data["return"][index])
+            valid = data["valid"][index]
+            logits = out[Columns.ACTION_DIST_INPUTS][valid]
+            values = module.compute_values(batch, embeddings=out[Columns.EMBEDDINGS])[valid]
+            actions = data["action"][index][valid]
+            loss = torch.nn.functional.cross_entropy(logits, actions) + \
+                0.5 * torch.nn.functional.mse_loss(values, data["return"][index][valid])
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), config.ppo.grad_clip)
             optimizer.step()
             schedule.step()
-            correct += int((logits.argmax(-1) == data["action"][index]).sum())
-            total_loss += float(loss.detach()) * len(index)
-            seen += len(index)
+            correct += int((logits.argmax(-1) == actions).sum())
+            total_loss += float(loss.detach()) * len(actions)
+            seen += len(actions)
     module.eval()
-    return {"bc_accuracy": correct / seen, "bc_loss": total_loss / seen, "bc_transitions": size}
+    return {"bc_accuracy": correct / seen, "bc_loss": total_loss / seen, "bc_transitions": int(data["valid"].sum())}
 
 
 def sampling_policy(module, seed: int) -> Policy:
-    """The module's stochastic policy, sampled as PPO's env runners sample it."""
+    """The module's stochastic policy, sampled as PPO's env runners sample it (its recurrent state,
+    if any, carried through each episode)."""
     generator = torch.Generator().manual_seed(seed)
+    carry = None
 
     def act(env: GiftRecommendationEnv, observation: dict) -> int:
-        with torch.no_grad():
-            logits = module.forward_exploration(observation_batch(observation))[Columns.ACTION_DIST_INPUTS][0]
+        nonlocal carry
+        logits, carry = module.step_logits(observation, None if env.steps == 0 else carry)
         return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator))
 
     return act
@@ -129,15 +158,16 @@ def fit_value_head(module, data: dict[str, torch.Tensor]) -> dict[str, float]:
     """The value head refitted, trunk frozen, to the cloned policy's own discounted returns by least
     squares. Fitted on the expert's returns, it would expect more than the clone earns, and PPO's
     first advantages would mark most sampled actions as worse than expected."""
-    batch = {Columns.OBS: {"observations": data["observations"], "action_mask": data["action_mask"]}}
+    batch = _module_batch(module, data, slice(None))
+    valid, returns = data["valid"], data["return"][data["valid"]]
     with torch.no_grad():
-        features = module.forward_train(batch)[Columns.EMBEDDINGS]
+        features = module.forward_train(batch)[Columns.EMBEDDINGS][valid]
         design = torch.cat([features, torch.ones(len(features), 1)], dim=1)
         before = module.compute_values(batch, embeddings=features)
-        solution = torch.linalg.lstsq(design, data["return"][:, None]).solution.squeeze(-1)
+        solution = torch.linalg.lstsq(design, returns[:, None]).solution.squeeze(-1)
         module.value_head.weight.copy_(solution[:-1][None])
         module.value_head.bias.copy_(solution[-1:])
         after = module.compute_values(batch, embeddings=features)
     return {"value_warmup_transitions": len(features),
-            "value_mse_before_warmup": float(torch.mean((before - data["return"]) ** 2)),
-            "value_mse_after_warmup": float(torch.mean((after - data["return"]) ** 2))}
+            "value_mse_before_warmup": float(torch.mean((before - returns) ** 2)),
+            "value_mse_after_warmup": float(torch.mean((after - returns) ** 2))}

@@ -29,6 +29,9 @@ from recursa.gift.tools import GIFT_TOOL_NAMES
 from recursa.gift.toolset import resolve_gift_tools
 from recursa.serving.config import ServeBatching
 
+# How the policy's TRM recursion meets the environment's steps (gift.module).
+Recursion = Literal["per_step", "across_steps"]
+
 # The candidate counts a policy acts on, whatever K it was trained with (the candidates are a set).
 MIN_CANDIDATES, MAX_CANDIDATES = 4, 32
 
@@ -87,6 +90,7 @@ class PPOSettings(StrictModel):
     # 0.945-0.949 of the oracle against 0.96 without it), so it is not the default.
     bc_kl_coeff: float = Field(0.0, ge=0.0)
     bc_kl_until: int = Field(160_000, ge=1)
+    bc_kl_ema: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class BCSettings(StrictModel):
@@ -147,6 +151,9 @@ class TrainGiftConfig(StrictModel):
     seed: int = 0
     env: GiftEnvConfig = GiftEnvConfig()
     model: TRMConfig = TRMConfig()  # the policy's trunk; its sequence is the observation's tokens
+    # per_step: every step recurses model.T cycles from the learned start; across_steps: (y, z) is the
+    # policy's recurrent state and each step runs model.T cycles from the last step's (gift.module).
+    recursion: Recursion = "per_step"
     ppo: PPOSettings = PPOSettings()
     bc: BCSettings = BCSettings()
     runners: RunnerSettings = RunnerSettings()

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from recursa.core.config import ConfigError
 from recursa.gift.config import GiftEnvConfig
 from recursa.gift.env import FIRST_TOOL, GiftRecommendationEnv
-from recursa.gift.module import observation_batch
 from recursa.gift.observation import TokenLayout
 from recursa.gift.policies import BASELINES, Policy
 from recursa.gift.policy_io import is_policy_dir, load_policy
@@ -39,12 +36,14 @@ def load_policy_module(checkpoint: str | Path) -> RLModule:
 
 
 def module_policy(module: RLModule) -> Policy:
-    """Greedy (argmax over allowed actions) policy from an RLModule."""
+    """Greedy (argmax over allowed actions) policy from an RLModule. A module with across-steps
+    recursion carries its state through each episode; an env at step 0 starts a new one."""
+    carry = None
 
     def act(env: GiftRecommendationEnv, observation: dict) -> int:
-        with torch.no_grad():
-            logits = module.forward_inference(observation_batch(observation))[Columns.ACTION_DIST_INPUTS]
-        return int(logits[0].argmax())
+        nonlocal carry
+        logits, carry = module.step_logits(observation, None if env.steps == 0 else carry)
+        return int(logits.argmax())
 
     return act
 

@@ -21,23 +21,26 @@ from ray.rllib.core.columns import Columns
 
 from recursa.core.artifact import write_artifact
 from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES
+from recursa.gift.env import GiftRecommendationEnv
 from recursa.gift.evaluate import evaluate_policy, module_policy
 from recursa.gift.halting import evaluate_halting, halting_summary
 from recursa.gift.module import TRMPolicyModule
 from recursa.gift.onnx_policy import CYCLE, INITIAL_CARRY, SETTINGS, OnnxPolicy, onnx_file
+from recursa.gift.policies import Policy
 from recursa.gift.policy_io import WEIGHTS, load_policy, saved_halting_threshold
 
 
 class _LogitsOnly(torch.nn.Module):
-    """The policy module as a function of two tensors (what ONNX export needs)."""
+    """The policy's step from the learned start as a function of two tensors (what ONNX export
+    needs): every step of a per-step policy, the first step of one that carries its recursion."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: TRMPolicyModule):
         super().__init__()
         self.module = module
 
     def forward(self, observations: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         batch = {Columns.OBS: {"observations": observations, "action_mask": action_mask}}
-        return self.module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+        return self.module.logits(self.module.answer_state(batch), action_mask)
 
 
 class _OneCycle(torch.nn.Module):
@@ -93,9 +96,17 @@ def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str,
     return {"fp32": out / onnx_file("fp32"), "int8": out / onnx_file("int8"), "settings": out / SETTINGS}
 
 
-def onnx_env_policy(policy: OnnxPolicy):
-    """An evaluation policy (env, observation) -> action backed by an ONNX session."""
-    return lambda env, observation: policy.act([observation])[0]
+def onnx_env_policy(policy: OnnxPolicy) -> Policy:
+    """An evaluation policy (env, observation) -> action backed by an ONNX session, carrying the
+    policy's recurrent state, if any, through each episode."""
+    carry = None
+
+    def act(env: GiftRecommendationEnv, observation: dict) -> int:
+        nonlocal carry
+        actions, (carry,) = policy.step([observation], [None if env.steps == 0 else carry])
+        return actions[0]
+
+    return act
 
 
 def gift_export_report(policy_dir: str | Path, out_dir: str | Path, users: int, seed: int) -> dict:

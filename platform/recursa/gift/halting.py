@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
+from recursa.core.config import ConfigError
 from recursa.gift.config import GiftEnvConfig
 from recursa.gift.env import GiftRecommendationEnv
 from recursa.gift.evaluate import evaluate_policy
@@ -107,6 +108,9 @@ def halting_summary(full_depth_reward: float, reward: float, cycles_per_decision
 def evaluate_halting(env_config: GiftEnvConfig, module: TRMPolicyModule, threshold: float, users: int, seed: int,
                      full_depth_reward: float) -> dict[str, float]:
     """The module with halting on the held-out users, against `full_depth_reward` on the same users."""
+    if module.recursion != "per_step":
+        raise ConfigError("halting-threshold: halting stops a step's recursion from the learned start; "
+                          "this policy carries its recursion across steps")
     policy = HaltingPolicy(module, threshold)
     reward = evaluate_policy(env_config, policy, users, seed)["mean_reward"]
     return halting_summary(full_depth_reward, reward, policy.mean_cycles, module.trm_config.T, threshold)

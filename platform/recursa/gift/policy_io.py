@@ -30,7 +30,7 @@ def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str
     trm = module.trm_config.model_dump(exclude={"seq_len"})
     settings = {
         "module": type(module).__name__,
-        "model_config": {**trm, "num_global_actions": module.num_global_actions},
+        "model_config": {**trm, "num_global_actions": module.num_global_actions, "recursion": module.recursion},
         "token_dim": module.token_dim,
         "halting_threshold": halting_threshold,
         "env": env_config.model_dump(mode="json"),

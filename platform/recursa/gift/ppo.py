@@ -11,7 +11,7 @@ from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODUL
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
-from recursa.gift.anchored_ppo import ANCHOR_PATH, KL_COEFF, KL_UNTIL, BCAnchoredPPOLearner
+from recursa.gift.anchored_ppo import ANCHOR_EMA, ANCHOR_PATH, KL_COEFF, KL_UNTIL, BCAnchoredPPOLearner
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.env import FIRST_TOOL, GIFT_ENV_ID, GiftRecommendationEnv
 from recursa.gift.module import TRMPolicyModule
@@ -36,8 +36,13 @@ class GiftMetricsCallbacks(RLlibCallback):
 
 
 def trm_model_config(config: TrainGiftConfig) -> dict:
-    """The TRM policy's model_config (what TRMPolicyModule is built from)."""
-    return {**config.model.model_dump(), "num_global_actions": FIRST_TOOL + len(config.env.tools)}
+    """The TRM policy's model_config (what TRMPolicyModule is built from). With across-steps
+    recursion an episode (at most env.max_steps) is one of RLlib's training sequences."""
+    model_config = {**config.model.model_dump(), "num_global_actions": FIRST_TOOL + len(config.env.tools),
+                    "recursion": config.recursion}
+    if config.recursion == "across_steps":
+        model_config["max_seq_len"] = config.env.max_steps
+    return model_config
 
 
 def trm_module_spec(config: TrainGiftConfig) -> RLModuleSpec:
@@ -72,7 +77,8 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
     anchor = {}
     if load_state_path and ppo.bc_kl_coeff > 0:
         anchor = {"learner_class": BCAnchoredPPOLearner, "learner_config_dict": {
-            ANCHOR_PATH: load_state_path, KL_COEFF: ppo.bc_kl_coeff, KL_UNTIL: ppo.bc_kl_until}}
+            ANCHOR_PATH: load_state_path, KL_COEFF: ppo.bc_kl_coeff, KL_UNTIL: ppo.bc_kl_until,
+            ANCHOR_EMA: ppo.bc_kl_ema}}
     return (
         PPOConfig()
         .environment(GIFT_ENV_ID, env_config=config.env.model_dump())

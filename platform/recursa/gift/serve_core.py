@@ -15,7 +15,7 @@ import numpy as np
 from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES
 from recursa.gift.data import CATEGORIES
 from recursa.gift.env import GiftRecommendationEnv
-from recursa.gift.onnx_policy import OnnxPolicy, Precision
+from recursa.gift.onnx_policy import Carry, OnnxPolicy, Precision
 from recursa.gift.schemas import RecommendedItem, RecommendRequest, RecommendResponse, ToolCallRecord
 
 
@@ -50,9 +50,11 @@ class GiftRecommenderCore:
                 except InvalidRequest as error:
                     results[i] = error
             steps = dict.fromkeys(observations, 0)
+            carries: dict[int, Carry | None] = dict.fromkeys(observations)
             while observations:
                 running = list(observations)
-                actions = self.policy.act([observations[i] for i in running])
+                actions, next_carries = self.policy.step([observations[i] for i in running], [carries[i] for i in running])
+                carries.update(zip(running, next_carries))
                 for i, action in zip(running, actions):
                     observation, _, terminated, truncated, _ = envs[i].step(action)
                     steps[i] += 1

@@ -145,9 +145,12 @@ def train_gift(config: TrainGiftConfig, resume: bool = False) -> TrainResult:
                 if out_of_time:
                     break
         module = algo.get_module()
-        halting = fit_halting(module, *observations_met(config.env, module_policy(module), config.halting.episodes,
-                                                        config.seed))
-        save_policy(module, config.env, run_dir / "policy", halting_threshold=config.halting.threshold)
+        halting, threshold = {}, None
+        if config.recursion == "per_step":  # across steps, each step's depth is already one cycle's worth
+            halting = fit_halting(module, *observations_met(config.env, module_policy(module),
+                                                            config.halting.episodes, config.seed))
+            threshold = config.halting.threshold
+        save_policy(module, config.env, run_dir / "policy", halting_threshold=threshold)
     finally:
         writer.close()
         if wandb:
