@@ -41,9 +41,9 @@ VARIANTS: dict[str, dict] = {
     "value warm-up": {"bc": {"value_warmup_episodes": 500}},
     "value warm-up entropy 0": {"entropy_coeff": 0.0, "bc": {"value_warmup_episodes": 500}},
     "KL to BC 0.5 decaying": {"bc_kl_coeff": 0.5},
-    "KL to lagging 0.5 ema 0.05": {"bc_kl_coeff": 0.5, "bc_kl_until": 10**9, "bc_kl_ema": 0.05},
     "KL to lagging 0.5 ema 0.2": {"bc_kl_coeff": 0.5, "bc_kl_until": 10**9, "bc_kl_ema": 0.2},
-    "KL to lagging 2 ema 0.2": {"bc_kl_coeff": 2.0, "bc_kl_until": 10**9, "bc_kl_ema": 0.2},
+    "entropy target 0.35": {"entropy_coeff": 0.0, "entropy_target": 0.35},
+    "entropy target 0.2": {"entropy_coeff": 0.0, "entropy_target": 0.2},
     "KL to BC 0.5 decaying entropy 0": {"bc_kl_coeff": 0.5, "entropy_coeff": 0.0},
 }
 

@@ -180,3 +180,17 @@ def test_ppo_anchored_to_the_cloned_policy_logs_its_kl_and_decays_the_weight(ray
     assert metrics["bc_kl"].between(0.0, 5.0).all()  # near the clone it was warm-started from
     weights = metrics["bc_kl_weight"].tolist()
     assert weights[0] < 0.5 and weights[1] < weights[0], weights  # decays with the env steps sampled
+
+
+def test_an_entropy_target_tunes_the_entropy_weight_and_sharpens_a_spread_policy(ray_session, tmp_path):
+    from recursa.core.config import RunnerSettings
+
+    config = small_config(tmp_path, runners=RunnerSettings(num_env_runners=0), iterations=3,
+                          bc=BCSettings(episodes=20, epochs=1),
+                          ppo=PPOSettings(train_batch_size=200, minibatch_size=100, num_epochs=2, entropy_coeff=0.0,
+                                          entropy_target=0.1, entropy_target_rate=2.0))
+    metrics = train_gift(config).metrics
+    alpha, entropy = metrics["entropy_alpha"].tolist(), metrics["entropy"].tolist()
+    assert entropy[0] > 0.5, "a barely cloned policy starts spread"
+    assert alpha[0] == 0.0 and 0.0 < alpha[1] < alpha[2], alpha  # above target: an entropy penalty that grows
+    assert entropy[2] < entropy[0], entropy

@@ -84,10 +84,14 @@ class PPOSettings(StrictModel):
     train_batch_size: int = Field(2000, ge=32)
     minibatch_size: int = Field(250, ge=8)
     num_epochs: int = Field(4, ge=1)
-    # KL(BC policy || policy) penalty after the warm start (gift.anchored_ppo), decaying linearly to 0
-    # by `bc_kl_until` env steps; 0 (the default) for plain PPO. bench/gift_rl_after_bc.py and two
-    # quickstarts: at 0.5 it holds the sampled return up but also the clone's tool use (held-out
-    # 0.945-0.949 of the oracle against 0.96 without it), so it is not the default.
+    # Hold the policy's entropy at this target (gift.ppo_learner; None: off), adapting the entropy
+    # term's weight by `entropy_target_rate` per iteration and unit of entropy off target.
+    entropy_target: float | None = Field(None, ge=0.0)
+    entropy_target_rate: float = Field(0.5, gt=0.0)
+    # KL(reference || policy) after the warm start (gift.ppo_learner), its weight decaying linearly to
+    # 0 by `bc_kl_until` env steps (0: off). The reference is the BC policy, or with `bc_kl_ema` a
+    # moving average of the policy's weights starting there. Both hold the clone's tool use
+    # (held-out 0.945-0.949 of the oracle; bench/gift_rl_after_bc.py), so they are off by default.
     bc_kl_coeff: float = Field(0.0, ge=0.0)
     bc_kl_until: int = Field(160_000, ge=1)
     bc_kl_ema: float = Field(0.0, ge=0.0, le=1.0)

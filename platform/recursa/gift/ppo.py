@@ -11,10 +11,18 @@ from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODUL
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
-from recursa.gift.anchored_ppo import ANCHOR_EMA, ANCHOR_PATH, KL_COEFF, KL_UNTIL, BCAnchoredPPOLearner
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.env import FIRST_TOOL, GIFT_ENV_ID, GiftRecommendationEnv
 from recursa.gift.module import TRMPolicyModule
+from recursa.gift.ppo_learner import (
+    ANCHOR_EMA,
+    ANCHOR_PATH,
+    ENTROPY_TARGET,
+    ENTROPY_TARGET_RATE,
+    KL_COEFF,
+    KL_UNTIL,
+    GiftPPOLearner,
+)
 
 # RLlib's registry (as well as gymnasium's) so env runners get an EnvContext with their indices.
 register_env(GIFT_ENV_ID, lambda env_config: GiftRecommendationEnv(env_config))
@@ -74,11 +82,10 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
     """
     ppo = config.ppo
     warm_start = {"on_algorithm_init": partial(load_policy_weights, load_state_path)} if load_state_path else {}
-    anchor = {}
-    if load_state_path and ppo.bc_kl_coeff > 0:
-        anchor = {"learner_class": BCAnchoredPPOLearner, "learner_config_dict": {
-            ANCHOR_PATH: load_state_path, KL_COEFF: ppo.bc_kl_coeff, KL_UNTIL: ppo.bc_kl_until,
-            ANCHOR_EMA: ppo.bc_kl_ema}}
+    learner = {"learner_class": GiftPPOLearner, "learner_config_dict": {
+        ENTROPY_TARGET: ppo.entropy_target, ENTROPY_TARGET_RATE: ppo.entropy_target_rate,
+        ANCHOR_PATH: load_state_path if ppo.bc_kl_coeff > 0 else None, KL_COEFF: ppo.bc_kl_coeff,
+        KL_UNTIL: ppo.bc_kl_until, ANCHOR_EMA: ppo.bc_kl_ema}}
     return (
         PPOConfig()
         .environment(GIFT_ENV_ID, env_config=config.env.model_dump())
@@ -89,7 +96,7 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             rollout_fragment_length="auto",
         )
         .fault_tolerance(restart_failed_env_runners=True)
-        .learners(num_learners=0, **anchor)
+        .learners(num_learners=0, **learner)
         .training(
             lr=ppo.lr,
             gamma=ppo.gamma,
