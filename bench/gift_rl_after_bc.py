@@ -43,7 +43,8 @@ VARIANTS: dict[str, dict] = {
     "KL to BC 0.5 decaying": {"bc_kl_coeff": 0.5},
     "KL to lagging 0.5 ema 0.2": {"bc_kl_coeff": 0.5, "bc_kl_until": 10**9, "bc_kl_ema": 0.2},
     "entropy target 0.35": {"entropy_coeff": 0.0, "entropy_target": 0.35},
-    "entropy target 0.2": {"entropy_coeff": 0.0, "entropy_target": 0.2},
+    "entropy target 0.7 to 0.2": {"entropy_coeff": 0.0, "entropy_target": [(0, 0.7), (60_000, 0.2)]},
+    "entropy target 1.0 to 0.2": {"entropy_coeff": 0.0, "entropy_target": [(0, 1.0), (60_000, 0.2)]},
     "KL to BC 0.5 decaying entropy 0": {"bc_kl_coeff": 0.5, "entropy_coeff": 0.0},
 }
 

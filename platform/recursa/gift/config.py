@@ -86,7 +86,7 @@ class PPOSettings(StrictModel):
     num_epochs: int = Field(4, ge=1)
     # Hold the policy's entropy at this target (gift.ppo_learner; None: off), adapting the entropy
     # term's weight by `entropy_target_rate` per iteration and unit of entropy off target.
-    entropy_target: float | None = Field(None, ge=0.0)
+    entropy_target: NonNegativeFloat | Schedule | None = None
     entropy_target_rate: float = Field(0.5, gt=0.0)
     # KL(reference || policy) after the warm start (gift.ppo_learner), its weight decaying linearly to
     # 0 by `bc_kl_until` env steps (0: off). The reference is the BC policy, or with `bc_kl_ema` a

@@ -43,6 +43,11 @@ class GiftMetricsCallbacks(RLlibCallback):
             metrics_logger.log_value(("gift", "tool_success_rate"), success, window=_WINDOW)
 
 
+def rllib_schedule(value: float | list | None) -> float | list | None:
+    """A config value or schedule as RLlib takes it (a schedule as a list of [env_steps, value] lists)."""
+    return [list(point) for point in value] if isinstance(value, list) else value
+
+
 def trm_model_config(config: TrainGiftConfig) -> dict:
     """The TRM policy's model_config (what TRMPolicyModule is built from). With across-steps
     recursion an episode (at most env.max_steps) is one of RLlib's training sequences."""
@@ -83,7 +88,7 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
     ppo = config.ppo
     warm_start = {"on_algorithm_init": partial(load_policy_weights, load_state_path)} if load_state_path else {}
     learner = {"learner_class": GiftPPOLearner, "learner_config_dict": {
-        ENTROPY_TARGET: ppo.entropy_target, ENTROPY_TARGET_RATE: ppo.entropy_target_rate,
+        ENTROPY_TARGET: rllib_schedule(ppo.entropy_target), ENTROPY_TARGET_RATE: ppo.entropy_target_rate,
         ANCHOR_PATH: load_state_path if ppo.bc_kl_coeff > 0 else None, KL_COEFF: ppo.bc_kl_coeff,
         KL_UNTIL: ppo.bc_kl_until, ANCHOR_EMA: ppo.bc_kl_ema}}
     return (
@@ -102,8 +107,7 @@ def build_ppo_config(config: TrainGiftConfig, load_state_path: str | None = None
             gamma=ppo.gamma,
             lambda_=ppo.gae_lambda,
             clip_param=ppo.clip_param,
-            entropy_coeff=[list(point) for point in ppo.entropy_coeff] if isinstance(ppo.entropy_coeff, list)
-            else ppo.entropy_coeff,
+            entropy_coeff=rllib_schedule(ppo.entropy_coeff),
             vf_loss_coeff=ppo.vf_loss_coeff,
             grad_clip=ppo.grad_clip,
             train_batch_size_per_learner=ppo.train_batch_size,

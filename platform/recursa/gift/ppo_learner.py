@@ -7,10 +7,11 @@ with a smaller step, and with the value head refitted to the clone's returns), s
 return falls while the greedy policy improves. Near-optimal, the standardised advantages are
 mostly noise, and noise in the logits of a peaked distribution raises its entropy.
 
-- An entropy target (`entropy_target`): the loss gains `alpha * entropy`, and after every update
-  `alpha` moves by `entropy_target_rate * (entropy - target)` (a Lagrange multiplier, as SAC tunes
-  its temperature, here allowed to turn into a bonus when the policy is sharper than the target).
-  The policy keeps the clone's spread while PPO changes which actions it prefers.
+- An entropy target (`entropy_target`, a value or a schedule over env steps): the loss gains
+  `alpha * entropy`, and after every update `alpha` moves by `entropy_target_rate * (entropy -
+  target)` (a Lagrange multiplier, as SAC tunes its temperature, here allowed to turn into a bonus
+  when the policy is sharper than the target). A falling target explores first, then exploits:
+  the policy spreads enough to find better actions, then sharpens onto them.
 - A KL penalty to a reference policy (`bc_kl_coeff`): KL(reference || policy), its weight decaying
   linearly to zero by `bc_kl_until` env steps. The reference is the BC policy, or with `bc_kl_ema`
   an exponential moving average of the policy's weights that starts there (a reference that lags).
@@ -26,6 +27,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+from ray.rllib.utils.schedules.scheduler import Scheduler
 
 ANCHOR_PATH, KL_COEFF, KL_UNTIL, ANCHOR_EMA = "bc_anchor_path", "bc_kl_coeff", "bc_kl_until", "bc_kl_ema"
 ENTROPY_TARGET, ENTROPY_TARGET_RATE = "entropy_target", "entropy_target_rate"
@@ -52,20 +54,26 @@ class GiftPPOLearner(PPOTorchLearner):
         self._kl_weight = float(settings.get(KL_COEFF, 0.0))
         self._alpha = 0.0  # the entropy term's weight, tuned toward the target
         self._entropies: list[float] = []
+        target = settings.get(ENTROPY_TARGET)
+        self._entropy_target = None if target is None else Scheduler(target)
 
     def before_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().before_gradient_based_update(timesteps=timesteps)
         settings = self.config.learner_config_dict
+        env_steps = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)
+        if self._entropy_target is not None:
+            self._entropy_target.update(env_steps)
         if self._anchor is not None:
-            progress = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) / settings[KL_UNTIL]
+            progress = env_steps / settings[KL_UNTIL]
             self._kl_weight = float(settings[KL_COEFF]) * max(0.0, 1.0 - progress)
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().after_gradient_based_update(timesteps=timesteps)
         settings = self.config.learner_config_dict
-        if settings.get(ENTROPY_TARGET) is not None and self._entropies:
+        if self._entropy_target is not None and self._entropies:
             mean_entropy = sum(self._entropies) / len(self._entropies)
-            self._alpha += float(settings[ENTROPY_TARGET_RATE]) * (mean_entropy - float(settings[ENTROPY_TARGET]))
+            target = float(self._entropy_target.get_current_value())
+            self._alpha += float(settings[ENTROPY_TARGET_RATE]) * (mean_entropy - target)
         self._entropies.clear()
         rate = float(settings.get(ANCHOR_EMA, 0.0))
         if self._anchor is not None and rate:
@@ -77,10 +85,12 @@ class GiftPPOLearner(PPOTorchLearner):
         loss = super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
         logp = torch.log_softmax(fwd_out[Columns.ACTION_DIST_INPUTS], -1)
         allowed = batch[Columns.OBS]["action_mask"] > 0
-        if self.config.learner_config_dict.get(ENTROPY_TARGET) is not None:
+        if self._entropy_target is not None:
             entropy = _masked_mean(-torch.where(allowed, logp.exp() * logp, torch.zeros_like(logp)).sum(-1), batch)
             self._entropies.append(float(entropy.detach()))
             self.metrics.log_value((module_id, "entropy_alpha"), self._alpha, window=1)
+            self.metrics.log_value((module_id, "entropy_target"), float(self._entropy_target.get_current_value()),
+                                   window=1)
             loss = loss + self._alpha * entropy
         if self._anchor is not None:
             with torch.no_grad():

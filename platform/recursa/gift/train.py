@@ -62,7 +62,8 @@ def iteration_metrics(result: dict) -> dict[str, float]:
     }
     row.update({f"calls_{tool}": value for tool, value in calls.items()})
     learner = result.get("learners", {}).get("default_policy", {})
-    for key in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "bc_kl", "bc_kl_weight", "entropy_alpha"):
+    for key in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "bc_kl", "bc_kl_weight", "entropy_alpha",
+                "entropy_target"):
         row[key] = learner.get(key, float("nan"))
     return {key: float(value) for key, value in row.items()}
 
