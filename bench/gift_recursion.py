@@ -28,10 +28,10 @@ from recursa.gift.data import generate_gift_data, write_gift_data
 from recursa.gift.evaluate import episode_returns, module_policy
 from recursa.gift.quickstart import QUICKSTART
 
-VARIANTS: dict[str, dict] = {
-    "per step, T=2": {"config": {"recursion": "per_step", "model": {"T": 2}}},
-    "across steps, T=1": {"config": {"recursion": "across_steps", "model": {"T": 1}}},
-    "across steps, T=2": {"config": {"recursion": "across_steps", "model": {"T": 2}}},
+VARIANTS: dict[str, dict] = {  # the quickstart's PPO settings, recursion and depth varied
+    name: {**QUICKSTART.ppo.model_dump(), "config": {"recursion": recursion, "model": {"T": cycles}}}
+    for name, recursion, cycles in (("per step, T=2", "per_step", 2), ("across steps, T=1", "across_steps", 1),
+                                    ("across steps, T=2", "across_steps", 2))
 }
 THROUGHPUT_USERS = 200
 

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recursa.core.runtime import init_ray
-from recursa.gift.config import BCSettings, EvalSettings
+from recursa.gift.config import BCSettings, EvalSettings, PPOSettings
 from recursa.gift.data import generate_gift_data, write_gift_data
 from recursa.gift.evaluate import evaluate_with_baselines, load_policy_module, module_policy
 from recursa.gift.quickstart import QUICKSTART
@@ -42,22 +42,22 @@ VARIANTS: dict[str, dict] = {
     "value warm-up entropy 0": {"entropy_coeff": 0.0, "bc": {"value_warmup_episodes": 500}},
     "KL to BC 0.5 decaying": {"bc_kl_coeff": 0.5},
     "KL to lagging 0.5 ema 0.2": {"bc_kl_coeff": 0.5, "bc_kl_until": 10**9, "bc_kl_ema": 0.2},
-    "entropy target 0.35": {"entropy_coeff": 0.0, "entropy_target": 0.35},
-    "entropy target 0.7 to 0.2": {"entropy_coeff": 0.0, "entropy_target": [(0, 0.7), (60_000, 0.2)]},
-    "entropy target 1.0 to 0.2": {"entropy_coeff": 0.0, "entropy_target": [(0, 1.0), (60_000, 0.2)]},
+    "entropy ceiling 0.7 to 0.25": {"entropy_target": [(0, 0.7), (60_000, 0.25)]},
+    "entropy ceiling 0.5": {"entropy_target": 0.5},
     "KL to BC 0.5 decaying entropy 0": {"bc_kl_coeff": 0.5, "entropy_coeff": 0.0},
 }
 
 
 def run_variant(name: str, update: dict, iterations: int, data_dir: Path, runs_dir: Path, quick: bool) -> dict:
     """Train one variant of the quickstart and evaluate its policy on the held-out users. `update`
-    changes PPO settings, BC settings under "bc" and other training settings under "config"."""
+    gives PPO settings (over the defaults: plain PPO), BC settings under "bc" and other training
+    settings under "config"."""
     ppo_update = {key: value for key, value in update.items() if key not in ("bc", "config")}
     bc = BCSettings(episodes=200, epochs=1) if quick else QUICKSTART.bc
     config = QUICKSTART.model_validate({
         **QUICKSTART.model_dump(), "name": name.replace(" ", "_").replace("-", "_").replace(",", ""),
         "runs_dir": str(runs_dir), "iterations": iterations, "time_budget_s": None,
-        "ppo": QUICKSTART.ppo.model_copy(update=ppo_update).model_dump(),
+        "ppo": PPOSettings(**ppo_update).model_dump(),
         "bc": bc.model_copy(update=update.get("bc", {})).model_dump(),
         "env": QUICKSTART.env.model_copy(update={"data_dir": str(data_dir)}).model_dump(),
         **({"eval": EvalSettings(users=40, every=QUICKSTART.eval.every).model_dump()} if quick else {}),

@@ -84,10 +84,10 @@ class PPOSettings(StrictModel):
     train_batch_size: int = Field(2000, ge=32)
     minibatch_size: int = Field(250, ge=8)
     num_epochs: int = Field(4, ge=1)
-    # Hold the policy's entropy at this target (gift.ppo_learner; None: off), adapting the entropy
-    # term's weight by `entropy_target_rate` per iteration and unit of entropy off target.
+    # Keep the policy's entropy under this target (gift.ppo_learner; None: off), adapting an entropy
+    # penalty's weight by `entropy_target_rate` per iteration and unit of entropy over the target.
     entropy_target: NonNegativeFloat | Schedule | None = None
-    entropy_target_rate: float = Field(0.5, gt=0.0)
+    entropy_target_rate: float = Field(0.2, gt=0.0)
     # KL(reference || policy) after the warm start (gift.ppo_learner), its weight decaying linearly to
     # 0 by `bc_kl_until` env steps (0: off). The reference is the BC policy, or with `bc_kl_ema` a
     # moving average of the policy's weights starting there. Both hold the clone's tool use

@@ -7,11 +7,11 @@ with a smaller step, and with the value head refitted to the clone's returns), s
 return falls while the greedy policy improves. Near-optimal, the standardised advantages are
 mostly noise, and noise in the logits of a peaked distribution raises its entropy.
 
-- An entropy target (`entropy_target`, a value or a schedule over env steps): the loss gains
+- An entropy ceiling (`entropy_target`, a value or a schedule over env steps): the loss gains
   `alpha * entropy`, and after every update `alpha` moves by `entropy_target_rate * (entropy -
-  target)` (a Lagrange multiplier, as SAC tunes its temperature, here allowed to turn into a bonus
-  when the policy is sharper than the target). A falling target explores first, then exploits:
-  the policy spreads enough to find better actions, then sharpens onto them.
+  target)`, never below 0 (a Lagrange multiplier, as SAC tunes its temperature). Below the target
+  PPO runs unchanged; above it, the policy is pulled back. Allowed to turn into a bonus, the
+  multiplier made the entropy swing between 0.2 and 1.0 within a few iterations.
 - A KL penalty to a reference policy (`bc_kl_coeff`): KL(reference || policy), its weight decaying
   linearly to zero by `bc_kl_until` env steps. The reference is the BC policy, or with `bc_kl_ema`
   an exponential moving average of the policy's weights that starts there (a reference that lags).
@@ -52,7 +52,7 @@ class GiftPPOLearner(PPOTorchLearner):
             for parameter in self._anchor.parameters():
                 parameter.requires_grad_(False)
         self._kl_weight = float(settings.get(KL_COEFF, 0.0))
-        self._alpha = 0.0  # the entropy term's weight, tuned toward the target
+        self._alpha = 0.0  # the entropy penalty's weight, tuned to keep the entropy under the target
         self._entropies: list[float] = []
         target = settings.get(ENTROPY_TARGET)
         self._entropy_target = None if target is None else Scheduler(target)
@@ -73,7 +73,7 @@ class GiftPPOLearner(PPOTorchLearner):
         if self._entropy_target is not None and self._entropies:
             mean_entropy = sum(self._entropies) / len(self._entropies)
             target = float(self._entropy_target.get_current_value())
-            self._alpha += float(settings[ENTROPY_TARGET_RATE]) * (mean_entropy - target)
+            self._alpha = max(0.0, self._alpha + float(settings[ENTROPY_TARGET_RATE]) * (mean_entropy - target))
         self._entropies.clear()
         rate = float(settings.get(ANCHOR_EMA, 0.0))
         if self._anchor is not None and rate:
