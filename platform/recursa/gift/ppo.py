@@ -13,7 +13,8 @@ from ray.tune.registry import register_env
 
 from recursa.gift.anchored_ppo import ANCHOR_PATH, KL_COEFF, KL_UNTIL, BCAnchoredPPOLearner
 from recursa.gift.config import TrainGiftConfig
-from recursa.gift.env import FIRST_TOOL, GIFT_ENV_ID, GiftRecommendationEnv
+from recursa.gift.env import GIFT_ENV_ID, GiftRecommendationEnv
+from recursa.gift.focus import action_layout
 from recursa.gift.module import TRMPolicyModule
 
 # RLlib's registry (as well as gymnasium's) so env runners get an EnvContext with their indices.
@@ -37,7 +38,9 @@ class GiftMetricsCallbacks(RLlibCallback):
 
 def trm_model_config(config: TrainGiftConfig) -> dict:
     """The TRM policy's model_config (what TRMPolicyModule is built from)."""
-    return {**config.model.model_dump(), "num_global_actions": FIRST_TOOL + len(config.env.tools)}
+    actions = action_layout(config.env)
+    return {**config.model.model_dump(), "num_global_actions": actions.num_global_actions,
+            "actions_per_item": actions.actions_per_item}
 
 
 def trm_module_spec(config: TrainGiftConfig) -> RLModuleSpec:
