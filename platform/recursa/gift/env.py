@@ -287,7 +287,7 @@ class GiftRecommendationEnv(gym.Env):
     @property
     def tool_done(self) -> np.ndarray:
         """Per tool, whether it has answered for every candidate."""
-        return self.answered.all(axis=0)
+        return np.asarray(self.answered.all(axis=0))
 
     def tool_action(self, tool_index: int, item: int | None = None) -> int:
         """The action calling a tool (on candidate `item` with per-item tools, else on all)."""
@@ -356,7 +356,7 @@ class GiftRecommendationEnv(gym.Env):
     def _write_profile_token(self) -> None:
         layout = self.layout
         self.tokens[0, layout.tool_done:layout.tool_failed] = self.answered.mean(axis=0)
-        if layout.budget_slot:
+        if self.config.tool_budget is not None:  # the layout has a budget slot
             self.tokens[0, layout.budget_spent] = self.stats["tool_calls"] / self.config.tool_budget
         self.tokens[0, layout.candidate - 2] = self.recommended.sum() / self.config.max_recommendations
         self.tokens[0, layout.candidate - 1] = self.steps / self.config.max_steps
