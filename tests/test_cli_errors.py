@@ -148,6 +148,11 @@ def test_quickstart_with_bad_config_exits_2(run_main, tmp_path):
     assert code == 2 and stderr.strip() == "error: ppo.lrr: unknown key"
 
 
+def test_quickstart_with_an_unknown_preset_exits_2_naming_the_presets(run_main):
+    code, stderr = run_main(["quickstart", "--preset", "nightmare"])
+    assert code == 2 and "--preset" in stderr and all(p in stderr for p in ("default", "hard")), stderr
+
+
 def test_serve_with_an_unknown_mode_exits_2(run_main):
     code, stderr = run_main(["serve", "--config", "serve/gift.yaml", "--mode", "fast"])
     assert code == 2 and "--mode" in stderr and all(m in stderr for m in ("default", "throughput", "haproxy")), stderr

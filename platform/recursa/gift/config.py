@@ -53,6 +53,14 @@ class GiftEnvConfig(StrictModel):
     # The agent's tools: built-in names or import paths of GiftTools ("package.module:NAME").
     tools: list[str] = Field(default_factory=lambda: list(GIFT_TOOL_NAMES), min_length=1)
     seed: int = 0
+    # The hard preset's options (gift.focus), all off by default. per_item_tools: each call asks one
+    # tool about one candidate ("focus on item i") instead of about all of them.
+    per_item_tools: bool = False
+    tool_budget: int | None = Field(None, ge=1)  # at most this many tool calls per episode
+    tool_noise: float = Field(0.0, ge=0.0, le=1.0)  # std of Gaussian noise on revealed numbers
+    # Preferences drawn apart from the profile, weighing more in the utility, and shown only by
+    # what reviews and trends say about each item (see gift.focus).
+    hidden_preferences: bool = False
 
     @field_validator("tools")
     @classmethod

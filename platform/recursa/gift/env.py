@@ -9,6 +9,10 @@ set scores 1, minus a small cost per tool call.
 Observation: ``{"observations": float32[K + 1, TOKEN_DIM], "action_mask": float32[A]}``.
 Token 0 describes the user and the episode so far; token 1 + i describes candidate i.
 Actions: 0 = finish, 1..5 = call a gift tool on all candidates, 6 + i = recommend candidate i.
+With `per_item_tools` (the hard preset, gift.focus) a call asks one tool about one candidate:
+0 = finish, then per candidate i the 1 + J actions 1 + i(1 + J) = recommend candidate i and
+1 + i(1 + J) + 1 + j = call tool j on candidate i (A = 1 + K(1 + J)); answered calls are masked.
+With a `tool_budget`, every tool action is masked once that many calls were made.
 K is the config's `num_candidates`, or per episode the number of `item_ids` given to `reset`
 (serving); the spaces describe the config's K.
 """
@@ -33,6 +37,15 @@ from recursa.gift.data import (
     GiftData,
     generate_gift_data,
     read_gift_data,
+)
+from recursa.gift.focus import (
+    HIDDEN_MATCH_FLOOR,
+    MATCH_FLOOR,
+    ActionLayout,
+    action_layout,
+    noisy,
+    peer_view,
+    with_hidden_preferences,
 )
 from recursa.gift.observation import DEFAULT_LAYOUT, TokenLayout
 from recursa.gift.tools import CONFIDENT_REVIEW_COUNT, unreliable
@@ -136,12 +149,12 @@ def interest_match(user: dict, items: CatalogArrays) -> np.ndarray:
     return np.where(in_category, 1.0, np.where(shares_tag, 0.5, 0.15))
 
 
-def gift_utility(user: dict, items: CatalogArrays) -> np.ndarray:
+def gift_utility(user: dict, items: CatalogArrays, match_floor: float = MATCH_FLOOR) -> np.ndarray:
     """True utility of each item for the user: zero if out of stock or over budget."""
     value = np.clip(1.0 - items.best_price / user["budget"], 0.0, 1.0)
     taste = user["w_quality"] * items.quality + user["w_trend"] * items.trend + user["w_value"] * value
     feasible = items.in_stock & (items.best_price <= user["budget"])
-    return np.where(feasible, interest_match(user, items) * (0.3 + 0.7 * taste), 0.0)
+    return np.where(feasible, interest_match(user, items) * (match_floor + (1.0 - match_floor) * taste), 0.0)
 
 
 def served_user(profile: dict[str, Any]) -> dict[str, Any]:
@@ -151,10 +164,10 @@ def served_user(profile: dict[str, Any]) -> dict[str, Any]:
     return {"user_id": -1, "interest_tags": [], **neutral, **profile}
 
 
-def gift_spaces(num_candidates: int, token_dim: int = TOKEN_DIM,
-                num_global_actions: int = NUM_GLOBAL_ACTIONS) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
+def gift_spaces(num_candidates: int, token_dim: int = TOKEN_DIM, num_global_actions: int = NUM_GLOBAL_ACTIONS,
+                actions_per_item: int = 1) -> tuple[gym.spaces.Dict, gym.spaces.Discrete]:
     """Observation and action spaces for K candidates (the policy needs them without an env)."""
-    num_actions = num_global_actions + num_candidates
+    num_actions = ActionLayout(num_global_actions, actions_per_item).num_actions(num_candidates)
     observation_space = gym.spaces.Dict({
         "observations": gym.spaces.Box(-5.0, 5.0, (num_candidates + 1, token_dim), np.float32),
         "action_mask": gym.spaces.Box(0.0, 1.0, (num_actions,), np.float32),
@@ -187,10 +200,13 @@ class GiftRecommendationEnv(gym.Env):
         self._stream = [self.config.seed, getattr(config, "worker_index", 0), getattr(config, "vector_index", 0)]
         self._rng = np.random.default_rng(self._stream)
         self._tool_rng = np.random.default_rng([*self._stream, 1])
+        self._noise_rng = np.random.default_rng([*self._stream, 2])
         self.tools = resolve_gift_tools(self.config.tools)
         self.tool_names = tuple(t.name for t in self.tools)
-        self.layout = TokenLayout.of(self.tools)
-        self.first_item = FIRST_TOOL + len(self.tools)
+        self.layout = TokenLayout.of_env(self.config)
+        self.actions = action_layout(self.config)
+        self.first_item = self.actions.num_global_actions
+        self.match_floor = HIDDEN_MATCH_FLOOR if self.config.hidden_preferences else MATCH_FLOOR
         self.registry = ToolRegistry(timeout_s=self.config.tool_timeout_s)
         for gift_tool in self.tools:
             # All tools fail from one generator (reseeded in place by reset). No result cache
@@ -198,7 +214,7 @@ class GiftRecommendationEnv(gym.Env):
             built = unreliable(gift_tool.build(self.catalog), self.config.tool_failure_rate, self._tool_rng)
             self.registry.register(dataclasses.replace(built, name=gift_tool.name, cacheable=False))
         self.observation_space, self.action_space = gift_spaces(
-            self.config.num_candidates, self.layout.token_dim, self.first_item)
+            self.config.num_candidates, self.layout.token_dim, self.first_item, self.actions.actions_per_item)
 
     # ----------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -207,6 +223,7 @@ class GiftRecommendationEnv(gym.Env):
             # Reseed in place: the gift tools hold a reference to the tool generator.
             self._rng.bit_generator.state = np.random.default_rng([seed, *self._stream[1:]]).bit_generator.state
             self._tool_rng.bit_generator.state = np.random.default_rng([seed, *self._stream[1:], 1]).bit_generator.state
+            self._noise_rng = np.random.default_rng([seed, *self._stream[1:], 2])
         options = options or {}
         if "user" in options:
             self.user = served_user(options["user"])
@@ -215,18 +232,20 @@ class GiftRecommendationEnv(gym.Env):
             if index is None:
                 index = int(self._rng.integers(len(self.users)))
             self.user = self.users[int(index) % len(self.users)]
+            if self.config.hidden_preferences:
+                self.user = with_hidden_preferences(self.user, self.config.data_seed)
         if options.get("item_ids") is not None:
             if not self.config.max_recommendations <= len(options["item_ids"]) <= MAX_CANDIDATES:
                 raise ValueError(f"item_ids: give {self.config.max_recommendations} to {MAX_CANDIDATES} items")
             self.candidate_items = self.items.take(self.items.positions(options["item_ids"]))
-            self.utilities = gift_utility(self.user, self.candidate_items)
+            self.utilities = gift_utility(self.user, self.candidate_items, self.match_floor)
         else:
             self.candidate_items, self.utilities = self._sample_candidates()
         # Guarded: a served user's candidates may hold no feasible item (the reward is then 0).
         self.best_total = max(float(np.sort(self.utilities)[::-1][: self.config.max_recommendations].sum()), 1e-9)
         self.match = interest_match(self.user, self.candidate_items)
         self.tokens = self._initial_tokens()
-        self.tool_done = np.zeros(len(self.tools), dtype=bool)
+        self.answered = np.zeros((len(self.candidate_items.ids), len(self.tools)), dtype=bool)  # [item, tool]
         self.recommended = np.zeros(len(self.candidate_items.ids), dtype=bool)
         self.steps = 0
         self.tool_log: list[tuple[dict[str, Any], ToolResult]] = []  # (arguments, result) per call
@@ -250,22 +269,47 @@ class GiftRecommendationEnv(gym.Env):
         elif action < self.first_item:
             reward = self._call_tool(action - FIRST_TOOL)
         else:
-            reward = self._recommend(action - self.first_item)
-            done = int(self.recommended.sum()) >= self.config.max_recommendations
+            item, slot = divmod(action - self.first_item, self.actions.actions_per_item)
+            if slot:
+                reward = self._call_tool(slot - 1, item)
+            else:
+                reward = self._recommend(item)
+                done = int(self.recommended.sum()) >= self.config.max_recommendations
         truncated = not done and self.steps >= self.config.max_steps
         self._write_profile_token()
         return self._observation(), reward, done, truncated, self._info()
 
     @property
     def num_actions(self) -> int:
-        """Finish, the tools and one action per candidate of this episode."""
-        return self.first_item + len(self.recommended)
+        """Finish, the tools and the actions of every candidate of this episode."""
+        return self.actions.num_actions(len(self.recommended))
+
+    @property
+    def tool_done(self) -> np.ndarray:
+        """Per tool, whether it has answered for every candidate."""
+        return np.asarray(self.answered.all(axis=0))
+
+    def tool_action(self, tool_index: int, item: int | None = None) -> int:
+        """The action calling a tool (on candidate `item` with per-item tools, else on all)."""
+        if item is None:
+            return FIRST_TOOL + tool_index
+        return self.first_item + item * self.actions.actions_per_item + 1 + tool_index
+
+    def recommend_action(self, item: int) -> int:
+        """The action recommending candidate `item`."""
+        return self.first_item + item * self.actions.actions_per_item
 
     def action_mask(self) -> np.ndarray:
-        """1 for allowed actions: finish, tools not yet answered, items not yet recommended."""
+        """1 for allowed actions: finish, tools not yet answered while the budget lasts, items not
+        yet recommended."""
         mask = np.ones(self.num_actions, dtype=np.float32)
-        mask[FIRST_TOOL:self.first_item] = ~self.tool_done
-        mask[self.first_item:] = ~self.recommended
+        budget_left = self.config.tool_budget is None or self.stats["tool_calls"] < self.config.tool_budget
+        per_item = mask[self.first_item:].reshape(len(self.recommended), self.actions.actions_per_item)
+        per_item[:, 0] = ~self.recommended
+        if self.config.per_item_tools:
+            per_item[:, 1:] = ~self.answered & budget_left
+        else:
+            mask[FIRST_TOOL:self.first_item] = ~self.tool_done & budget_left
         return mask
 
     # ----------------------------------------------------------------- internals
@@ -289,7 +333,7 @@ class GiftRecommendationEnv(gym.Env):
             rest = np.sort(items.ids[pool[~taken[pool]]])  # the pool's other items, by id
             picks += list(self._rng.choice(rest, size=k - n_interest, replace=False))
             candidates = items.take(items.positions(self._rng.permutation(picks)))
-            utilities = gift_utility(self.user, candidates)
+            utilities = gift_utility(self.user, candidates, self.match_floor)
             if int((utilities > 0).sum()) >= m:
                 return candidates, utilities
         raise RuntimeError(f"no candidate set with {m} feasible items for user {self.user['user_id']}")
@@ -311,13 +355,18 @@ class GiftRecommendationEnv(gym.Env):
 
     def _write_profile_token(self) -> None:
         layout = self.layout
-        self.tokens[0, layout.tool_done:layout.tool_failed] = self.tool_done
+        self.tokens[0, layout.tool_done:layout.tool_failed] = self.answered.mean(axis=0)
+        if self.config.tool_budget is not None:  # the layout has a budget slot
+            self.tokens[0, layout.budget_spent] = self.stats["tool_calls"] / self.config.tool_budget
         self.tokens[0, layout.candidate - 2] = self.recommended.sum() / self.config.max_recommendations
         self.tokens[0, layout.candidate - 1] = self.steps / self.config.max_steps
 
-    def _call_tool(self, tool_index: int) -> float:
+    def _call_tool(self, tool_index: int, item: int | None = None) -> float:
+        """Call a tool on every candidate, or on candidate `item` only."""
         gift_tool = self.tools[tool_index]
-        arguments: dict[str, Any] = {"item_ids": self.candidate_items.ids.tolist(), **gift_tool.arguments(self.user)}
+        items = np.arange(len(self.recommended)) if item is None else np.array([item])
+        item_ids = self.candidate_items.ids[items].tolist()
+        arguments: dict[str, Any] = {"item_ids": item_ids, **gift_tool.arguments(self.user)}
         result = self.registry.call(gift_tool.name, arguments)
         self.tool_log.append((arguments, result))
         self.stats["tool_calls"] += 1
@@ -325,19 +374,25 @@ class GiftRecommendationEnv(gym.Env):
         self.stats["tool_cost"] += self.config.tool_cost
         self.tokens[0, self.layout.tool_failed + tool_index] = 0.0 if result.ok else 1.0
         if result.ok:
-            self.tool_done[tool_index] = True
-            self._encode_tool_result(tool_index, result.output)
+            self.answered[items, tool_index] = True
+            self._encode_tool_result(tool_index, items, result.output)
         else:
             self.stats["tool_failures"] += 1
         return -self.config.tool_cost
 
-    def _encode_tool_result(self, tool_index: int, output: dict) -> None:
-        """Write a tool's per-item output into the candidate tokens."""
+    def _encode_tool_result(self, tool_index: int, items: np.ndarray, output: dict) -> None:
+        """Write a tool's per-item output into the tokens of the candidates it was asked about
+        (as reviews and trends tell this user, and blurred by the tools' noise, if any)."""
         gift_tool, layout = self.tools[tool_index], self.layout
-        for i, item_id in enumerate(self.candidate_items.ids.tolist()):
+        for i in items.tolist():
             token = self.tokens[1 + i]
             token[layout.revealed + tool_index] = 1.0
-            for field, value in gift_tool.encode(output[int(item_id)], self.user).items():
+            values = gift_tool.encode(output[int(self.candidate_items.ids[i])], self.user)
+            if self.config.hidden_preferences:
+                values = peer_view(values, self.user)
+            if self.config.tool_noise:
+                values = noisy(values, self.config.tool_noise, self._noise_rng)
+            for field, value in values.items():
                 token[layout.value(field)] = value
 
     def known(self, field: str) -> np.ndarray:

@@ -9,11 +9,11 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from recursa.core.config import ConfigError
 from recursa.gift.config import GiftEnvConfig
-from recursa.gift.env import FIRST_TOOL, GiftRecommendationEnv
+from recursa.gift.env import GiftRecommendationEnv
+from recursa.gift.focus import action_layout
 from recursa.gift.observation import TokenLayout
 from recursa.gift.policies import BASELINES, Policy
 from recursa.gift.policy_io import is_policy_dir, load_policy
-from recursa.gift.toolset import resolve_gift_tools
 
 # Where a PPO checkpoint keeps the policy's RLModule (RLlib's new-stack checkpoint layout).
 MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_policy"
@@ -51,11 +51,13 @@ def module_policy(module: RLModule) -> Policy:
 def check_policy_fits(module: RLModule, env_config: GiftEnvConfig) -> None:
     """A ConfigError unless the policy reads the tokens and acts with the tools of this
     environment (any number of candidates fits)."""
-    layout = TokenLayout.of(resolve_gift_tools(env_config.tools))
-    if module.token_dim != layout.token_dim or module.num_global_actions != FIRST_TOOL + len(layout.tools):
+    layout, actions = TokenLayout.of_env(env_config), action_layout(env_config)
+    if module.token_dim != layout.token_dim or (module.num_global_actions, module.actions_per_item) != (
+            actions.num_global_actions, actions.actions_per_item):
         raise ConfigError(f"checkpoint: the policy reads tokens of {module.token_dim} features and has "
-                          f"{module.num_global_actions - FIRST_TOOL} tool actions; this environment writes "
-                          f"{layout.token_dim} and has {len(layout.tools)} (a different observation encoding)")
+                          f"{module.num_global_actions} global and {module.actions_per_item} per-item actions; "
+                          f"this environment writes {layout.token_dim} and has {actions.num_global_actions} and "
+                          f"{actions.actions_per_item} (a different observation encoding or tool setting)")
 
 
 def episode_returns(env_config: GiftEnvConfig, policy: Policy, users: int, seed: int) -> tuple[np.ndarray, dict]:

@@ -82,7 +82,9 @@ def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str,
     observations, mask = torch.zeros(2, *observation_space.shape), torch.ones(2, num_actions)
     # Batch and candidate count are dynamic: the action mask has one entry per candidate token too.
     batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", min=MIN_CANDIDATES + 1, max=MAX_CANDIDATES + 1)
-    shapes = {"observations": {0: batch, 1: tokens}, "action_mask": {0: batch, 1: tokens + module.num_global_actions - 1}}
+    per_item = module.actions_per_item
+    shapes = {"observations": {0: batch, 1: tokens},
+              "action_mask": {0: batch, 1: per_item * tokens + module.num_global_actions - per_item}}
     _export_int8(_LogitsOnly(module), (observations, mask), (["observations", "action_mask"], ["logits"]), shapes,
                  out / onnx_file("fp32"), out / onnx_file("int8"))
     y, z = (state.contiguous() for state in module.trm.initial_carry(2, observation_space.shape[0]))

@@ -4,7 +4,8 @@ The observation is a set of tokens (token 0: the user and the episode, marked by
 tokens 1..K: candidate items). Tokens are projected to the TRM's width and form x; the TRM
 (attention, no positions) recurses on (y, z) at a fixed depth; the heads read the answer state y:
   - global actions (finish, the tools) and the value from y at token 0,
-  - "recommend item i" from y at token 1 + i (a pointer over the candidates).
+  - "recommend item i" from y at token 1 + i (a pointer over the candidates), and with per-item
+    tools (gift.focus) "call tool j on item i" there too: `actions_per_item` logits per candidate.
 Masked actions get a logit of FLOAT_MIN, so they are never sampled and carry no gradient.
 No parameter depends on K: the candidates are a set, and a policy trained at one K acts at any other.
 
@@ -41,10 +42,10 @@ def observation_batch(observation: dict[str, Any]) -> dict[str, Any]:
 class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
     """Policy and value heads on a Tiny Recursive Model trunk.
 
-    model_config: the trunk's `TRMConfig` fields, `num_global_actions` (actions read from token 0;
-    the rest are one per candidate token) and `recursion` (`Recursion`; "per_step" when absent).
-    The trunk's sequence is the observation's tokens, which may number differently from the spaces
-    it was built with (any K).
+    model_config: the trunk's `TRMConfig` fields, `num_global_actions` (actions read from token 0),
+    `actions_per_item` (actions read from each candidate token, 1 unless the tools are per item)
+    and `recursion` (`Recursion`; "per_step" when absent). The trunk's sequence is the
+    observation's tokens, which may number differently from the spaces it was built with (any K).
     """
 
     def setup(self) -> None:
@@ -55,8 +56,9 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
         self.recursion: Recursion = config.get("recursion", "per_step")
         if self.recursion not in ("per_step", "across_steps"):
             raise ValueError(f"recursion must be per_step or across_steps, got {self.recursion!r}")
-        if self.num_global_actions + num_tokens - 1 != self.action_space.n:
-            raise ValueError("action space must be num_global_actions + one action per candidate token")
+        self.actions_per_item = int(config.get("actions_per_item", 1))
+        if self.num_global_actions + (num_tokens - 1) * self.actions_per_item != self.action_space.n:
+            raise ValueError("action space must be num_global_actions + actions_per_item per candidate token")
         trunk = {key: value for key, value in config.items() if key in TRMConfig.model_fields}
         self.trm_config = TRMConfig(**{**trunk, "seq_len": None})
         if self.trm_config.mixer != "attention":
@@ -66,7 +68,7 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
         self.embed = nn.Linear(token_dim, hidden, bias=False)
         self.trm = TRMCore(self.trm_config)
         self.global_head = nn.Linear(hidden, self.num_global_actions)
-        self.item_head = nn.Linear(hidden, 1)
+        self.item_head = nn.Linear(hidden, self.actions_per_item)
         self.value_head = nn.Linear(hidden, 1)
         for head in (self.global_head, self.item_head):  # near-uniform initial policy
             nn.init.normal_(head.weight, std=0.01)
@@ -130,7 +132,7 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
 
     def logits(self, y: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         """Masked action logits [..., A] from answer states y [..., tokens, hidden]."""
-        logits = torch.cat([self.global_head(y[..., 0, :]), self.item_head(y[..., 1:, :]).squeeze(-1)], dim=-1)
+        logits = torch.cat([self.global_head(y[..., 0, :]), self.item_head(y[..., 1:, :]).flatten(-2)], dim=-1)
         return torch.where(action_mask > 0, logits, torch.full_like(logits, FLOAT_MIN))
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The gift environment's observation tokens: where each feature sits, for a list of tools.
 
 Token 0 (the profile) holds a type flag, the user's budget and age, occasion and relationship,
-per tool a flag "answered" and a flag "last call failed", then the share of recommendations made
-and of steps used. Token 1 + i (candidate i) holds its category, how it matches the user's
+per tool a flag "answered" (with per-item tools: the share of candidates answered) and a flag "last
+call failed", with a tool budget the share of it spent, then the share of recommendations made and
+of steps used. Token 1 + i (candidate i) holds its category, how it matches the user's
 interests, per tool a flag "revealed", one slot per field the tools write, and a flag
 "recommended". Both kinds of token have the same width: profile block, then candidate block.
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from recursa.gift.config import GiftEnvConfig
 from recursa.gift.data import CATEGORIES, OCCASIONS, RELATIONSHIPS
-from recursa.gift.toolset import BUILTIN_GIFT_TOOLS, GiftTool, observed_fields
+from recursa.gift.toolset import BUILTIN_GIFT_TOOLS, GiftTool, observed_fields, resolve_gift_tools
 
 _MATCH_SLOTS = 3  # interest category, shared interest tag, neither
 
@@ -24,11 +26,17 @@ class TokenLayout:
 
     tools: tuple[str, ...]
     fields: tuple[str, ...]
+    budget_slot: bool = False  # the profile holds the share of the tool budget spent
 
     @classmethod
-    def of(cls, tools: Sequence[GiftTool]) -> TokenLayout:
-        """The layout for an environment's tools."""
-        return cls(tuple(t.name for t in tools), observed_fields(tools))
+    def of(cls, tools: Sequence[GiftTool], budget_slot: bool = False) -> TokenLayout:
+        """The layout for an environment's tools (and tool budget, if it has one)."""
+        return cls(tuple(t.name for t in tools), observed_fields(tools), budget_slot)
+
+    @classmethod
+    def of_env(cls, config: GiftEnvConfig) -> TokenLayout:
+        """The layout of an environment config."""
+        return cls.of(resolve_gift_tools(config.tools), config.tool_budget is not None)
 
     @property
     def tool_done(self) -> int:
@@ -41,9 +49,14 @@ class TokenLayout:
         return self.tool_done + len(self.tools)
 
     @property
+    def budget_spent(self) -> int:
+        """The profile's share of the tool budget spent (only with `budget_slot`)."""
+        return self.tool_failed + len(self.tools)
+
+    @property
     def candidate(self) -> int:
         """Where the candidate block starts (after the type flag and the profile block)."""
-        return self.tool_failed + len(self.tools) + 2
+        return self.tool_failed + len(self.tools) + self.budget_slot + 2
 
     @property
     def revealed(self) -> int:

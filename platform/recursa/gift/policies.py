@@ -22,7 +22,7 @@ _TREND_LOVER = 0.3  # the expert asks for trends only when the user weighs them 
 
 def _best_item(env: GiftRecommendationEnv, scores: np.ndarray) -> int:
     scores = np.where(env.recommended, -np.inf, scores)
-    return env.first_item + int(np.argmax(scores))
+    return env.recommend_action(int(np.argmax(scores)))
 
 
 def _next_tool(env: GiftRecommendationEnv, tools: tuple[str, ...]) -> int | None:
@@ -31,6 +31,41 @@ def _next_tool(env: GiftRecommendationEnv, tools: tuple[str, ...]) -> int | None
         if name in env.tool_names and not env.tool_done[env.tool_names.index(name)]:
             return FIRST_TOOL + env.tool_names.index(name)
     return None
+
+
+def _calls_left(env: GiftRecommendationEnv) -> bool:
+    """Whether the tool budget and the steps (keeping one per recommendation) allow another call."""
+    budget = env.config.tool_budget
+    within_budget = budget is None or env.stats["tool_calls"] < budget
+    return within_budget and env.steps < env.config.max_steps - env.config.max_recommendations
+
+
+def _next_item_call(env: GiftRecommendationEnv, items, tools: tuple[str, ...]) -> int | None:
+    """With per-item tools: the first unanswered call of `tools` on `items`, in that order, item by
+    item, while calls are left."""
+    if not _calls_left(env):
+        return None
+    offered = [env.tool_names.index(name) for name in tools if name in env.tool_names]
+    for item in items:
+        for tool in offered:
+            if not env.answered[item, tool]:
+                return env.tool_action(tool, item)
+    return None
+
+
+def _by_match(env: GiftRecommendationEnv) -> np.ndarray:
+    """Candidates by visible interest match, best first (ties in candidate order)."""
+    return np.argsort(-env.match, kind="stable")
+
+
+def _feasible_estimate(env: GiftRecommendationEnv, prior: float) -> np.ndarray:
+    """Per candidate, in stock and within budget as far as revealed (`prior` for what is not)."""
+    estimate = np.ones(len(env.recommended))
+    for tool, fields in (("inventory_check", ("in_stock",)), ("budget_optimizer", ("within_budget",))):
+        if tool in env.tool_names:
+            revealed = env.answered[:, env.tool_names.index(tool)]
+            estimate *= np.where(revealed, np.prod([env.known(f) for f in fields], axis=0), prior)
+    return estimate
 
 
 def random_policy(seed: int = 0) -> Policy:
@@ -49,13 +84,26 @@ def no_tools_policy(env: GiftRecommendationEnv, observation: dict) -> int:
 
 
 def all_tools_greedy_policy(env: GiftRecommendationEnv, observation: dict) -> int:
-    """Call every tool once, then recommend feasible items by match x equal-weight taste."""
+    """Call every tool once, then recommend feasible items by match x equal-weight taste (with
+    per-item tools: every tool on the best-matching candidates the budget reaches)."""
+    if env.config.per_item_tools:
+        return _top_match_greedy(env)
     tool = _next_tool(env, env.tool_names)
     if tool is not None and env.steps < env.config.max_steps - env.config.max_recommendations:
         return tool
     taste = (env.known("rating") * env.known("confidence") + env.known("trend") + env.known("value_score")) / 3
     feasible = env.known("in_stock") * env.known("within_budget")
     return _best_item(env, feasible * env.match * (0.3 + 0.7 * taste))
+
+
+def _top_match_greedy(env: GiftRecommendationEnv) -> int:
+    """Inspect the candidates best by interest match with every tool, then recommend by match x
+    equal-weight taste times the revealed (else even) chance of being feasible."""
+    call = _next_item_call(env, _by_match(env), env.tool_names)
+    if call is not None:
+        return call
+    taste = (env.known("rating") * env.known("confidence") + env.known("trend") + env.known("value_score")) / 3
+    return _best_item(env, _feasible_estimate(env, prior=0.5) * env.match * (0.3 + 0.7 * taste))
 
 
 def oracle_policy(env: GiftRecommendationEnv, observation: dict) -> int:
@@ -65,6 +113,8 @@ def oracle_policy(env: GiftRecommendationEnv, observation: dict) -> int:
 
 def expert_policy(env: GiftRecommendationEnv, observation: dict) -> int:
     """Call the informative tools (trend only for trend lovers), then recommend by true utility."""
+    if env.config.per_item_tools:
+        return _focus_expert(env)
     tools = _EXPERT_TOOLS + (("trend_analysis",) if env.user["w_trend"] >= _TREND_LOVER else ())
     tool = _next_tool(env, tools)
     if tool is not None and env.steps < env.config.max_steps - env.config.max_recommendations:
@@ -72,6 +122,26 @@ def expert_policy(env: GiftRecommendationEnv, observation: dict) -> int:
     if not np.any(np.where(env.recommended, 0.0, env.utilities) > 0):
         return FINISH
     return _best_item(env, env.utilities)
+
+
+def _focus_expert(env: GiftRecommendationEnv) -> int:
+    """With per-item tools: inspect candidates by interest match, checking stock, then budget fit,
+    then reviews and trend, and dropping a candidate once it proves infeasible; then recommend the
+    verified-feasible candidates by true utility, then the unverified ones by match. Which items it
+    inspects and in what order depends only on what the agent sees."""
+    feasible = _feasible_estimate(env, prior=0.5)
+    candidates = [item for item in _by_match(env) if feasible[item] > 0 and not env.recommended[item]]
+    for item in candidates:
+        call = _next_item_call(env, [item], _FOCUS_EXPERT_TOOLS)
+        if call is not None:
+            return call
+    if not candidates:
+        return FINISH
+    verified = feasible == 1.0
+    return _best_item(env, np.where(feasible > 0, np.where(verified, 2.0 + env.utilities, env.match), -1.0))
+
+
+_FOCUS_EXPERT_TOOLS = ("inventory_check", "budget_optimizer", "review_analysis", "trend_analysis")
 
 
 BASELINES: dict[str, Callable[[int], Policy]] = {

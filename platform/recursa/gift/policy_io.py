@@ -30,7 +30,8 @@ def save_policy(module: TRMPolicyModule, env_config: GiftEnvConfig, out_dir: str
     trm = module.trm_config.model_dump(exclude={"seq_len"})
     settings = {
         "module": type(module).__name__,
-        "model_config": {**trm, "num_global_actions": module.num_global_actions, "recursion": module.recursion},
+        "model_config": {**trm, "num_global_actions": module.num_global_actions,
+                         "actions_per_item": module.actions_per_item, "recursion": module.recursion},
         "token_dim": module.token_dim,
         "halting_threshold": halting_threshold,
         "env": env_config.model_dump(mode="json"),
@@ -52,7 +53,8 @@ def load_policy(path: str | Path) -> tuple[TRMPolicyModule, GiftEnvConfig]:
     env_config = GiftEnvConfig(**settings["env"])
     model_config = settings["model_config"]
     observation_space, action_space = gift_spaces(env_config.num_candidates, settings.get("token_dim", TOKEN_DIM),
-                                                  model_config["num_global_actions"])
+                                                  model_config["num_global_actions"],
+                                                  model_config.get("actions_per_item", 1))
     module = TRMPolicyModule(
         observation_space=observation_space, action_space=action_space, model_config=model_config
     )

@@ -12,7 +12,8 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
 from recursa.gift.config import TrainGiftConfig
-from recursa.gift.env import FIRST_TOOL, GIFT_ENV_ID, GiftRecommendationEnv
+from recursa.gift.env import GIFT_ENV_ID, GiftRecommendationEnv
+from recursa.gift.focus import action_layout
 from recursa.gift.module import TRMPolicyModule
 from recursa.gift.ppo_learner import (
     ANCHOR_EMA,
@@ -51,8 +52,9 @@ def rllib_schedule(value: float | list | None) -> float | list | None:
 def trm_model_config(config: TrainGiftConfig) -> dict:
     """The TRM policy's model_config (what TRMPolicyModule is built from). With across-steps
     recursion an episode (at most env.max_steps) is one of RLlib's training sequences."""
-    model_config = {**config.model.model_dump(), "num_global_actions": FIRST_TOOL + len(config.env.tools),
-                    "recursion": config.recursion}
+    actions = action_layout(config.env)
+    model_config = {**config.model.model_dump(), "num_global_actions": actions.num_global_actions,
+                    "actions_per_item": actions.actions_per_item, "recursion": config.recursion}
     if config.recursion == "across_steps":
         model_config["max_seq_len"] = config.env.max_steps
     return model_config

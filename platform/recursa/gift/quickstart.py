@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from recursa.core.trm import count_parameters
-from recursa.gift.config import BCSettings, EvalSettings, PPOSettings, TrainGiftConfig
+from recursa.gift.config import BCSettings, EvalSettings, GiftEnvConfig, HaltingSettings, PPOSettings, TrainGiftConfig
 from recursa.gift.data import generate_gift_data, write_gift_data
 from recursa.gift.evaluate import evaluate_with_baselines, load_policy_module, module_policy
 from recursa.gift.report import print_results, quickstart_report, training_summary
@@ -30,6 +30,17 @@ QUICKSTART = TrainGiftConfig(
     bc=BCSettings(episodes=2000, epochs=4),
     eval=EvalSettings(users=400, every=5),
 )
+# The hard preset (jobs/configs/gift_hard.yaml holds the same env): 24 candidates, one tool call per
+# item within a budget of 32, noisy answers, hidden preferences. Calls are cheap but the budget
+# binds: inspecting the best-matching items with every tool reaches about 0.75 of the oracle.
+HARD_ENV = GiftEnvConfig(num_candidates=24, max_steps=40, tool_cost=0.001, per_item_tools=True, tool_budget=32,
+                         tool_noise=0.1, hidden_preferences=True)
+# Its episodes are about 35 steps instead of 6: fewer of them for BC and the Q head's fit, and more
+# time in all (the budget counts from the start of BC).
+QUICKSTART_HARD = QUICKSTART.model_copy(update={
+    "name": "quickstart-hard", "env": HARD_ENV, "time_budget_s": 480.0, "bc": BCSettings(episodes=600, epochs=3),
+    "halting": HaltingSettings(episodes=100)})
+PRESETS = {"default": QUICKSTART, "hard": QUICKSTART_HARD}
 
 
 def run_quickstart(config: TrainGiftConfig, console: Console) -> dict:
