@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
+from transformers import AutoConfig
 
 from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
@@ -35,7 +36,7 @@ from recursa.llm.models import (
     pretrained_causal_lm,
 )
 from recursa.llm.ollama import write_modelfile
-from recursa.llm.sources import portable_name
+from recursa.llm.sources import portable_name, resolve_model
 
 REPORT = "export_report.json"
 ONNX_TOLERANCE = 1e-3
@@ -130,10 +131,11 @@ def export_gguf(out_dir: str | Path, quant: str, *, adapter: str | Path | None =
     """
     out_dir = Path(out_dir)
     check_quant(quant)
+    source = resolve_model(model if model is not None else base or adapter_base(str(adapter)))
+    check_architecture(AutoConfig.from_pretrained(source.location, **source.options).to_dict())
     with tempfile.TemporaryDirectory(prefix="recursa-gguf-") as work:
         merged_dir = Path(work) / "merged"
         merged = merge_into_base(adapter, merged_dir, base) if adapter is not None else _save_model(model, merged_dir)
-        check_architecture(merged.config.to_dict())
         path = write_gguf(merged_dir, out_dir / "model.gguf", quant)
         tokenizer = load_tokenizer(merged_dir)
         section: dict = {

@@ -26,7 +26,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from recursa.core.config import ConfigError
 
-ARCHITECTURES = {"LlamaForCausalLM": gguf.MODEL_ARCH.LLAMA, "Qwen2ForCausalLM": gguf.MODEL_ARCH.QWEN2}
+# By model_type, which every config has (one read from a GGUF file names no architecture class);
+# SmolLM and SmolLM2 are Llamas.
+ARCHITECTURES = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2}
 
 
 @dataclass(frozen=True)
@@ -54,15 +56,21 @@ def check_quant(quant: str) -> Quant:
 
 def check_architecture(config: dict) -> gguf.MODEL_ARCH:
     """The GGUF architecture of a model config; a ConfigError naming the architecture if unsupported."""
-    names = config.get("architectures") or [config.get("model_type", "unknown")]
-    arch = ARCHITECTURES.get(names[0])
+    arch = ARCHITECTURES.get(config.get("model_type", ""))
     if arch is None:
-        raise ConfigError(f"model: architecture {names[0]} cannot be exported to GGUF "
-                          f"(supported: {', '.join(ARCHITECTURES)})")
-    scaling = config.get("rope_scaling")
-    if scaling and scaling.get("rope_type", scaling.get("type")) != "default":
-        raise ConfigError(f"model: rope scaling {scaling} cannot be exported to GGUF (only unscaled rope)")
+        name = (config.get("architectures") or [config.get("model_type")])[0]
+        raise ConfigError(f"model: architecture {name} cannot be exported to GGUF "
+                          f"(supported: {', '.join(ARCHITECTURES)} models)")
+    rope = _rope(config)
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        raise ConfigError(f"model: rope scaling {rope} cannot be exported to GGUF (only unscaled rope)")
     return arch
+
+
+def _rope(config: dict) -> dict:
+    """The rope settings, where transformers 5 writes them (rope_parameters) or older versions did."""
+    return config.get("rope_parameters") or {"rope_theta": config.get("rope_theta", 10000.0),
+                                             **(config.get("rope_scaling") or {})}
 
 
 def write_gguf(model_dir: str | Path, path: str | Path, quant: str) -> Path:
@@ -94,7 +102,7 @@ def _add_hyperparameters(writer: gguf.GGUFWriter, config: dict, kind: Quant) -> 
     writer.add_head_count(heads)
     writer.add_head_count_kv(config.get("num_key_value_heads") or heads)
     writer.add_rope_dimension_count(config.get("head_dim") or config["hidden_size"] // heads)
-    writer.add_rope_freq_base(float(config.get("rope_theta", 10000.0)))
+    writer.add_rope_freq_base(float(_rope(config).get("rope_theta", 10000.0)))
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_vocab_size(config["vocab_size"])
     writer.add_file_type(kind.file_type)
