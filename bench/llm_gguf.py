@@ -52,6 +52,7 @@ def quant_section(model_path: str) -> tuple[dict, int]:
             agreement = llama_cpp_agreement(path, model, tokenizer, prompts)
             section[quant] = {"bytes": path.stat().st_size, "write_s": round(written, 1),
                               **{k: agreement[k] for k in QUANT_FIGURES}}
+            print(quant, json.dumps(section[quant]), flush=True)
     return section, float_bytes
 
 

@@ -112,12 +112,12 @@ def transformers_readback(gguf_path: str | Path, model, tokenizer, prompts: list
 
 
 def _transformers_greedy(model, ids: list[int]) -> list[int]:
+    """Greedy tokens by a full forward pass per token: no KV cache, whose API changes between
+    transformers versions; prompts are short."""
     tokens: list[int] = []
     with torch.no_grad():
-        out = model(input_ids=torch.tensor([ids]), use_cache=True)
         for _ in range(NEW_TOKENS):
-            tokens.append(int(out.logits[0, -1].argmax()))
-            out = model(input_ids=torch.tensor([[tokens[-1]]]), past_key_values=out.past_key_values, use_cache=True)
+            tokens.append(int(model(input_ids=torch.tensor([ids + tokens])).logits[0, -1].argmax()))
     return tokens
 
 

@@ -121,7 +121,7 @@ def _pre_tokenizer_name(pre: dict | None) -> str:
     steps = pre.get("pretokenizers", [pre]) if pre else []
     shape = [{k: step.get(k) for k in ("type", "use_regex", "individual_digits") if k in step} for step in steps]
     if shape == [_BYTE_LEVEL]:
-        return "gpt2"  # GPT-2's regex alone (SmolLM2 as transformers reads it back from its GGUF)
+        return "gpt-2"  # GPT-2's regex alone (SmolLM2 as transformers reads it back from its GGUF)
     if shape == [{"type": "Digits", "individual_digits": True}, _BYTE_LEVEL]:
         return "smollm"  # GPT-2's regex after splitting every digit (SmolLM, the tiny model)
     if len(steps) == 2 and steps[0].get("type") == "Split" and steps[0].get("pattern", {}).get("Regex") == _QWEN2_SPLIT:
