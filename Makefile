@@ -23,8 +23,9 @@ $(BIN)/recursa: pyproject.toml
 install: $(BIN)/recursa
 
 # llama-cpp-python (the "gguf" extra), with which GGUF exports are checked in llama.cpp and its tests
-# run (they are skipped without it). PyPI has its source only: pip compiles llama.cpp, BUILD_MINUTES
-# on 2 busy cores, once (pip caches the wheel), too long to be part of `install`.
+# run (they are skipped without it). PyPI has its source only: pip compiles llama.cpp (37 min measured
+# at nice 15 on 2 cores shared with training jobs, load average 70-100), once (pip caches the wheel):
+# too long to be part of `install`.
 LLAMA_CPP := $(VENV)/.llama-cpp
 llama-cpp: $(LLAMA_CPP)
 
