@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo serve test install bfcl llm-demo llm-bfcl
+.PHONY: demo serve test install llama-cpp bfcl llm-demo llm-bfcl
 # A failed export leaves no half-written file that would look up to date.
 .DELETE_ON_ERROR:
 
@@ -21,6 +21,17 @@ $(BIN)/recursa: pyproject.toml
 	touch $(BIN)/recursa
 
 install: $(BIN)/recursa
+
+# llama-cpp-python (the "gguf" extra), with which GGUF exports are checked in llama.cpp and its tests
+# run (they are skipped without it). PyPI has its source only: pip compiles llama.cpp (37 min measured
+# at nice 15 on 2 cores shared with training jobs, load average 70-100), once (pip caches the wheel):
+# too long to be part of `install`.
+LLAMA_CPP := $(VENV)/.llama-cpp
+llama-cpp: $(LLAMA_CPP)
+
+$(LLAMA_CPP): pyproject.toml | install
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet -e ".[gguf]"
+	touch $@
 
 demo: install
 	$(BIN)/recursa quickstart

@@ -252,7 +252,7 @@ def test_cli_export_llm_onnx_writes_the_merged_model_and_the_graph(adapter, tmp_
 
 @pytest.mark.parametrize(("args", "field"), [
     (["export", "llm", "--adapter", "/does/not/exist", "--out", "{tmp}/x"], "adapter:"),
-    (["export", "llm", "--adapter", "{adapter}", "--out", "{tmp}/x", "--format", "gguf"], "format:"),
+    (["export", "llm", "--adapter", "{adapter}", "--out", "{tmp}/x", "--format", "tflite"], "format:"),
     (["export", "llm", "--adapter", "{adapter}", "--out", "{tmp}/x", "--base", "/no/such/model"], "model.path:"),
     (["llm", "init-tiny", "--out", "{tmp}/t", "--corpus", "/no/corpus.txt"], "corpus:"),
     (["llm", "init-tiny", "--out", "{tmp}/t", "--hidden-size", "36"], "hidden-size:"),

@@ -1,4 +1,4 @@
-"""`recursa export`: TRMs to int8, LoRA adapters merged, alone or as ONNX."""
+"""`recursa export`: TRMs to int8, LoRA adapters merged, alone, as ONNX, or as GGUF for llama.cpp and Ollama."""
 
 from __future__ import annotations
 
@@ -39,17 +39,28 @@ def export_trm(
 
 @export_app.command("llm")
 def export_llm(
-    adapter: Path = typer.Option(..., "--adapter", help="A saved LoRA adapter directory."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="A saved LoRA adapter directory."),
+    model: str | None = typer.Option(None, "--model", help="gguf/ollama without an adapter: any model.path "
+                                     "(directory, .gguf file, hub id, or a name such as smollm2-135m-instruct)."),
     out: Path = typer.Option(..., "--out", help="Output directory (export_report.json is written there too)."),
-    fmt: str = typer.Option("merged", "--format", help="merged (safetensors, HF layout), adapter, or onnx."),
+    fmt: str = typer.Option("merged", "--format", help="merged (safetensors, HF layout), adapter, onnx, gguf, "
+                            "or ollama (gguf and a Modelfile)."),
+    quant: str = typer.Option("q8_0", "--quant", help="gguf/ollama: f16, q8_0 or q4_0."),
     base: str | None = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
 ) -> None:
-    """Merge a LoRA adapter into its base, export it alone, or export the merged model to ONNX."""
-    from recursa.llm.export import export_adapter, export_onnx, merge_adapter
+    """Merge a LoRA adapter into its base, export it alone, or export the merged model to ONNX or GGUF/Ollama."""
+    from recursa.llm.export import export_adapter, export_gguf, export_onnx, merge_adapter
 
-    if fmt not in ("merged", "adapter", "onnx"):
-        raise ConfigError(f"format: must be one of merged, adapter, onnx, got {fmt!r}")
-    if fmt == "adapter":
+    formats = ("merged", "adapter", "onnx", "gguf", "ollama")
+    if fmt not in formats:
+        raise ConfigError(f"format: must be one of {', '.join(formats)}, got {fmt!r}")
+    if (adapter is None) == (model is None):
+        raise ConfigError("adapter: give --adapter DIR, or --model M with --format gguf or ollama")
+    if fmt in ("gguf", "ollama"):
+        export_gguf(out, quant, adapter=adapter, model=model, base=base, ollama=fmt == "ollama")
+    elif adapter is None:
+        raise ConfigError("adapter: --format merged, adapter and onnx need --adapter DIR")
+    elif fmt == "adapter":
         export_adapter(adapter, out, base)
     else:
         merge_adapter(adapter, out, base)

@@ -29,6 +29,7 @@ CREATED_BY = {
     "fc-int8": "recursa export trm --checkpoint runs/<fc run>",
     "lora-adapter": "recursa train llm",
     "llm-merged": "recursa export llm --adapter <adapter> --format merged",
+    "llm-gguf": "recursa export llm --adapter <adapter> --format gguf",
     "llm-base": "recursa llm init-tiny",
 }
 

@@ -1,8 +1,9 @@
-"""Export a LoRA adapter: merged into its base (Hugging Face layout), alone, or merged as ONNX.
+"""Export a LoRA adapter: merged into its base (Hugging Face layout), alone, merged as ONNX, or
+merged as GGUF (for llama.cpp, and for Ollama with a Modelfile).
 
-Every export adds its section ("merged", "adapter", "onnx") to ``export_report.json`` in its
-output directory: file sizes in bytes, parameter counts and, for ONNX, how far ONNX Runtime's
-logits are from torch's.
+Every export adds its section ("merged", "adapter", "onnx", "gguf", "ollama") to
+``export_report.json`` in its output directory: file sizes in bytes, parameter counts and, for
+ONNX and GGUF, how far the exported model's outputs are from torch's.
 """
 
 from __future__ import annotations
@@ -10,25 +11,32 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import safe_open
+from transformers import AutoConfig
 
 from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
+from recursa.llm.config import LLMModelSettings
+from recursa.llm.gguf_check import chat_prompts, llama_cpp_agreement, llama_cpp_available, transformers_readback
+from recursa.llm.gguf_export import check_architecture, check_quant, write_gguf
 from recursa.llm.models import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     adapter_base,
     count_parameters,
     has_tokenizer,
+    load_causal_lm,
     load_tokenizer,
     merge_into_base,
     pretrained_causal_lm,
 )
-from recursa.llm.sources import portable_name
+from recursa.llm.ollama import write_modelfile
+from recursa.llm.sources import portable_name, resolve_model
 
 REPORT = "export_report.json"
 ONNX_TOLERANCE = 1e-3
@@ -110,6 +118,59 @@ def export_onnx(merged_dir: str | Path, out_path: str | Path) -> dict:
         "max_abs_diff": max_abs_diff,
         "tolerance": ONNX_TOLERANCE,
     })
+
+
+def export_gguf(out_dir: str | Path, quant: str, *, adapter: str | Path | None = None, model: str | None = None,
+                base: str | None = None, ollama: bool = False, verify: bool = True) -> dict:
+    """Merge `adapter` into its base (or take `model` as it is) and write ``model.gguf`` in `out_dir`.
+
+    With `verify`, the file is compared with the merged float32 model: transformers reads it back
+    (for f16 its logits must be within ``GGUF_F16_TOLERANCE``), and llama.cpp, where llama-cpp-python
+    is installed, runs it (see `recursa.llm.gguf_check`). With `ollama`, a Modelfile and the
+    hosting profile of this machine are written beside it.
+    """
+    out_dir = Path(out_dir)
+    check_quant(quant)
+    source = resolve_model(model if model is not None else base or adapter_base(str(adapter)))
+    check_architecture(AutoConfig.from_pretrained(source.location, **source.options).to_dict())
+    with tempfile.TemporaryDirectory(prefix="recursa-gguf-") as work:
+        merged_dir = Path(work) / "merged"
+        merged = merge_into_base(adapter, merged_dir, base) if adapter is not None else _save_model(model, merged_dir)
+        path = write_gguf(merged_dir, out_dir / "model.gguf", quant)
+        tokenizer = load_tokenizer(merged_dir)
+        section: dict = {
+            "file": path.name, "quant": quant, "source": str(adapter or model), "bytes": path.stat().st_size,
+            "merged_float32_bytes": _size(merged_dir.glob("*.safetensors")),
+        }
+        if verify:
+            section |= _verify_gguf(path, merged.eval(), tokenizer, quant)
+        if ollama:
+            _add_to_report(out_dir, "ollama", write_modelfile(out_dir, tokenizer, merged.config.to_dict()))
+    write_artifact(out_dir, "llm-gguf", "recursa.llm.export.export_gguf", source=section["source"], quant=quant)
+    return _add_to_report(out_dir, "gguf", section)
+
+
+GGUF_F16_TOLERANCE = 0.01  # of the largest |logit|: f16 weights round to about 3 significant digits
+
+
+def _verify_gguf(path: Path, merged: torch.nn.Module, tokenizer, quant: str) -> dict:
+    prompts = chat_prompts(tokenizer)
+    readback = transformers_readback(path, merged, tokenizer, prompts)
+    if quant == "f16" and readback > GGUF_F16_TOLERANCE:
+        raise RuntimeError(f"GGUF logits read back by transformers differ by {readback:.2e} of the largest logit "
+                           f"(tolerance {GGUF_F16_TOLERANCE})")
+    checks: dict = {"transformers_readback_rel_diff": readback}
+    checks["llama_cpp"] = llama_cpp_agreement(path, merged, tokenizer, prompts) if llama_cpp_available() \
+        else "not installed"
+    return checks
+
+
+def _save_model(name: str | None, out_dir: Path) -> torch.nn.Module:
+    """Save the model `name` (any `model.path`) in float32 Hugging Face layout, as a merge would."""
+    model, tokenizer = load_causal_lm(LLMModelSettings(path=str(name)), trainable=False)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return model
 
 
 class _LogitsOnly(torch.nn.Module):
