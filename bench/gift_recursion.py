@@ -14,17 +14,11 @@ bench/results/gift_recursion.json).
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 
 from rich.table import Table
 
-from gift_rl_after_bc import console, run_variant
-from recursa.core.runtime import init_ray
-from recursa.gift.data import generate_gift_data, write_gift_data
+from gift_rl_after_bc import console, run_variants, write_results
 from recursa.gift.evaluate import episode_returns, module_policy
 from recursa.gift.quickstart import QUICKSTART
 
@@ -36,8 +30,9 @@ VARIANTS: dict[str, dict] = {  # the quickstart's PPO settings, recursion and de
 THROUGHPUT_USERS = 200
 
 
-def decisions_per_second(row: dict) -> float:
-    """Greedy decisions per second of the trained module on held-out users, one at a time."""
+def speed(row: dict) -> dict:
+    """Greedy decisions per second of the trained module on held-out users, one at a time, and the
+    cycles it runs per decision."""
     config = row["config"]
     policy = module_policy(row["module"])
     decisions = 0
@@ -49,33 +44,12 @@ def decisions_per_second(row: dict) -> float:
 
     started = time.perf_counter()
     episode_returns(config.env, counting, THROUGHPUT_USERS, config.eval.seed)
-    return decisions / (time.perf_counter() - started)
+    return {"decisions_per_s": decisions / (time.perf_counter() - started), "cycles_per_decision": config.model.T}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=";".join(VARIANTS), help=f"separated by ';', of: {'; '.join(VARIANTS)}")
-    parser.add_argument("--iterations", type=int, default=QUICKSTART.iterations, help="PPO iterations per variant")
-    parser.add_argument("--out", default="bench/results/gift_recursion.json", help="JSON output file")
-    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
-    args = parser.parse_args(argv)
-    names = [name.strip() for name in args.variants.split(";")]
-    unknown = [name for name in names if name not in VARIANTS]
-    if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
-    iterations = 3 if args.quick else args.iterations
-    init_ray()
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        data_dir = Path(scratch) / "data"
-        env = QUICKSTART.env
-        write_gift_data(generate_gift_data(env.num_items, env.num_users, seed=env.data_seed), data_dir)
-        for name in names:
-            row = run_variant(name, VARIANTS[name], iterations, data_dir, Path(scratch) / "runs", args.quick)
-            row["decisions_per_s"] = decisions_per_second(row)
-            row["cycles_per_decision"] = row["config"].model.T
-            rows.append({key: value for key, value in row.items() if key not in ("module", "config")})
-            console.print(f"{name}: held-out {row['held_out_to_oracle']:.3f} of oracle, {row['wall_seconds']:.0f} s")
+    rows, out = run_variants(argv, __doc__.splitlines()[0], VARIANTS, "bench/results/gift_recursion.json",
+                             separator=";", measure=speed)
     table = Table(title="TRM recursion per step or across steps (quickstart, same iterations)")
     for column in ("variant", "held-out/oracle", "env steps", "train s", "decisions/s", "cycles/decision",
                    "return first", "return last"):
@@ -85,10 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"{row['wall_seconds']:.0f}", f"{row['decisions_per_s']:.0f}", str(row["cycles_per_decision"]),
                       f"{row['return_first']:.3f}", f"{row['return_last']:.3f}")
     console.print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "gift_recursion", "variants": rows}, indent=2))
-    console.print(f"wrote {out}")
+    write_results(out, "gift_recursion", rows)
 
 
 if __name__ == "__main__":

@@ -77,17 +77,22 @@ def run_variant(name: str, update: dict, iterations: int, data_dir: Path, runs_d
             "curve": result.metrics[curve_columns].to_dict("list")}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+def run_variants(argv: list[str] | None, description: str, variants: dict[str, dict], default_out: str,
+                 separator: str = ",", measure=None) -> tuple[list[dict], Path]:
+    """Parse the command line (--variants, --iterations, --out, --quick), train each chosen variant
+    on the same generated data, and return the rows (with `measure(row)`'s figures added, given the
+    trained module and config) and the output path."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--variants", default=separator.join(variants),
+                        help=f"separated by {separator!r}, of: {'; '.join(variants)}")
     parser.add_argument("--iterations", type=int, default=QUICKSTART.iterations, help="PPO iterations per variant")
-    parser.add_argument("--out", default="bench/results/gift_rl_after_bc.json", help="JSON output file")
+    parser.add_argument("--out", default=default_out, help="JSON output file")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args(argv)
-    names = [name.strip() for name in args.variants.split(",")]
-    unknown = [name for name in names if name not in VARIANTS]
+    names = [name.strip() for name in args.variants.split(separator)]
+    unknown = [name for name in names if name not in variants]
     if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+        parser.error(f"--variants: unknown {unknown}; choose from {list(variants)}")
     iterations = 3 if args.quick else args.iterations
     init_ray()
     rows = []
@@ -96,9 +101,23 @@ def main(argv: list[str] | None = None) -> None:
         env = QUICKSTART.env
         write_gift_data(generate_gift_data(env.num_items, env.num_users, seed=env.data_seed), data_dir)
         for name in names:
-            row = run_variant(name, VARIANTS[name], iterations, data_dir, Path(scratch) / "runs", args.quick)
+            row = run_variant(name, variants[name], iterations, data_dir, Path(scratch) / "runs", args.quick)
+            row.update(measure(row) if measure else {})
             rows.append({key: value for key, value in row.items() if key not in ("module", "config")})
-            console.print(f"{name}: return {rows[-1]['return_first']:.3f} -> {rows[-1]['return_last']:.3f}")
+            console.print(f"{name}: return {row['return_first']:.3f} -> {row['return_last']:.3f}, "
+                          f"held-out {row['held_out_to_oracle']:.3f} of oracle, {row['wall_seconds']:.0f} s")
+    return rows, Path(args.out)
+
+
+def write_results(out: Path, benchmark: str, rows: list[dict]) -> None:
+    """The rows as the benchmark's JSON."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": benchmark, "variants": rows}, indent=2))
+    console.print(f"wrote {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    rows, out = run_variants(argv, __doc__.splitlines()[0], VARIANTS, "bench/results/gift_rl_after_bc.json")
     table = Table(title="PPO after behaviour cloning (first and last 3 iterations)")
     for column in ("variant", "return first", "return last", "entropy first", "entropy last", "held-out/oracle", "wall s"):
         table.add_column(column, justify="left" if column == "variant" else "right")
@@ -107,10 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                                         ("return_first", "return_last", "entropy_first", "entropy_last",
                                          "held_out_to_oracle")), f"{row['wall_seconds']:.0f}")
     console.print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "gift_rl_after_bc", "variants": rows}, indent=2))
-    console.print(f"wrote {out}")
+    write_results(out, "gift_rl_after_bc", rows)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from rich.progress import track
 
 from recursa.gift.config import TrainGiftConfig
 from recursa.gift.env import GiftRecommendationEnv
-from recursa.gift.policies import Policy, expert_policy
+from recursa.gift.policies import Policy, carrying_state, expert_policy
 from recursa.gift.ppo import trm_module_spec
 
 
@@ -144,14 +144,9 @@ def sampling_policy(module, seed: int) -> Policy:
     """The module's stochastic policy, sampled as PPO's env runners sample it (its recurrent state,
     if any, carried through each episode)."""
     generator = torch.Generator().manual_seed(seed)
-    carry = None
-
-    def act(env: GiftRecommendationEnv, observation: dict) -> int:
-        nonlocal carry
-        logits, carry = module.step_logits(observation, None if env.steps == 0 else carry)
-        return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator))
-
-    return act
+    logits = carrying_state(module.step_logits)
+    return lambda env, observation: int(torch.multinomial(torch.softmax(logits(env, observation), -1), 1,
+                                                          generator=generator))
 
 
 def fit_value_head(module, data: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -12,7 +12,7 @@ from recursa.gift.config import GiftEnvConfig
 from recursa.gift.env import GiftRecommendationEnv
 from recursa.gift.focus import action_layout
 from recursa.gift.observation import TokenLayout
-from recursa.gift.policies import BASELINES, Policy
+from recursa.gift.policies import BASELINES, Policy, carrying_state
 from recursa.gift.policy_io import is_policy_dir, load_policy
 
 # Where a PPO checkpoint keeps the policy's RLModule (RLlib's new-stack checkpoint layout).
@@ -37,15 +37,9 @@ def load_policy_module(checkpoint: str | Path) -> RLModule:
 
 def module_policy(module: RLModule) -> Policy:
     """Greedy (argmax over allowed actions) policy from an RLModule. A module with across-steps
-    recursion carries its state through each episode; an env at step 0 starts a new one."""
-    carry = None
-
-    def act(env: GiftRecommendationEnv, observation: dict) -> int:
-        nonlocal carry
-        logits, carry = module.step_logits(observation, None if env.steps == 0 else carry)
-        return int(logits.argmax())
-
-    return act
+    recursion carries its state through each episode."""
+    logits = carrying_state(module.step_logits)
+    return lambda env, observation: int(logits(env, observation).argmax())
 
 
 def check_policy_fits(module: RLModule, env_config: GiftEnvConfig) -> None:

@@ -21,12 +21,11 @@ from ray.rllib.core.columns import Columns
 
 from recursa.core.artifact import write_artifact
 from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES
-from recursa.gift.env import GiftRecommendationEnv
 from recursa.gift.evaluate import evaluate_policy, module_policy
 from recursa.gift.halting import evaluate_halting, halting_summary
 from recursa.gift.module import TRMPolicyModule
 from recursa.gift.onnx_policy import CYCLE, INITIAL_CARRY, SETTINGS, OnnxPolicy, onnx_file
-from recursa.gift.policies import Policy
+from recursa.gift.policies import Policy, carrying_state
 from recursa.gift.policy_io import WEIGHTS, load_policy, saved_halting_threshold
 
 
@@ -101,14 +100,12 @@ def export_gift_policy(policy_dir: str | Path, out_dir: str | Path) -> dict[str,
 def onnx_env_policy(policy: OnnxPolicy) -> Policy:
     """An evaluation policy (env, observation) -> action backed by an ONNX session, carrying the
     policy's recurrent state, if any, through each episode."""
-    carry = None
 
-    def act(env: GiftRecommendationEnv, observation: dict) -> int:
-        nonlocal carry
-        actions, (carry,) = policy.step([observation], [None if env.steps == 0 else carry])
-        return actions[0]
+    def step(observation: dict, carry):
+        actions, carries = policy.step([observation], [carry])
+        return actions[0], carries[0]
 
-    return act
+    return carrying_state(step)
 
 
 def gift_export_report(policy_dir: str | Path, out_dir: str | Path, users: int, seed: int) -> dict:

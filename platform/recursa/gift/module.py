@@ -151,9 +151,6 @@ class TRMPolicyModule(TorchRLModule, ValueFunctionAPI):
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
         if embeddings is None:
             embeddings = self._forward_train(batch)[Columns.EMBEDDINGS]
-        import os
-        if os.environ.get("RECURSA_DETACH_VALUE"):
-            embeddings = embeddings.detach()
         return self.value_head(embeddings).squeeze(-1)
 
     def step_logits(self, observation: dict[str, np.ndarray], carry: Carry | None = None,

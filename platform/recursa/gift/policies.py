@@ -8,12 +8,28 @@ informative tools and then uses the true utilities; the expert's episodes seed b
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from recursa.gift.env import FINISH, FIRST_TOOL, GiftRecommendationEnv
 
 Policy = Callable[[GiftRecommendationEnv, dict], int]
+T = TypeVar("T")
+
+
+def carrying_state(step: Callable[[dict, Any], tuple[T, Any]]) -> Callable[[GiftRecommendationEnv, dict], T]:
+    """`step(observation, state) -> (output, state)` called on each observation of an env's episodes
+    with the state its previous call in the same episode returned (None when the env is at step 0):
+    how a policy with recurrent state is played by (env, observation) callers."""
+    state = None
+
+    def call(env: GiftRecommendationEnv, observation: dict) -> T:
+        nonlocal state
+        output, state = step(observation, None if env.steps == 0 else state)
+        return output
+
+    return call
 
 # The expert's tools: stock and budget fit decide feasibility, reviews decide quality.
 _EXPERT_TOOLS = ("inventory_check", "budget_optimizer", "review_analysis")

@@ -83,6 +83,8 @@ class GiftPPOLearner(PPOTorchLearner):
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
         loss = super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+        if self._entropy_target is None and self._anchor is None:
+            return loss  # plain PPO
         logp = torch.log_softmax(fwd_out[Columns.ACTION_DIST_INPUTS], -1)
         allowed = batch[Columns.OBS]["action_mask"] > 0
         if self._entropy_target is not None:
