@@ -1,8 +1,9 @@
-"""Tiny models for the serving tests, made here (never downloaded): a fitted tool caller and a
-hand-set gift policy, both saved and exported the way users' models are."""
+"""Tiny models for the serving tests, made here (never downloaded): a fitted tool caller, a
+hand-set gift policy and LoRA adapters fitted to one answer, saved the way users' models are."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from recursa.gift.env import FINISH, FIRST_TOOL, NUM_GLOBAL_ACTIONS, gift_spaces
 from recursa.gift.module import TRMPolicyModule
 from recursa.gift.policy_io import save_policy
 from recursa.gift.tools import GIFT_TOOL_NAMES
+from recursa.llm.config import LLMModelSettings, LoRASettings
+from recursa.llm.models import load_causal_lm, save_adapter
 from recursa.tools.schema import FunctionCall, FunctionSpec, ParamSpec
 
 WEATHER = FunctionSpec(name="get_weather", description="Current weather in a city",
@@ -60,3 +63,25 @@ def scripted_gift_policy(out_dir: Path) -> Path:
             bias[FIRST_TOOL + GIFT_TOOL_NAMES.index(tool)] = preference
         module.global_head.bias.copy_(bias)
     return save_policy(module, GIFT_ENV, out_dir)
+
+
+def fitted_lora_adapter(base: str | Path, target: str, out_dir: Path, prompt: str, steps: int = 40) -> Path:
+    """A LoRA adapter on `base` fitted in a few AdamW steps to answer `prompt` with `target`."""
+    torch.manual_seed(0)
+    model, tokenizer = load_causal_lm(LLMModelSettings(path=str(base), lora=LoRASettings(r=8, alpha=16, dropout=0.0)))
+    batch = tokenizer([prompt + target + tokenizer.eos_token], return_tensors="pt")
+    labels = batch["input_ids"].clone()
+    labels[:, :len(tokenizer(prompt)["input_ids"])] = -100
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(steps):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return save_adapter(model, tokenizer, out_dir)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

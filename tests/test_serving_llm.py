@@ -6,23 +6,21 @@ every kind of bad input; the API key."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import ClassVar
 
 import openai
 import pytest
 import requests
-import torch
 
 from recursa.llm.chat import chat_transcript, parse_tool_call
 from recursa.llm.chat_formats import CHAT_FORMATS
-from recursa.llm.config import LLMModelSettings, LoRASettings
 from recursa.llm.export import merge_adapter
-from recursa.llm.models import load_causal_lm, load_tokenizer, save_adapter
+from recursa.llm.models import load_tokenizer
 from recursa.llm.tool_calls import render_prompt
 from recursa.serving.chat_tools import InvalidRequest, offered_functions
 from recursa.serving.schemas import ChatMessage, ToolDefinition
+from serving_models import fitted_lora_adapter, free_port
 
 BASE_MODEL, CALLER, CHATTER, MERGED = "tiny-base", "caller", "chatter", "caller-merged"
 PARALLEL, GARBLED = "parallel", "garbled"  # adapters of the tool-calling format
@@ -77,7 +75,7 @@ def test_tool_calls_are_read_from_the_first_line_and_checked_against_the_schema(
 
 
 def test_streamed_text_is_released_only_when_later_tokens_cannot_change_it():
-    from recursa.llm.serve_core import Generation
+    from recursa.llm.generation import Generation
     from recursa.llm.stream import ChoiceText
 
     def text_of(decode, max_new_tokens=32, stop=()):
@@ -141,19 +139,19 @@ def test_tool_calls_format_prompts_with_the_shared_renderer_and_checks_earlier_c
 def test_a_batch_of_streamed_requests_shares_one_generate_call_per_group():
     import asyncio
 
-    from recursa.llm.serve_core import Generated, Generation
+    from recursa.llm.generation import Generation
+    from recursa.llm.serve_core import Generated
     from recursa.llm.stream import Finished, StreamJob, batch_steps
     from recursa.serving.schemas import Usage
 
     class ScriptedCore:  # each row of a call decodes 10 + row, then 20 + row
         calls: ClassVar[list[int]] = []  # read on the class after the run
 
-        def generate_rows(self, rows, feed):
+        def generate_rows(self, rows, feed, end):
             self.calls.append(len(rows))
-            feed.put(torch.zeros(len(rows), 1))  # the prompt comes first
             for step in (10, 20):
-                feed.put(torch.tensor([step + row for row in range(len(rows))]))
-            feed.end()
+                feed([step + row for row in range(len(rows))])
+            end()
             return [Generated(text=f"row {row}", finish_reason="length", usage=Usage(
                 prompt_tokens=1, completion_tokens=2, total_tokens=3)) for row in range(len(rows))]
 
@@ -173,38 +171,17 @@ def test_a_batch_of_streamed_requests_shares_one_generate_call_per_group():
 
 
 # ------------------------------------------------------------------ artifacts: two adapters, one merged
-def _train_adapter(base, target: str, out_dir, prompt: str = PROMPT):
-    """A LoRA adapter fitted in a few AdamW steps to answer `prompt` with `target`."""
-    torch.manual_seed(0)
-    model, tokenizer = load_causal_lm(LLMModelSettings(path=str(base), lora=LoRASettings(r=8, alpha=16, dropout=0.0)))
-    batch = tokenizer([prompt + target + tokenizer.eos_token], return_tensors="pt")
-    labels = batch["input_ids"].clone()
-    labels[:, :len(tokenizer(prompt)["input_ids"])] = -100
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(40):
-        model(**batch, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return save_adapter(model, tokenizer, out_dir)
-
-
 @pytest.fixture(scope="module")
 def artifacts(tiny_llm, tmp_path_factory):
     root = tmp_path_factory.mktemp("llm_serving")
-    caller = _train_adapter(tiny_llm, CALL_TEXT, root / "caller")
-    chatter = _train_adapter(tiny_llm, CHAT_TEXT, root / "chatter")
+    caller = fitted_lora_adapter(tiny_llm, CALL_TEXT, root / "caller", PROMPT)
+    chatter = fitted_lora_adapter(tiny_llm, CHAT_TEXT, root / "chatter", PROMPT)
     merge_adapter(caller, root / "merged")
     # The tool-calling format's prompt, rendered as the server renders it.
     tool_prompt = render_prompt(load_tokenizer(tiny_llm), TWO_CITIES, _functions([WEATHER, STOCK]))
     return {"base": tiny_llm, "caller": caller, "chatter": chatter, "merged": root / "merged",
-            PARALLEL: _train_adapter(tiny_llm, PARALLEL_TEXT, root / PARALLEL, tool_prompt),
-            GARBLED: _train_adapter(tiny_llm, GARBLED_TEXT, root / GARBLED, tool_prompt)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+            PARALLEL: fitted_lora_adapter(tiny_llm, PARALLEL_TEXT, root / PARALLEL, tool_prompt),
+            GARBLED: fitted_lora_adapter(tiny_llm, GARBLED_TEXT, root / GARBLED, tool_prompt)}
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +190,7 @@ def base_url(ray_session, artifacts):
 
     from recursa.llm.serve import LLMServer
 
-    port = _free_port()
+    port = free_port()
     small = {"ray_actor_options": {"num_cpus": 0.1}}
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     # One adapter loaded at a time: alternating between them exercises multiplexing's eviction.

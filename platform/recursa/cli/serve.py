@@ -16,7 +16,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import typer
 import yaml
@@ -28,6 +28,7 @@ from recursa.core.config import ConfigError, describe_validation_error, parse_co
 from recursa.fc.config import ToolCallerServeArgs
 from recursa.gift.config import RecommenderServeArgs
 from recursa.llm.config import LLMServeArgs
+from recursa.llm.sources import NAMED_MODELS
 
 # Serve's request paths, chosen by environment variables that every Ray process must see at start:
 # - default: Serve's Python HTTP proxy forwards each request to a replica;
@@ -84,13 +85,14 @@ HF_MODEL_CONFIG = "config.json"
 
 
 class ModelDir(NamedTuple):
-    """A model directory an application's args name, and what must be in it."""
+    """A model directory (or GGUF file) an application's args name, and what must be in it."""
 
     field: str  # where the args name it, e.g. "export_dir" or "adapters.math-sft"
     path: str
     what: str  # what belongs there, for the error message
     files: tuple[str, ...]  # what the application's loader reads there
     command: str  # the command that creates it
+    kind: Literal["directory", "gguf"] = "directory"
 
 
 def model_dirs(args: BaseModel) -> list[ModelDir]:
@@ -106,6 +108,11 @@ def model_dirs(args: BaseModel) -> list[ModelDir]:
         files = (SETTINGS, WEIGHTS, TOKENIZER_DIR, *((FC_INT8_WEIGHTS,) if args.precision == "int8" else ()))
         return [ModelDir("model_dir", args.model_dir, "tool-calling TRM", files,
                          f"`recursa export trm --checkpoint runs/bfcl/model --out {args.model_dir}`")]
+    if isinstance(args, LLMServeArgs) and args.engine == "llama_cpp":
+        gguf_command = "`recursa export llm --adapter ADAPTER --format gguf --quant q8_0 --out DIR` (DIR/model.gguf)"
+        served = {} if args.model.lower() in NAMED_MODELS else {"model": args.model}
+        served |= {f"adapters.{name}": path for name, path in args.adapters.items()}
+        return [ModelDir(field, path, "GGUF model", (), gguf_command, "gguf") for field, path in served.items()]
     if isinstance(args, LLMServeArgs):
         dirs = [] if _is_hub_id(args.model) else [
             ModelDir("model", args.model, "causal LM (Hugging Face layout)", (HF_MODEL_CONFIG,),
@@ -146,11 +153,27 @@ def check_model_dir(model: ModelDir) -> str | None:
     """What is wrong with a model directory (None: nothing). Checks that the files its loader reads
     are there; the loaders' own errors (a corrupt file) surface when the application deploys."""
     path = Path(model.path)
+    if model.kind == "gguf":
+        return _gguf_problem(model)
     if not path.is_dir():
         return f"{model.what} not found at {model.path}"
     missing = [name for name in model.files if not (path / name).exists()]
     if missing:
         return f"{model.what} at {model.path} is incomplete: no {', '.join(missing)}"
+    return None
+
+
+def _gguf_problem(model: ModelDir) -> str | None:
+    """What is wrong with a GGUF file: missing, or not one the `gguf` package can read (a corrupt
+    or truncated file), so that it never reaches a replica's restart loop."""
+    import gguf
+
+    if not Path(model.path).is_file():
+        return f"{model.what} not found at {model.path}"
+    try:
+        gguf.GGUFReader(model.path)
+    except (ValueError, OSError, IndexError, KeyError) as error:
+        return f"{model.what} at {model.path} is not a readable GGUF file ({str(error).splitlines()[0]})"
     return None
 
 

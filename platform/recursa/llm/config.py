@@ -11,19 +11,34 @@ from recursa.core.hardware import HardwareProfile, fill_unset, workers_for
 from recursa.serving.config import ServeBatching
 
 
+class LlamaCppSettings(StrictModel):
+    """How the llama_cpp engine runs its GGUF files."""
+
+    threads: int | None = Field(None, ge=1)  # None: the CPUs Ray gave the replica (ray_actor_options.num_cpus)
+    max_sequences: int = Field(8, ge=1, le=64)  # rows decoded together; a larger batch runs in turns
+    batch_tokens: int = Field(512, ge=16)  # prompt tokens per llama_decode call while prefilling
+
+
 class LLMServeArgs(StrictModel):
     """`args` of the OpenAI-compatible LLM application (serve/llm.yaml): one base model per replica,
     LoRA adapters multiplexed on top of it, each served under its own model id."""
 
-    model: str  # a merged model (`recursa export llm --format merged`) or the base the adapters were trained on
+    # "transformers": PyTorch with PEFT adapters on one copy of the weights; "llama_cpp": llama.cpp
+    # runs GGUF files (`model` and every adapter entry a GGUF, e.g. `recursa export llm --format gguf`).
+    engine: Literal["transformers", "llama_cpp"] = "transformers"
+    llama_cpp: LlamaCppSettings = LlamaCppSettings()
+    # A merged model (`recursa export llm --format merged`) or the base the adapters were trained on;
+    # with engine llama_cpp a GGUF file, or a named model that is one (smollm2-135m-instruct).
+    model: str
     model_name: str = "recursa-llm"  # the id the model itself is served under
     # How chats become prompts and answers become tool calls. "tool_calls": recursa's tool-calling
     # format, what `recursa train llm` with env function_calling and `make llm-bfcl` train;
     # "actions": the action agents' transcript, for the math demo.
     chat_format: Literal["tool_calls", "actions"] = "tool_calls"
-    adapters: dict[str, str] = Field(default_factory=dict)  # served id -> adapter directory
+    # served id -> adapter directory; with engine llama_cpp, a merged model's GGUF file
+    adapters: dict[str, str] = Field(default_factory=dict)
     max_adapters_per_replica: int = Field(4, ge=1)  # `@serve.multiplexed` keeps this many loaded (LRU)
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # engine transformers
     max_new_tokens: int = Field(64, ge=1, le=4096)  # a request's `max_tokens`: its default and upper bound
     max_prompt_tokens: int | None = Field(None, ge=16)  # None: what the model's context leaves after max_new_tokens
     max_messages: int = Field(32, ge=1, le=64)  # at most the schema's cap (64)

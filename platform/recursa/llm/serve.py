@@ -12,8 +12,8 @@ from ray.serve import Application
 
 from recursa.core.config import parse_config
 from recursa.llm import serve_core, stream
-from recursa.llm.adapters import LoRAAdapters
 from recursa.llm.config import LLMServeArgs
+from recursa.llm.generation import Engine, Generation
 from recursa.serving.chat_tools import InvalidRequest
 from recursa.serving.deployments import DEPLOYMENT_DEFAULTS, EVENT_STREAM, STREAMED, apply_batching, build_app
 from recursa.serving.http import configure_guard, create_api
@@ -27,13 +27,13 @@ llm_api = create_api("recursa LLM",
 class AdapterLease:
     """What Serve's multiplexing caches for a loaded adapter; Serve calls `__del__` to evict it."""
 
-    def __init__(self, adapters: LoRAAdapters, name: str):
-        self.adapters, self.name, self.released = adapters, name, False
+    def __init__(self, engine: Engine, name: str):
+        self.engine, self.name, self.released = engine, name, False
 
     def __del__(self) -> None:
         if not self.released:  # Serve calls this on eviction, the garbage collector again later
             self.released = True
-            self.adapters.evict(self.name)
+            self.engine.evict(self.name)
 
 
 @serve.deployment(**DEPLOYMENT_DEFAULTS)
@@ -47,11 +47,11 @@ class LLMServer:
         self.core = serve_core.LLMCore(settings)
         apply_batching(self.generate, settings.batching)
         apply_batching(self.generate_stream, settings.batching)
-        adapters = self.core.adapters
+        engine = self.core.engine
 
         async def lease_adapter(name: str) -> AdapterLease:
-            await asyncio.to_thread(adapters.load, name)
-            return AdapterLease(adapters, name)
+            await asyncio.to_thread(engine.load, name)
+            return AdapterLease(engine, name)
 
         # Wrapped here rather than decorated, so that the config sets how many adapters stay loaded.
         self.lease_adapter = serve.multiplexed(max_num_models_per_replica=settings.max_adapters_per_replica)(
@@ -81,7 +81,7 @@ class LLMServer:
         return self.core.models()
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def generate(self, batch: list[serve_core.Generation]) -> list[serve_core.Generated]:
+    async def generate(self, batch: list[Generation]) -> list[serve_core.Generated]:
         """Every generation waiting in this replica, grouped by adapter, off the event loop."""
         return await asyncio.to_thread(self.core.generate, batch)
 
@@ -93,12 +93,12 @@ class LLMServer:
             yield items
 
     def _streamed(self, request: CompletionRequest | LLMChatCompletionRequest,
-                  generation: serve_core.Generation) -> StreamingResponse:
+                  generation: Generation) -> StreamingResponse:
         items = self.generate_stream(stream.StreamJob(generation, request.n))
         return StreamingResponse(stream.stream_events(self.core, request, generation, items),
                                  media_type=EVENT_STREAM)
 
-    async def _choices(self, generation: serve_core.Generation, n: int) -> list[serve_core.Generated]:
+    async def _choices(self, generation: Generation, n: int) -> list[serve_core.Generated]:
         """`n` answers; each joins the batch on its own, and sampled ones differ."""
         return list(await asyncio.gather(*(self.generate(generation) for _ in range(n))))
 
@@ -106,7 +106,7 @@ class LLMServer:
         """Serve's health probe: the model must generate (off the event loop, like requests)."""
         await asyncio.to_thread(self.core.health_check)
 
-    async def _checked(self, build: Callable[[Any], serve_core.Generation], request: Any) -> serve_core.Generation:
+    async def _checked(self, build: Callable[[Any], Generation], request: Any) -> Generation:
         """The request's generation, its adapter loaded; client errors as HTTP 404 and 422."""
         try:
             generation = build(request)

@@ -1,30 +1,32 @@
-"""OpenAI completions and chat completions answered by a transformers causal LM and its LoRA adapters.
+"""OpenAI completions and chat completions answered by a causal LM and the models served beside it.
 
-The model is an exported artifact: a merged model (`recursa export llm --format merged`) or the base
-model the adapters were trained on, loaded with `AutoModelForCausalLM`; each adapter
-(`recursa export llm --format adapter`, or one saved by training) is served under its own id.
+The model is an exported artifact run by one of two engines (`recursa.llm.generation`):
+- transformers: a merged model (`recursa export llm --format merged`) or the base model the
+  adapters were trained on, each LoRA adapter (`recursa export llm --format adapter`, or one saved
+  by training) served under its own id;
+- llama_cpp: a GGUF file (`recursa export llm --format gguf`), and merged models' GGUF files under
+  their own ids.
 Requests name only those ids, never a path. Generation is batched: the waiting requests are
-grouped by adapter and sampling settings, each group is one left-padded `generate` call; streamed
-requests are batched the same way, apart from the others.
+grouped by adapter and sampling settings, each group is one engine call; streamed requests are
+batched the same way, apart from the others. Both engines share the tokenizer (for GGUF, the one
+its metadata holds), the prompts and the cutting of answers, so they answer alike.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Literal
-
-import torch
-from transformers.generation.streamers import BaseStreamer
+from typing import TYPE_CHECKING, Literal
 
 from recursa.core.config import ConfigError
-from recursa.llm.adapters import LoRAAdapters
 from recursa.llm.chat_formats import CHAT_FORMATS
 from recursa.llm.config import LLMServeArgs
-from recursa.llm.models import load_tokenizer, pretrained_causal_lm
+from recursa.llm.generation import Engine, Generation, StepFeed
+from recursa.llm.models import load_tokenizer
 from recursa.serving.chat_tools import InvalidRequest, offered_functions
 from recursa.serving.schemas import (
     AssistantMessage,
@@ -42,24 +44,8 @@ from recursa.serving.schemas import (
 )
 from recursa.tools.schema import FunctionSpec
 
-
-@dataclass(frozen=True)
-class Generation:
-    """One prompt to continue, with its adapter and decoding settings."""
-
-    prompt_ids: tuple[int, ...]
-    adapter: str | None  # None: the model alone
-    max_new_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-    def group(self) -> tuple:
-        """Generations with the same group share one `generate` call."""
-        sampled = self.temperature > 0
-        seeded = sampled and self.seed is not None
-        return (self.adapter or "", self.temperature, self.top_p if sampled else 1.0, seeded, self.seed if seeded else 0)
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -77,14 +63,9 @@ class LLMCore:
     def __init__(self, settings: LLMServeArgs):
         self.settings = settings
         self.chat_format = CHAT_FORMATS[settings.chat_format]
-        self.tokenizer = load_tokenizer(settings.model)
-        self.tokenizer.padding_side = "left"
-        try:
-            base = pretrained_causal_lm(settings.model, dtype=getattr(torch, settings.dtype))
-        except OSError as error:
-            raise ConfigError(f"model: cannot load a causal LM from {settings.model} ({error})".splitlines()[0]) from None
-        self.max_prompt_tokens = _prompt_limit(settings, getattr(base.config, "max_position_embeddings", None))
-        self.adapters = LoRAAdapters(base.eval(), settings.adapters)
+        self.engine, self.tokenizer = _load(settings)
+        self.tokenizer.padding_side = "left"  # batches of prompts end where generation begins
+        self.max_prompt_tokens = _prompt_limit(settings, self.engine.context_length)
         self.created = int(time.time())
 
     def models(self) -> ModelList:
@@ -114,7 +95,7 @@ class LLMCore:
         return self._generation(request, prompt, "messages")
 
     def generate(self, batch: list[Generation]) -> list[Generated]:
-        """Continue every prompt; one `generate` call per group of equal adapter and sampling settings."""
+        """Continue every prompt; one engine call per group of equal adapter and sampling settings."""
         order = sorted(range(len(batch)), key=lambda i: batch[i].group())
         results: dict[int, Generated] = {}
         for _, same_group in groupby(order, key=lambda i: batch[i].group()):
@@ -123,13 +104,13 @@ class LLMCore:
                 results[i] = result
         return [results[i] for i in range(len(batch))]
 
-    def generate_rows(self, rows: list[Generation], feed: BaseStreamer) -> list[Generated]:
-        """Generations of equal adapter and sampling settings in one `generate` call, each
-        decoding step's tokens handed to `feed`."""
+    def generate_rows(self, rows: list[Generation], feed: StepFeed, end: Callable[[], None]) -> list[Generated]:
+        """Generations of equal adapter and sampling settings in one engine call, each decoding
+        step's tokens handed to `feed`, then `end` called."""
         try:
             return self._generate_group(rows, feed)
         finally:
-            feed.end()  # also when generate fails, so that the reader of the feed stops
+            end()  # also when generation fails, so that the reader of the feed stops
 
     def decode(self, tokens: list[int]) -> str:
         """Text of generated tokens."""
@@ -188,21 +169,8 @@ class LLMCore:
                           max_new_tokens=request.max_tokens or limit, temperature=request.temperature,
                           top_p=request.top_p, seed=request.seed, stop=request.stop_strings())
 
-    @torch.no_grad()
-    def _generate_group(self, group: list[Generation], feed: BaseStreamer | None = None) -> list[Generated]:
-        first = group[0]
-        inputs = self.tokenizer.pad({"input_ids": [list(g.prompt_ids) for g in group]}, return_tensors="pt")
-        sampling = {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p, "top_k": 0} \
-            if first.temperature > 0 else {"do_sample": False}
-        with self.adapters.active(first.adapter) as model:
-            if first.seed is not None and first.temperature > 0:
-                torch.manual_seed(first.seed)
-            streaming = {} if feed is None else {"streamer": feed}
-            output = model.generate(**inputs, max_new_tokens=max(g.max_new_tokens for g in group),
-                                    pad_token_id=self.tokenizer.pad_token_id,
-                                    eos_token_id=self.tokenizer.eos_token_id, **sampling, **streaming)
-        new_tokens = output[:, inputs["input_ids"].shape[1]:].tolist()
-        return [self._finish(tokens, g) for tokens, g in zip(new_tokens, group)]
+    def _generate_group(self, group: list[Generation], feed: StepFeed | None = None) -> list[Generated]:
+        return [self._finish(tokens, g) for tokens, g in zip(self.engine.generate(group, feed), group)]
 
     def _finish(self, tokens: list[int], generation: Generation) -> Generated:
         """Cut one row at EOS, its own token limit and its first stop string."""
@@ -224,6 +192,22 @@ def total_usage(generated: list[Generated]) -> Usage:
     prompt = generated[0].usage.prompt_tokens
     completion = sum(g.usage.completion_tokens for g in generated)
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def _load(settings: LLMServeArgs) -> tuple[Engine, PreTrainedTokenizerBase]:
+    """The engine and the tokenizer. llama.cpp opens its file first, so that a corrupt GGUF is
+    reported by the engine that runs it."""
+    if settings.engine == "llama_cpp":
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigError("engine: llama_cpp needs llama-cpp-python; build it with `make llama-cpp`")
+        from recursa.llm.llama_cpp_engine import LlamaCppEngine
+
+        engine = LlamaCppEngine(settings)
+        return engine, load_tokenizer(settings.model)
+    from recursa.llm.transformers_engine import TransformersEngine
+
+    tokenizer = load_tokenizer(settings.model)
+    return TransformersEngine(settings, tokenizer), tokenizer
 
 
 def _prompt_limit(settings: LLMServeArgs, context: int | None) -> int:

@@ -1,7 +1,7 @@
 """Streamed completions: tokens from `generate`'s thread to server-sent events, as OpenAI sends them.
 
-Streamed requests are batched like the others: `batch_steps` runs one `generate` call per group
-of requests with equal adapter and sampling settings, in a worker thread that hands each decoding
+Streamed requests are batched like the others: `batch_steps` runs one engine call per group of
+requests with equal adapter and sampling settings, in a worker thread that hands each decoding
 step's tokens to a `TokenFeed`, and gives every request its share of each step as it comes.
 `ChoiceText` turns a choice's tokens into text deltas that are always a prefix of the final answer:
 it holds back an unfinished UTF-8 character and the tail that could be the start of a stop string.
@@ -16,32 +16,27 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from itertools import groupby
 
-import torch
-from transformers.generation.streamers import BaseStreamer
-
-from recursa.llm.serve_core import Generated, Generation, LLMCore, total_usage
+from recursa.llm.generation import Generation
+from recursa.llm.serve_core import Generated, LLMCore, total_usage
 from recursa.serving.chunks import DONE, ChatChunks, CompletionChunks, sse
 from recursa.serving.schemas import CompletionRequest, LLMChatCompletionRequest
 
 
-class TokenFeed(BaseStreamer):
-    """`generate`'s streamer: each decoding step's new tokens (one per row) go to an asyncio queue."""
+class TokenFeed:
+    """Each decoding step's new tokens (one per row, None for a row with none), from the engine's
+    thread to an asyncio queue."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.queue: asyncio.Queue[list[int] | None] = asyncio.Queue()
-        self._prompt_seen = False
+        self.queue: asyncio.Queue[list[int | None] | None] = asyncio.Queue()
 
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # generate hands the streamer the prompt first
-            self._prompt_seen = True
-            return
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, value.reshape(-1).tolist())
+    def step(self, tokens: list[int | None]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, tokens)
 
     def end(self) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
 
-    async def steps(self) -> AsyncIterator[list[int]]:
+    async def steps(self) -> AsyncIterator[list[int | None]]:
         """Each decoding step's tokens, one per row, until generation ends."""
         while (tokens := await self.queue.get()) is not None:
             yield tokens
@@ -62,21 +57,22 @@ class Finished:
     generated: list[Generated]
 
 
-# What a streamed request receives from its batch: its tokens of one step (one per choice, none
-# while another group runs), then its answers; StopIteration once they have been delivered.
-StepItem = list[int] | Finished | type[StopIteration]
+# What a streamed request receives from its batch: its tokens of one step (one per choice, None for
+# a choice with no token this step; none while another group runs), then its answers;
+# StopIteration once they have been delivered.
+StepItem = list[int | None] | Finished | type[StopIteration]
 
 
 async def batch_steps(core: LLMCore, jobs: list[StreamJob]) -> AsyncIterator[list[StepItem]]:
-    """For `@serve.batch`: one `generate` call per group of equal settings, one list per
-    decoding step with each job's tokens of that step, then each job's answers."""
+    """For `@serve.batch`: one engine call per group of equal settings, one list per decoding
+    step with each job's tokens of that step, then each job's answers."""
     delivered: set[int] = set()
     order = sorted(range(len(jobs)), key=lambda i: jobs[i].generation.group())
     for _, group in groupby(order, key=lambda i: jobs[i].generation.group()):
         members = list(group)
         rows = [jobs[i].generation for i in members for _ in range(jobs[i].n)]
         feed = TokenFeed(asyncio.get_running_loop())
-        running = asyncio.create_task(asyncio.to_thread(core.generate_rows, rows, feed))
+        running = asyncio.create_task(asyncio.to_thread(core.generate_rows, rows, feed.step, feed.end))
         async for step in feed.steps():
             yield _per_job(jobs, members, delivered, step, list)
         yield _per_job(jobs, members, delivered, await running, Finished)
@@ -144,7 +140,7 @@ def _stop_prefix_length(text: str, stop: tuple[str, ...]) -> int:
 
 
 async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompletionRequest,
-                        generation: Generation, items: AsyncIterator[list[int] | Finished]) -> AsyncIterator[str]:
+                        generation: Generation, items: AsyncIterator[list[int | None] | Finished]) -> AsyncIterator[str]:
     """The server-sent events of a streamed (chat) completion from what its batch sends it
     (`batch_steps`; Serve ends the request's stream at StopIteration), ending with [DONE]."""
     chat = request if isinstance(request, LLMChatCompletionRequest) else None
@@ -160,7 +156,7 @@ async def stream_events(core: LLMCore, request: CompletionRequest | LLMChatCompl
             generated = item.generated
             break
         for index, token in enumerate(item):
-            delta = texts[index].add(token)
+            delta = "" if token is None else texts[index].add(token)
             if delta:
                 yield sse(chunks.text(index, delta))
     for index, result in enumerate(generated):
