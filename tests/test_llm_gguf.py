@@ -24,7 +24,7 @@ from recursa.core.config import ConfigError
 from recursa.core.hardware import Hardware
 from recursa.llm.config import LLMModelSettings, LoRASettings
 from recursa.llm.export import export_gguf
-from recursa.llm.gguf_export import _rope_halves_to_pairs
+from recursa.llm.gguf_export import rope_halves_to_pairs
 from recursa.llm.models import load_causal_lm, merge_into_base, save_adapter
 from recursa.llm.ollama import go_template, hosting_profile, turn_format
 from recursa.llm.tool_calls import render_prompt
@@ -124,7 +124,28 @@ def test_without_llama_cpp_the_report_says_so(adapter, tmp_path, monkeypatch):
 def test_q_and_k_rows_move_from_rope_halves_to_pairs():
     """Per head of 4 dims, HF's pairs (0, 2) and (1, 3) become llama.cpp's neighbours (0, 1), (2, 3)."""
     rows = torch.arange(8.0).reshape(8, 1)  # 2 heads
-    assert _rope_halves_to_pairs(rows, heads=2).flatten().tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+    assert rope_halves_to_pairs(rows, heads=2).flatten().tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+def test_an_adapter_exports_as_a_gguf_lora_whose_product_is_the_merged_change(adapter, merged, tiny_llm, tmp_path,
+                                                                             recursa_cli):
+    code, _ = recursa_cli(["export", "llm", "--adapter", adapter, "--format", "gguf-lora", "--out", tmp_path])
+    assert code == 0 and json.loads((tmp_path / "export_report.json").read_text())["gguf_lora"]["alpha"] == 8
+    reader = gguf.GGUFReader(tmp_path / "adapter.gguf")
+    assert reader.get_field("general.type").contents() == "adapter"
+    assert reader.get_field("adapter.type").contents() == "lora" and reader.get_field("adapter.lora.alpha").contents() == 8
+    tensors = {t.name: t for t in reader.tensors}
+    per_block = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    assert set(tensors) == {f"blk.{i}.{n}.weight.lora_{part}" for i in (0, 1) for n in per_block for part in "ab"}
+    base = AutoModelForCausalLM.from_pretrained(tiny_llm)
+    heads = base.config.num_key_value_heads
+    for hf_name, name in (("k_proj", "attn_k"), ("v_proj", "attn_v")):
+        a = torch.from_numpy(tensors[f"blk.1.{name}.weight.lora_a"].data.copy())
+        b = torch.from_numpy(tensors[f"blk.1.{name}.weight.lora_b"].data.copy())
+        change = (getattr(merged.model.layers[1].self_attn, hf_name).weight
+                  - getattr(base.model.layers[1].self_attn, hf_name).weight).detach()
+        expected = rope_halves_to_pairs(change, heads) if hf_name == "k_proj" else change
+        assert torch.allclose(8 / 4 * b @ a, expected, atol=1e-6), f"{name}: llama.cpp adds alpha / rank x B A"
 
 
 def _ollama_view(messages: list[dict], functions: list[FunctionSpec]) -> dict:
@@ -215,6 +236,7 @@ def orphan_adapter(adapter, tmp_path_factory) -> Path:
     (["--model", "{gpt2}", "--format", "gguf"], "model: architecture GPT2LMHeadModel"),
     (["--adapter", "{orphan}", "--format", "ollama"], "model.path: not found: /no/such/base"),
     (["--model", "{gpt2}", "--adapter", "{adapter}", "--format", "gguf"], "adapter: give --adapter DIR, or --model"),
+    (["--model", "{gpt2}", "--format", "gguf-lora"], "adapter: --format merged, adapter, onnx and gguf-lora need"),
 ])
 def test_cli_bad_gguf_inputs_exit_2_with_one_line(args, message, adapter, gpt2_dir, orphan_adapter, tmp_path,
                                                   recursa_cli):

@@ -44,14 +44,15 @@ def export_llm(
                                      "(directory, .gguf file, hub id, or a name such as smollm2-135m-instruct)."),
     out: Path = typer.Option(..., "--out", help="Output directory (export_report.json is written there too)."),
     fmt: str = typer.Option("merged", "--format", help="merged (safetensors, HF layout), adapter, onnx, gguf, "
-                            "or ollama (gguf and a Modelfile)."),
+                            "ollama (gguf and a Modelfile), or gguf-lora (the adapter alone, for llama.cpp to "
+                            "apply to its base's GGUF)."),
     quant: str = typer.Option("q8_0", "--quant", help="gguf/ollama: f16, q8_0 or q4_0."),
     base: str | None = typer.Option(None, "--base", help="Base model (default: the one the adapter records)."),
 ) -> None:
     """Merge a LoRA adapter into its base, export it alone, or export the merged model to ONNX or GGUF/Ollama."""
-    from recursa.llm.export import export_adapter, export_gguf, export_onnx, merge_adapter
+    from recursa.llm.export import export_adapter, export_gguf, export_lora_gguf, export_onnx, merge_adapter
 
-    formats = ("merged", "adapter", "onnx", "gguf", "ollama")
+    formats = ("merged", "adapter", "onnx", "gguf", "ollama", "gguf-lora")
     if fmt not in formats:
         raise ConfigError(f"format: must be one of {', '.join(formats)}, got {fmt!r}")
     if (adapter is None) == (model is None):
@@ -59,7 +60,9 @@ def export_llm(
     if fmt in ("gguf", "ollama"):
         export_gguf(out, quant, adapter=adapter, model=model, base=base, ollama=fmt == "ollama")
     elif adapter is None:
-        raise ConfigError("adapter: --format merged, adapter and onnx need --adapter DIR")
+        raise ConfigError("adapter: --format merged, adapter, onnx and gguf-lora need --adapter DIR")
+    elif fmt == "gguf-lora":
+        export_lora_gguf(adapter, out, base)
     elif fmt == "adapter":
         export_adapter(adapter, out, base)
     else:

@@ -109,10 +109,11 @@ def model_dirs(args: BaseModel) -> list[ModelDir]:
         return [ModelDir("model_dir", args.model_dir, "tool-calling TRM", files,
                          f"`recursa export trm --checkpoint runs/bfcl/model --out {args.model_dir}`")]
     if isinstance(args, LLMServeArgs) and args.engine == "llama_cpp":
-        gguf_command = "`recursa export llm --adapter ADAPTER --format gguf --quant q8_0 --out DIR` (DIR/model.gguf)"
         served = {} if args.model.lower() in NAMED_MODELS else {"model": args.model}
         served |= {f"adapters.{name}": path for name, path in args.adapters.items()}
-        return [ModelDir(field, path, "GGUF model", (), gguf_command, "gguf") for field, path in served.items()]
+        return [ModelDir(field, path, "GGUF model", (),
+                         f"`recursa export llm --adapter ADAPTER --format gguf --quant q8_0 --out {Path(path).parent}`",
+                         "gguf") for field, path in served.items()]
     if isinstance(args, LLMServeArgs):
         dirs = [] if _is_hub_id(args.model) else [
             ModelDir("model", args.model, "causal LM (Hugging Face layout)", (HF_MODEL_CONFIG,),

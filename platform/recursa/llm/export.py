@@ -1,7 +1,8 @@
-"""Export a LoRA adapter: merged into its base (Hugging Face layout), alone, merged as ONNX, or
-merged as GGUF (for llama.cpp, and for Ollama with a Modelfile).
+"""Export a LoRA adapter: merged into its base (Hugging Face layout), alone, merged as ONNX,
+merged as GGUF (for llama.cpp, and for Ollama with a Modelfile), or alone as a GGUF LoRA that
+llama.cpp applies to its base model's GGUF.
 
-Every export adds its section ("merged", "adapter", "onnx", "gguf", "ollama") to
+Every export adds its section ("merged", "adapter", "onnx", "gguf", "ollama", "gguf_lora") to
 ``export_report.json`` in its output directory: file sizes in bytes, parameter counts and, for
 ONNX and GGUF, how far the exported model's outputs are from torch's.
 """
@@ -24,6 +25,7 @@ from recursa.core.config import ConfigError
 from recursa.llm.config import LLMModelSettings
 from recursa.llm.gguf_check import chat_prompts, llama_cpp_agreement, llama_cpp_available, transformers_readback
 from recursa.llm.gguf_export import check_architecture, check_quant, write_gguf
+from recursa.llm.gguf_lora import write_lora_gguf
 from recursa.llm.models import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -148,6 +150,17 @@ def export_gguf(out_dir: str | Path, quant: str, *, adapter: str | Path | None =
             _add_to_report(out_dir, "ollama", write_modelfile(out_dir, tokenizer, merged.config.to_dict()))
     write_artifact(out_dir, "llm-gguf", "recursa.llm.export.export_gguf", source=section["source"], quant=quant)
     return _add_to_report(out_dir, "gguf", section)
+
+
+def export_lora_gguf(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None) -> dict:
+    """Write the adapter as ``adapter.gguf``, a GGUF LoRA for its base model's GGUF (`write_lora_gguf`)."""
+    out_dir = Path(out_dir)
+    _adapter_file(Path(adapter_dir), ADAPTER_WEIGHTS)
+    path = write_lora_gguf(adapter_dir, out_dir / "adapter.gguf", base)
+    config = json.loads((Path(adapter_dir) / ADAPTER_CONFIG).read_text())
+    return _add_to_report(out_dir, "gguf_lora", {
+        "file": path.name, "base": portable_name(base or config["base_model_name_or_path"]),
+        "rank": config["r"], "alpha": config["lora_alpha"], "bytes": path.stat().st_size})
 
 
 GGUF_F16_TOLERANCE = 0.01  # of the largest |logit|: f16 weights round to about 3 significant digits

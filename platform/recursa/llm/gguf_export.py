@@ -183,12 +183,12 @@ def _tensors(model_dir: Path, config: dict, arch: gguf.MODEL_ARCH, kind: Quant):
                     raise ConfigError(f"model: tensor {hf_name} has no GGUF name for {arch.name}")
                 data = weights.get_tensor(hf_name).to(torch.float32)
                 if arch == gguf.MODEL_ARCH.LLAMA and hf_name.endswith(("q_proj.weight", "k_proj.weight")):
-                    data = _rope_halves_to_pairs(data, heads if "q_proj" in hf_name else kv_heads)
+                    data = rope_halves_to_pairs(data, heads if "q_proj" in hf_name else kv_heads)
                 yield name, *_stored(name, data.numpy(), kind, output=name.startswith("output.") or
                                      (tied and name.startswith("token_embd.")))
 
 
-def _rope_halves_to_pairs(weight: torch.Tensor, heads: int) -> torch.Tensor:
+def rope_halves_to_pairs(weight: torch.Tensor, heads: int) -> torch.Tensor:
     """Reorder a Q or K projection's rows from Hugging Face's rope layout to llama.cpp's.
 
     Hugging Face's Llama rotates dimension i with dimension i + d/2 of each head ("rotate_half");

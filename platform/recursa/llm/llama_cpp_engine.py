@@ -8,8 +8,11 @@ same prompt (a request's `n` choices) prefill it once and copy its cells; then e
 is one `llama_decode` over the last token of every unfinished row. Each row samples with a sampler
 chain of its own (temperature, then top-p, then a seeded draw: the order of transformers' warpers).
 
-A served id beyond the model is another GGUF file (a merged adapter, `recursa export llm --adapter
-DIR --format gguf`), loaded on demand and freed when Serve's multiplexing evicts it.
+A served id beyond the model is another GGUF file, loaded on demand and freed when Serve's
+multiplexing evicts it: a GGUF LoRA adapter of the model (`recursa export llm --adapter DIR
+--format gguf-lora`), which llama.cpp applies to the model's context while that id's rows decode,
+so that one copy of the base weights serves every adapter; or a whole model (a merged adapter,
+`--format gguf`) with a context of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import llama_cpp
 from recursa.core.config import ConfigError
 from recursa.llm.config import LLMServeArgs
 from recursa.llm.generation import Generation, StepFeed
+from recursa.llm.gguf_lora import is_lora_gguf
 from recursa.llm.sources import resolve_model
 
 DEFAULT_CONTEXT = 4096  # positions per sequence when the config leaves them to the model
@@ -62,7 +66,7 @@ class LlamaCppEngine:
         self.paths = {name: gguf_path(path, f"adapters.{name}") for name, path in settings.adapters.items()}
         self.base = GGUFModel(gguf_path(settings.model, "model"), "model", self.threads, settings)
         self.context_length: int | None = self.base.context
-        self.loaded: dict[str, GGUFModel] = {}
+        self.loaded: dict[str, GGUFModel | GGUFLora] = {}
         self._lock = threading.Lock()  # generation runs in a worker thread, loading in another
 
     def load(self, name: str) -> None:
@@ -77,8 +81,9 @@ class LlamaCppEngine:
 
     def generate(self, rows: Sequence[Generation], on_step: StepFeed | None = None) -> list[list[int]]:
         with self._lock:
-            adapter = rows[0].adapter
-            model = self.base if adapter is None else self._load(adapter)
+            served = None if rows[0].adapter is None else self._load(rows[0].adapter)
+            model = served if isinstance(served, GGUFModel) else self.base
+            model.apply(served if isinstance(served, GGUFLora) else None)
             tokens: list[list[int]] = []
             size = self.settings.llama_cpp.max_sequences
             for start in range(0, len(rows), size):
@@ -86,9 +91,11 @@ class LlamaCppEngine:
                 tokens += model.decode(rows[start:start + size], start, chunk_step)
             return tokens
 
-    def _load(self, name: str) -> GGUFModel:
+    def _load(self, name: str) -> GGUFModel | GGUFLora:
         if name not in self.loaded:
-            self.loaded[name] = GGUFModel(self.paths[name], f"adapters.{name}", self.threads, self.settings)
+            path, field = self.paths[name], f"adapters.{name}"
+            self.loaded[name] = GGUFLora(path, field, self.base) if is_lora_gguf(path) else \
+                GGUFModel(path, field, self.threads, self.settings)
         return self.loaded[name]
 
 
@@ -115,7 +122,8 @@ class GGUFModel:
         if not context:
             llama_cpp.llama_model_free(model)
             raise ConfigError(f"{field}: llama.cpp cannot make a context of {params.n_ctx} positions for {path}")
-        self.model, self.ctx = model, context
+        self.model, self.ctx, self.path = model, context, path
+        self.lora: GGUFLora | None = None
         self.eos = llama_cpp.llama_vocab_eos(llama_cpp.llama_model_get_vocab(model))
         self.batch = llama_cpp.llama_batch_init(max(options.batch_tokens, options.max_sequences), 0, 1)
         self.batch_tokens = options.batch_tokens
@@ -124,6 +132,19 @@ class GGUFModel:
     def close(self) -> None:
         """Free the context and the weights now."""
         self._free()
+
+    def apply(self, lora: GGUFLora | None) -> None:
+        """Run the next decodes with this LoRA adapter (None: the model alone)."""
+        if lora is self.lora:
+            return
+        if lora is None:
+            status = llama_cpp.llama_set_adapters_lora(self.ctx, None, 0, None)
+        else:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(lora.adapter)
+            status = llama_cpp.llama_set_adapters_lora(self.ctx, adapters, 1, (ctypes.c_float * 1)(1.0))
+        if status != 0:
+            raise RuntimeError(f"llama_set_adapters_lora failed with status {status}")
+        self.lora = lora
 
     def decode(self, rows: Sequence[Generation], seed_offset: int, on_step: StepFeed | None) -> list[list[int]]:
         """Each row's new tokens, the rows decoded together until each has its EOS or its token limit."""
@@ -183,6 +204,24 @@ class GGUFModel:
         status = llama_cpp.llama_decode(self.ctx, batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")
+
+
+class GGUFLora:
+    """A GGUF LoRA adapter loaded onto the base model, applied to its context by `GGUFModel.apply`."""
+
+    def __init__(self, path: str, field: str, base: GGUFModel):
+        _errors.clear()
+        adapter = llama_cpp.llama_adapter_lora_init(base.model, path.encode())
+        if not adapter:
+            reason = _errors[0] if _errors else "not a LoRA of this model"
+            raise ConfigError(f"{field}: llama.cpp cannot apply {path} to {base.path} ({reason})")
+        self.adapter, self.base = adapter, base
+
+    def close(self) -> None:
+        """Take the adapter off the base model's context and free it."""
+        if self.base.lora is self:
+            self.base.apply(None)
+        llama_cpp.llama_adapter_lora_free(self.adapter)
 
 
 def _sampler(row: Generation, offset: int):
