@@ -65,14 +65,15 @@ def scripted_gift_policy(out_dir: Path) -> Path:
     return save_policy(module, GIFT_ENV, out_dir)
 
 
-def fitted_lora_adapter(base: str | Path, target: str, out_dir: Path, prompt: str, steps: int = 40) -> Path:
+def fitted_lora_adapter(base: str | Path, target: str, out_dir: Path, prompt: str, steps: int = 40,
+                        lr: float = 1e-2) -> Path:
     """A LoRA adapter on `base` fitted in a few AdamW steps to answer `prompt` with `target`."""
     torch.manual_seed(0)
     model, tokenizer = load_causal_lm(LLMModelSettings(path=str(base), lora=LoRASettings(r=8, alpha=16, dropout=0.0)))
     batch = tokenizer([prompt + target + tokenizer.eos_token], return_tensors="pt")
     labels = batch["input_ids"].clone()
     labels[:, :len(tokenizer(prompt)["input_ids"])] = -100
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     for _ in range(steps):
         model(**batch, labels=labels).loss.backward()
         optimizer.step()

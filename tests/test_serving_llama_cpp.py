@@ -193,7 +193,7 @@ def test_smollm2_round_trip_adapter_merged_q8_0_served_by_llama_cpp_calls_like_t
 
     functions = offered_functions([ToolDefinition.model_validate(WEATHER)])
     prompt = render_prompt(load_tokenizer("smollm2-135m-instruct"), PARIS, functions)
-    adapter = fitted_lora_adapter("smollm2-135m-instruct", PARIS_CALL, tmp_path / "adapter", prompt, steps=30)
+    adapter = fitted_lora_adapter("smollm2-135m-instruct", PARIS_CALL, tmp_path / "adapter", prompt, steps=30, lr=2e-3)
     merge_into_base(adapter, tmp_path / "merged")
     export_gguf(tmp_path / "gguf", "q8_0", adapter=adapter, verify=False)
     port = free_port()
