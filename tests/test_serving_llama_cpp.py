@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import openai
@@ -97,6 +98,19 @@ def test_llama_cpp_samples_each_choice_with_its_own_seeded_draw(models):
     rows = _rows(llama, OTHER_PROMPTS[:1] * 3, temperature=1.0, seed=5)
     first, again = [g.text for g in llama.generate(rows)], [g.text for g in llama.generate(rows)]
     assert first == again and len(set(first)) > 1
+
+
+@needs_llama_cpp
+def test_llama_cpp_threads_are_the_cpus_ray_gave_the_replica(ray_session):
+    from recursa.llm.llama_cpp_engine import replica_cpus
+
+    @ray_session.remote(num_cpus=0.5)
+    class Replica:
+        def threads(self) -> int:
+            return replica_cpus()
+
+    assert ray_session.get(Replica.remote().threads.remote()) == 1  # half a CPU, rounded up
+    assert replica_cpus() == os.cpu_count(), "outside a replica: the machine's"
 
 
 @needs_llama_cpp

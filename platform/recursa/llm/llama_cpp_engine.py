@@ -268,10 +268,10 @@ def gguf_path(path: str, field: str) -> str:
 
 
 def replica_cpus() -> int:
-    """The CPUs Ray gave this replica (rounded up), else the machine's."""
+    """The CPUs Ray gave this replica (an actor; rounded up), else the machine's."""
     import ray
 
-    if ray.is_initialized():
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
         if cpus:
             return max(1, math.ceil(cpus))
