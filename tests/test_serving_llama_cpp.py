@@ -164,7 +164,7 @@ def client(ray_session, models):
         "max_new_tokens": 80}),
         name="llama-cpp", route_prefix="/")
     yield openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=60)
-    serve.delete("llama-cpp")
+    serve.shutdown()  # the next module's Serve starts on a port of its own
 
 
 @needs_llama_cpp
