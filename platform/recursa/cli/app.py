@@ -33,6 +33,13 @@ app.add_typer(traces_app, name="traces")
 tune_app = typer.Typer(help="Hyperparameter search on Ray Tune: PBT of the gift policy, ASHA of the tool caller.",
                        no_args_is_help=True)
 app.add_typer(tune_app, name="tune")
+rewards_app = typer.Typer(help="Component rewards of an application's decisions, stored beside its table.",
+                          no_args_is_help=True)
+app.add_typer(rewards_app, name="rewards")
+registry_app = typer.Typer(help="Registered model versions of decision agents.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+ab_app = typer.Typer(help="A/B comparison of the model versions serving a decision agent.", no_args_is_help=True)
+app.add_typer(ab_app, name="ab")
 jobs_app = typer.Typer(help="Manage Ray jobs on a cluster (see `recursa submit`).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 

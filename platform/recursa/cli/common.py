@@ -9,6 +9,7 @@ from recursa.core.config import ConfigError
 
 if TYPE_CHECKING:
     from recursa.core.hardware import Config
+    from recursa.decisions.source import DecisionSource
     from recursa.traces.store import TraceStore
 
 
@@ -30,6 +31,29 @@ def trace_store(db: str) -> TraceStore:
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0]
         raise ConfigError(f"db: cannot open the trace store: {reason}") from None
+
+
+DECISIONS_DB_HELP = ("The application's database (SQLite path or postgresql://... URL); default: $DATABASE_URL, "
+                     "else DATABASE_URL in ./.env.")
+MAPPING_HELP = "Decisions config (table, columns, weights, formats); default: the conventional names."
+
+
+def decision_source(db: str | None, mapping: Path | None) -> DecisionSource:
+    """The application's decisions table, by the mapping; every problem is a ConfigError naming its field."""
+    from recursa.core.config import load_config
+    from recursa.decisions.config import DecisionsConfig
+    from recursa.decisions.source import DecisionSource, open_engine, resolve_database_url
+
+    config = load_config(mapping, DecisionsConfig)
+    return DecisionSource(open_engine(resolve_database_url(db)), config)
+
+
+def known_agent_type(source: DecisionSource, agent_type: str) -> str:
+    """The agent type, upper-cased; a ConfigError naming `agent-type` when the config does not know it."""
+    if agent_type.upper() not in source.config.agent_types():
+        raise ConfigError(f"agent-type: unknown agent type {agent_type!r}; known: "
+                          f"{', '.join(source.config.agent_types())}")
+    return agent_type.upper()
 
 
 def fc_model_dir(checkpoint: Path) -> Path:

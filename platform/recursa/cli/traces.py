@@ -5,14 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from recursa.cli.app import console, traces_app
-from recursa.cli.common import check_dataset_path, trace_store
+from recursa.cli.common import MAPPING_HELP, check_dataset_path, decision_source, known_agent_type, trace_store
 from recursa.core.config import ConfigError
 
+if TYPE_CHECKING:
+    from recursa.decisions.records import ExportFilters
+
 DB_OPTION_HELP = "Trace store: a SQLite file or a postgresql://user:password@host:port/db URL."
+DEFAULT_TRACE_DB = "runs/traces.db"
+
+
+class RecordFormat(str, Enum):
+    """The training records `recursa traces export --format` writes (see recursa.decisions.records)."""
+
+    sft = "sft"
+    kto = "kto"
+    dpo = "dpo"
+    grpo = "grpo"
 
 
 @traces_app.command("import")
@@ -35,32 +49,76 @@ def traces_import(
 
 @traces_app.command("export")
 def traces_export(
-    out: Path = typer.Option(..., "--out", help="Output file: .jsonl or .parquet (one row per trace)."),
-    db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP),
+    out: Path = typer.Option(..., "--out", help="Output file: .jsonl or .parquet."),
+    db: str | None = typer.Option(None, "--db", help=DB_OPTION_HELP + " With --format: the application's "
+                                  "database (default $DATABASE_URL, else ./.env); else default runs/traces.db."),
     agent_type: str | None = typer.Option(None, "--agent-type", help="Only this agent type."),
+    fmt: RecordFormat | None = typer.Option(None, "--format", help="Training records of an agent type's rewarded "
+                                            "decisions (sft, kto, dpo or grpo) instead of raw traces."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="With --format: " + MAPPING_HELP),
     min_reward: float | None = typer.Option(None, "--min-reward", help="Only traces rewarded at least this."),
     labelled: bool = typer.Option(False, "--labelled", help="Only labelled traces."),
     with_feedback: bool = typer.Option(False, "--with-feedback", help="Only traces with user feedback."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many traces, oldest first."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many traces: the oldest "
+                                     "(raw traces) or the most recent decisions (--format)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="kto, dpo: a decision rewarded at least this is good."),
     since: str | None = typer.Option(None, "--since", help="Created at or after this ISO 8601 time (UTC if no zone)."),
     until: str | None = typer.Option(None, "--until", help="Created before this ISO 8601 time (UTC if no zone)."),
 ) -> None:
-    """Export traces as a dataset file that `datasets.load_dataset` reads."""
+    """Export traces as a dataset file that `datasets.load_dataset` reads; with --format, the training
+    records (prompt/completion) of an agent type's rewarded decisions, for `recursa train llm`."""
     check_dataset_path(out)
+    if fmt is not None:
+        if agent_type is None:
+            raise ConfigError("agent-type: --format exports the decisions of one agent type: give --agent-type")
+        from recursa.decisions.records import ExportFilters
+
+        _export_decision_records(out, db, mapping, agent_type, fmt,
+                                 ExportFilters(min_reward, with_feedback, limit, threshold))
+        return
     filters = dict(agent_type=agent_type, min_reward=min_reward, labelled_only=labelled,
                    with_feedback_only=with_feedback, limit=limit,
                    since=_iso_time("since", since), until=_iso_time("until", until))
-    with trace_store(db) as store:
+    with trace_store(db or DEFAULT_TRACE_DB) as store:
         write = store.export_jsonl if out.suffix == ".jsonl" else store.export_parquet
         console.print(f"wrote {write(out, **filters)} traces to {out}")
 
 
+def _export_decision_records(out: Path, db: str | None, mapping: Path | None, agent_type: str, fmt: RecordFormat,
+                             filters: ExportFilters) -> None:
+    """The records of an agent type's rewarded decisions that pass `filters`."""
+    from recursa.decisions.formats import resolve_format
+    from recursa.decisions.records import build_records, rewarded_decisions
+    from recursa.llm.datasets import write_records
+
+    source = decision_source(db, mapping)
+    agent_type = known_agent_type(source, agent_type)
+    try:
+        prompt_format = resolve_format(agent_type, source.config.formats)
+    except ValueError as error:
+        raise ConfigError(f"formats.{agent_type}: {error}") from None
+    decisions = rewarded_decisions(source, agent_type, filters)
+    records = build_records(decisions, fmt.value, prompt_format, filters.threshold)
+    write_records(records, out)
+    console.print(f"wrote {len(records)} {fmt.value} records from {len(decisions)} rewarded {agent_type} "
+                  f"decisions to {out}")
+
+
 @traces_app.command("stats")
-def traces_stats(db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION_HELP)) -> None:
-    """Counts, labels, rewards, tokens and cost, per agent type."""
+def traces_stats(
+    db: str | None = typer.Option(None, "--db", help=DB_OPTION_HELP + " With --agent-type: the application's "
+                                  "database (default $DATABASE_URL, else ./.env); else default runs/traces.db."),
+    agent_type: str | None = typer.Option(None, "--agent-type", help="The decisions of this agent type in the "
+                                          "application's table: rewards, pending ones, feedback, model versions."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="With --agent-type: " + MAPPING_HELP),
+) -> None:
+    """Counts, labels, rewards, tokens and cost, per agent type; or one decision agent's figures."""
     from rich.table import Table
 
-    with trace_store(db) as store:
+    if agent_type is not None:
+        _decision_stats(db, mapping, agent_type)
+        return
+    with trace_store(db or DEFAULT_TRACE_DB) as store:
         stats = store.stats()
     table = Table("agent type", "traces", "labelled", "good", "bad", "feedback", "mean reward",
                   "tokens in", "tokens out", "cost", title=f"traces in {store.url}")
@@ -69,6 +127,24 @@ def traces_stats(db: str = typer.Option("runs/traces.db", "--db", help=DB_OPTION
         mean = "-" if row["mean_reward"] is None else f"{row['mean_reward']:.3f}"
         table.add_row(name, *(str(row[key]) for key in ("traces", "labelled", "good", "bad", "with_feedback")),
                       mean, str(row["tokens_in"]), str(row["tokens_out"]), f"{row['cost']:.4f}")
+    console.print(table)
+
+
+def _decision_stats(db: str | None, mapping: Path | None, agent_type: str) -> None:
+    from rich.table import Table
+
+    from recursa.decisions.rewards import reward_stats
+
+    source = decision_source(db, mapping)
+    stats = reward_stats(source, known_agent_type(source, agent_type))
+    mean = "-" if stats["mean_reward"] is None else f"{stats['mean_reward']:.3f}"
+    console.print(f"{stats['agent_type']}: {stats['decisions']} decisions, {stats['rewarded']} rewarded "
+                  f"(mean {mean}), {stats['pending']} awaiting a reward, {stats['unobserved']} without outcomes, "
+                  f"{stats['with_feedback']} with feedback")
+    table = Table("model version", "decisions", "mean reward", title=f"{stats['agent_type']} by model version")
+    for version, row in stats["versions"].items():
+        table.add_row(version, str(row["decisions"]),
+                      "-" if row["mean_reward"] is None else f"{row['mean_reward']:.3f}")
     console.print(table)
 
 

@@ -78,11 +78,12 @@ class ComponentReward:
 
 
 class ComponentRewardCalculator:
-    """Combines a decision's component scores with the weights of its agent type."""
+    """Combines a decision's component scores with the weights of its agent type (its preset's unless
+    `weights` are given, which also admits agent types without a preset)."""
 
     def __init__(self, agent_type: str, weights: dict[str, float] | None = None):
         key = agent_type.upper()
-        if key not in PRESETS:
+        if weights is None and key not in PRESETS:
             raise ValueError(f"unknown agent type {agent_type!r}; known: {', '.join(PRESETS)}")
         self.agent_type = key
         self.weights = dict(weights if weights is not None else PRESETS[key].weights)
