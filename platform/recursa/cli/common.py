@@ -9,6 +9,8 @@ from recursa.core.config import ConfigError
 
 if TYPE_CHECKING:
     from recursa.core.hardware import Config
+    from recursa.decisions.config import DecisionsConfig
+    from recursa.decisions.formats import DecisionFormat
     from recursa.decisions.source import DecisionSource
     from recursa.traces.store import TraceStore
 
@@ -48,12 +50,21 @@ def decision_source(db: str | None, mapping: Path | None) -> DecisionSource:
     return DecisionSource(open_engine(resolve_database_url(db)), config)
 
 
-def known_agent_type(source: DecisionSource, agent_type: str) -> str:
+def known_agent_type(config: DecisionsConfig, agent_type: str) -> str:
     """The agent type, upper-cased; a ConfigError naming `agent-type` when the config does not know it."""
-    if agent_type.upper() not in source.config.agent_types():
-        raise ConfigError(f"agent-type: unknown agent type {agent_type!r}; known: "
-                          f"{', '.join(source.config.agent_types())}")
+    if agent_type.upper() not in config.agent_types():
+        raise ConfigError(f"agent-type: unknown agent type {agent_type!r}; known: {', '.join(config.agent_types())}")
     return agent_type.upper()
+
+
+def agent_format(config: DecisionsConfig, agent_type: str) -> DecisionFormat:
+    """The prompt format of an agent type; a ConfigError naming `formats.TYPE` when it cannot be had."""
+    from recursa.decisions.formats import resolve_format
+
+    try:
+        return resolve_format(agent_type, config.formats)
+    except ValueError as error:
+        raise ConfigError(f"formats.{agent_type.upper()}: {error}") from None
 
 
 def fc_model_dir(checkpoint: Path) -> Path:

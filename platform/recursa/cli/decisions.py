@@ -29,7 +29,7 @@ def rewards_calculate(
     if pending and recompute:
         raise ConfigError("recompute: --pending and --recompute exclude each other")
     source = decision_source(db, mapping)
-    agent_type = known_agent_type(source, agent_type)
+    agent_type = known_agent_type(source.config, agent_type)
     try:
         run = calculate_rewards(source, agent_type, pending_only=pending, recompute=recompute)
     except ValueError as error:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from recursa.cli.app import console, eval_app
-from recursa.cli.common import fc_model_dir, trace_store
+from recursa.cli.common import agent_format, fc_model_dir, known_agent_type, trace_store
 from recursa.core.artifact import open_artifact
 from recursa.core.config import ConfigError, load_config
 from recursa.gift.config import MAX_CANDIDATES, MIN_CANDIDATES, GiftEnvConfig, TrainGiftConfig
@@ -70,35 +70,78 @@ def eval_llm(
     env: str = typer.Option("math", "--env", help="Action environment: math, or package.module:EnvClass."),
     episodes: int = typer.Option(200, "--episodes", min=1, help="Held-out problems."),
     seed: int = typer.Option(10_000, "--seed", help="Problem seed (keep it apart from training seeds)."),
+    test_data: Path | None = typer.Option(None, "--test-data", help="A decision agent's test file instead of an "
+                                          'environment: JSON lines {"state": ..., "ground_truth": ...}.'),
+    agent_type: str | None = typer.Option(None, "--agent-type", help="With --test-data: the agent type (its prompt "
+                                          "format and reward weights)."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="With --test-data: the decisions config (weights, "
+                                        "formats)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="With --test-data: skip bad lines (else exit 2)."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1, help="With --test-data: tokens per decision."),
     out: Path | None = typer.Option(None, "--out", help="Write the report as JSON here."),
     traces: str | None = typer.Option(None, "--traces", help="Also store every episode as a trace here "
                                          "(a SQLite path or postgresql:// URL)."),
 ) -> None:
-    """Accuracy, mean reward, format-error rate and sample errors of an LLM agent on held-out problems."""
-    from recursa.llm.actions import resolve_action_env
+    """Accuracy, mean reward, format-error rate and sample errors of an LLM agent on held-out problems,
+    or of a decision agent on a test file (beside its base model)."""
     from recursa.llm.config import LLMModelSettings
-    from recursa.llm.evaluate import held_out_episodes, summarize
     from recursa.llm.models import adapter_base, load_causal_lm
 
     if base is None:
         if adapter is None:
             raise ConfigError("adapter: give --adapter, --base, or both")
         base = adapter_base(adapter)
-    try:
-        env_class = resolve_action_env(env)
-    except ValueError as error:
-        raise ConfigError(f"env: {error}") from None
-    model, tokenizer = load_causal_lm(LLMModelSettings(path=base), adapter=adapter,
-                                      trainable=False)
-    episodes_played = held_out_episodes(model, tokenizer, env_class, episodes, seed)
-    if traces is not None:
-        with trace_store(traces) as store:
-            store.add_many([t.to_trace(agent_type=f"llm-{env_class.domain}") for t in episodes_played])
-    report = summarize(episodes_played)
+    if test_data is not None:
+        report = _eval_decisions(base, adapter, test_data, agent_type, mapping, skip_bad, max_new_tokens)
+    else:
+        from recursa.llm.actions import resolve_action_env
+        from recursa.llm.evaluate import held_out_episodes, summarize
+
+        try:
+            env_class = resolve_action_env(env)
+        except ValueError as error:
+            raise ConfigError(f"env: {error}") from None
+        model, tokenizer = load_causal_lm(LLMModelSettings(path=base), adapter=adapter, trainable=False)
+        episodes_played = held_out_episodes(model, tokenizer, env_class, episodes, seed)
+        if traces is not None:
+            with trace_store(traces) as store:
+                store.add_many([t.to_trace(agent_type=f"llm-{env_class.domain}") for t in episodes_played])
+        report = summarize(episodes_played)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
     console.print(report)
+
+
+def _eval_decisions(base: str, adapter: Path | None, test_data: Path, agent_type: str | None,
+                    mapping: Path | None, skip_bad: bool, max_new_tokens: int) -> dict:
+    """The decision agent's figures on the test file: the base's, and the adapter's beside them."""
+    from recursa.decisions.config import DecisionsConfig
+    from recursa.decisions.evaluate import evaluate_model, evaluate_with_base, read_test_file
+    from recursa.llm.config import LLMModelSettings
+    from recursa.llm.models import load_causal_lm
+    from recursa.traces.components import ComponentRewardCalculator
+
+    if agent_type is None:
+        raise ConfigError("agent-type: --test-data needs --agent-type")
+    config = load_config(mapping, DecisionsConfig)
+    agent_type = known_agent_type(config, agent_type)
+    prompt_format = agent_format(config, agent_type)
+    calculator = ComponentRewardCalculator(agent_type, config.weights_for(agent_type))
+    if not test_data.is_file():
+        raise ConfigError(f"test-data: file not found: {test_data}")
+    try:
+        examples, skipped = read_test_file(test_data, skip_bad)
+    except ValueError as error:
+        raise ConfigError(f"test-data: {error} (--skip-bad skips bad lines)") from None
+    model, tokenizer = load_causal_lm(LLMModelSettings(path=base), adapter=adapter, trainable=False)
+    report: dict = {"agent_type": agent_type, "test_data": str(test_data), "base_model": base,
+                    "adapter": None if adapter is None else str(adapter), "skipped": skipped}
+    if adapter is None:
+        return {**report, "base": evaluate_model(model, tokenizer, examples, prompt_format, calculator,
+                                                 max_new_tokens)}
+    figures = evaluate_with_base(model, tokenizer, examples, prompt_format, calculator, max_new_tokens)
+    return {**report, "base": figures["base"], "fine_tuned": figures["fine_tuned"]}
 
 
 @eval_app.command("bfcl")

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 import typer
 
 from recursa.cli.app import console, traces_app
-from recursa.cli.common import MAPPING_HELP, check_dataset_path, decision_source, known_agent_type, trace_store
+from recursa.cli.common import (
+    MAPPING_HELP,
+    agent_format,
+    check_dataset_path,
+    decision_source,
+    known_agent_type,
+    trace_store,
+)
 from recursa.core.config import ConfigError
 
 if TYPE_CHECKING:
@@ -87,16 +94,12 @@ def traces_export(
 def _export_decision_records(out: Path, db: str | None, mapping: Path | None, agent_type: str, fmt: RecordFormat,
                              filters: ExportFilters) -> None:
     """The records of an agent type's rewarded decisions that pass `filters`."""
-    from recursa.decisions.formats import resolve_format
     from recursa.decisions.records import build_records, rewarded_decisions
     from recursa.llm.datasets import write_records
 
     source = decision_source(db, mapping)
-    agent_type = known_agent_type(source, agent_type)
-    try:
-        prompt_format = resolve_format(agent_type, source.config.formats)
-    except ValueError as error:
-        raise ConfigError(f"formats.{agent_type}: {error}") from None
+    agent_type = known_agent_type(source.config, agent_type)
+    prompt_format = agent_format(source.config, agent_type)
     decisions = rewarded_decisions(source, agent_type, filters)
     records = build_records(decisions, fmt.value, prompt_format, filters.threshold)
     write_records(records, out)
@@ -136,7 +139,7 @@ def _decision_stats(db: str | None, mapping: Path | None, agent_type: str) -> No
     from recursa.decisions.rewards import reward_stats
 
     source = decision_source(db, mapping)
-    stats = reward_stats(source, known_agent_type(source, agent_type))
+    stats = reward_stats(source, known_agent_type(source.config, agent_type))
     mean = "-" if stats["mean_reward"] is None else f"{stats['mean_reward']:.3f}"
     console.print(f"{stats['agent_type']}: {stats['decisions']} decisions, {stats['rewarded']} rewarded "
                   f"(mean {mean}), {stats['pending']} awaiting a reward, {stats['unobserved']} without outcomes, "

@@ -62,7 +62,8 @@ def train_llm(
     adapter = run(sized_for_cluster(settings), resume=resume)
     evaluation = json.loads((adapter.parent / "report.json").read_text())["eval"]
     console.print(f"adapter: {adapter}")
-    console.print({k: v for k, v in evaluation.items() if k != "sample_errors"})
+    if evaluation is not None:
+        console.print({k: v for k, v in evaluation.items() if k != "sample_errors"})
 
 
 @train_app.command("fc-rl")

@@ -80,7 +80,9 @@ class LLMModelSettings(StrictModel):
 class LLMDataSettings(StrictModel):
     """Where training examples come from: an action environment's expert, or a records file."""
 
-    env: str = "math"  # a registered action environment, or "package.module:EnvClass"
+    # A registered action environment, or "package.module:EnvClass"; None: train on `records_path` only,
+    # with no held-out episodes after training (a decision agent is evaluated on its test file instead).
+    env: str | None = "math"
     expert_episodes: int = Field(256, ge=1)  # sft/kto: episodes of the environment's expert agent
     expert_noise: float = Field(0.0, ge=0.0, le=1.0)  # share of the expert's actions replaced at random
     records_path: str | None = None  # sft/kto records (JSONL/Parquet) instead of expert episodes

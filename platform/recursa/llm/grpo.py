@@ -114,6 +114,7 @@ def train_loop(loop_config: dict) -> None:
     if settings.learner_threads:
         torch.set_num_threads(settings.learner_threads)
     model, tokenizer = load_causal_lm(config.model, adapter=config.init_adapter)
+    assert config.data.env is not None, "prepare_llm_run refuses GRPO without an environment"
     env_class = resolve_action_env(config.data.env)
     engine = RewardEngine.from_config(settings.rewards) if settings.rewards else None
     placement = Placement.from_loop_config(loop_config)

@@ -4,7 +4,7 @@ One run is one directory, runs/<name>/: config.yaml (as resolved; `--resume` con
 with it), records.parquet (sft, kto), reference/ (KTO or GRPO after SFT), ray_train/ (Ray Train's
 checkpoints: the adapter, optimizer, scheduler and progress), adapter/ (the final adapter),
 metrics.jsonl and metrics.parquet (every epoch or iteration), learning_curve.png, and report.json
-(held-out evaluation).
+(held-out evaluation, when there is an environment to play).
 """
 
 from __future__ import annotations
@@ -36,11 +36,20 @@ REFERENCE_DIR = "reference"  # KTO or GRPO after SFT: the SFT adapter merged int
 
 
 def action_env(config: TrainLLMConfig) -> type[BaseEnvironment]:
-    """The configured environment class; a bad name is a config error naming `data.env`."""
+    """The configured environment class; a bad name, or none, is a config error naming `data.env`."""
+    if config.data.env is None:
+        raise ConfigError(f"data.env: {config.method} needs an environment here (sft and kto train without one "
+                          "on data.records_path)")
     try:
         return resolve_action_env(config.data.env)
     except ValueError as error:
         raise ConfigError(f"data.env: {error}") from None
+
+
+def plays_episodes(config: TrainLLMConfig) -> bool:
+    """Whether the run has an environment: for its training data (GRPO, or no records file) and its
+    held-out evaluation. Without one it trains on `data.records_path` alone."""
+    return config.data.env is not None or config.method == "grpo" or not config.data.records_path
 
 
 def training_records(config: TrainLLMConfig) -> list[dict]:
@@ -78,7 +87,8 @@ def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
         if not (Path(config.init_adapter) / "adapter_config.json").is_file():
             raise ConfigError(f"init_adapter: no adapter_config.json in {config.init_adapter}")
         config.init_adapter = str(Path(config.init_adapter).resolve())
-    action_env(config)
+    if plays_episodes(config):
+        action_env(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.method in ("kto", "grpo") and config.init_adapter and config.reference == "init_adapter":
         merge_into_base(config.init_adapter, run_dir / REFERENCE_DIR)
@@ -107,7 +117,7 @@ def train_llm(config: TrainLLMConfig, resume: bool = False) -> Path:
     metrics.to_parquet(run_dir / "metrics.parquet", index=False)
     plot_llm_curves(metrics, run_dir / "learning_curve.png", f"{config.method}: {config.name}")
     evaluation = evaluate_adapter(config.model, adapter, action_env(config), config.data.eval_episodes,
-                                  config.data.eval_seed)
+                                  config.data.eval_seed) if config.data.env is not None else None
     report = {"method": config.method, "adapter": str(adapter), "eval": evaluation,
               "train": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
               "wall_seconds": time.perf_counter() - started}
