@@ -21,7 +21,7 @@ SAMPLE_ERRORS = 5
 
 
 @dataclass(frozen=True)
-class TestExample:
+class DecisionExample:
     """One line of a test file."""
 
     line: int
@@ -29,7 +29,7 @@ class TestExample:
     truth: Any = None
 
 
-def read_test_file(path: str | Path, skip_bad: bool = False) -> tuple[list[TestExample], list[str]]:
+def read_test_file(path: str | Path, skip_bad: bool = False) -> tuple[list[DecisionExample], list[str]]:
     """The examples of a test file, and the reasons of the lines skipped.
 
     A bad line raises ValueError naming its number, unless `skip_bad`.
@@ -51,7 +51,7 @@ def read_test_file(path: str | Path, skip_bad: bool = False) -> tuple[list[TestE
     return examples, skipped
 
 
-def _example(number: int, line: str) -> TestExample:
+def _example(number: int, line: str) -> DecisionExample:
     try:
         record = json.loads(line)
     except ValueError as error:
@@ -61,10 +61,10 @@ def _example(number: int, line: str) -> TestExample:
     unknown = set(record) - {"state", "ground_truth"}
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)}")
-    return TestExample(number, record["state"], record.get("ground_truth"))
+    return DecisionExample(number, record["state"], record.get("ground_truth"))
 
 
-def score_outputs(examples: list[TestExample], outputs: list[str], prompt_format: DecisionFormat,
+def score_outputs(examples: list[DecisionExample], outputs: list[str], prompt_format: DecisionFormat,
                   calculator: ComponentRewardCalculator) -> dict[str, Any]:
     """The four figures of a model's outputs, one per example."""
     judged, right, malformed = 0, 0, 0
@@ -103,14 +103,14 @@ def generate_decisions(model, tokenizer, prompts: list[str], max_new_tokens: int
     return LLMAgent(model, tokenizer, max_new_tokens=max_new_tokens, batch_size=32).complete(prompts)
 
 
-def evaluate_model(model, tokenizer, examples: list[TestExample], prompt_format: DecisionFormat,
+def evaluate_model(model, tokenizer, examples: list[DecisionExample], prompt_format: DecisionFormat,
                    calculator: ComponentRewardCalculator, max_new_tokens: int = 32) -> dict[str, Any]:
     """The four figures of `model` on the examples."""
     outputs = generate_decisions(model, tokenizer, [prompt_format.prompt(e.state) for e in examples], max_new_tokens)
     return score_outputs(examples, outputs, prompt_format, calculator)
 
 
-def evaluate_with_base(model, tokenizer, examples: list[TestExample], prompt_format: DecisionFormat,
+def evaluate_with_base(model, tokenizer, examples: list[DecisionExample], prompt_format: DecisionFormat,
                        calculator: ComponentRewardCalculator, max_new_tokens: int = 32) -> dict[str, Any]:
     """A PEFT model's figures beside its base's (the adapter switched off) on the same examples."""
     with model.disable_adapter():

@@ -3,8 +3,8 @@ completion a model is trained to write, how a model's output is read back, and h
 judged against the right one.
 
 `FORMATS` holds the built-in formats; a config adds or replaces one per agent type with
-`formats: {AGENT_TYPE: "package.module:attribute"}`, naming a `DecisionFormat` instance (or a
-class or function that returns one when called without arguments).
+`formats: {AGENT_TYPE: "package.module:attribute"}`, naming a `DecisionFormat` instance or a
+subclass made without arguments.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def resolve_format(agent_type: str, overrides: dict[str, str] | None = None) -> 
                              "(add one under `formats` in the config)")
         return FORMATS[key]
     found = import_object(path, f"format of {key}")
-    if not isinstance(found, DecisionFormat) and callable(found):
+    if isinstance(found, type) and issubclass(found, DecisionFormat):
         found = found()
     if not isinstance(found, DecisionFormat):
         raise ValueError(f"format of {key} {path!r} is not a DecisionFormat")
