@@ -20,7 +20,7 @@ class DecisionFormat:
     """A decision agent's prompt and answer: the state as JSON under an instruction, the decision as
     one line of JSON. Subclasses override what their agent type needs."""
 
-    def __init__(self, instruction: str) -> None:
+    def __init__(self, instruction: str = "Make the decision.") -> None:
         self.instruction = instruction
 
     def prompt(self, state: Any) -> str:
