@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from recursa.cli.app import ab_app, console, registry_app, rewards_app
+from recursa.cli.app import ab_app, console, decisions_app, registry_app, rewards_app
 from recursa.cli.common import DECISIONS_DB_HELP, MAPPING_HELP, decision_source, known_agent_type
 from recursa.core.config import ConfigError
 
@@ -150,3 +150,26 @@ def ab_report(
 
 def _interval(bounds: list[float] | None) -> str:
     return "-" if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+@decisions_app.command("demo")
+def decisions_demo(
+    out: Path = typer.Option(Path("runs/decisions-demo"), "--out", help="The demo directory (report.json)."),
+    config: Path = typer.Option(Path("jobs/configs/filer.yaml"), "--config", help="The training config."),
+    model: str | None = typer.Option(None, "--model", help="The base model (default: a tiny one made here; "
+                                     "smollm2-135m-instruct for a real one)."),
+) -> None:
+    """Synthetic FILER decisions in a database (PostgreSQL when RECURSA_TEST_POSTGRES_URL is set) to
+    rewards, SFT records, a LoRA adapter, its evaluation beside the base, registered versions, an A/B
+    split and its report; writes OUT/report.json."""
+    import json
+    import time
+
+    from recursa.core.runtime import init_ray
+    from recursa.decisions.demo import run_decisions_demo
+
+    started = time.perf_counter()
+    init_ray(log_to_driver=True)
+    report = run_decisions_demo(out, config, model)
+    console.print(json.dumps(report, indent=2))
+    console.print(f"{out / 'report.json'} in {time.perf_counter() - started:.0f} s")

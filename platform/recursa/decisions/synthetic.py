@@ -2,8 +2,8 @@
 folder is known, the rule-of-thumb agent it ran before recursa (right a bit more than half the time),
 and the `Decision` table it writes, in its own column names (camelCase, as an ORM would make them).
 
-The simulated user judges each decision as `FilerFormat.judge` does, so the outcome components in
-the table are the ones a real user's reactions would have produced on these tasks.
+The simulated user judges each decision as `FilerFormat.judge` does, with a little inconsistency,
+so the outcome components in the table are what real users' reactions would look like on these tasks.
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from recursa.decisions.formats import FilerFormat
 
 # Folder -> (file name templates, extensions): the words in a name say where the file belongs.
 FOLDER_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "Finance/Invoices": (("invoice_{n}", "invoice-{month}-{year}", "bill_{n}"), (".pdf",)),
-    "Finance/Taxes": (("tax_return_{year}", "tax-form-{n}", "w2_{year}"), (".pdf",)),
-    "Photos/Holidays": (("beach_{n}", "holiday_{year}_{n}", "trip-{month}"), (".jpg", ".png")),
-    "Photos/Family": (("family_{n}", "birthday-{year}", "kids_{month}"), (".jpg", ".png")),
-    "Work/Reports": (("report_q{q}_{year}", "weekly-report-{n}", "summary_{month}"), (".docx", ".pdf")),
+    "Finance/Invoices": (("invoice_{n}", "invoice-{month}-{year}", "bill_{n}", "scan_{n}"), (".pdf",)),
+    "Finance/Taxes": (("tax_return_{year}", "tax-form-{n}", "w2_{year}", "scan_{n}"), (".pdf",)),
+    "Photos/Holidays": (("beach_{n}", "holiday_{year}_{n}", "trip-{month}", "IMG_{n}"), (".jpg", ".png")),
+    "Photos/Family": (("family_{n}", "birthday-{year}", "kids_{month}", "IMG_{n}"), (".jpg", ".png")),
+    "Work/Reports": (("report_q{q}_{year}", "weekly-report-{n}", "summary_{month}", "scan_{n}"), (".docx", ".pdf")),
     "Work/Slides": (("pitch_deck_{n}", "slides-{month}", "keynote_{year}"), (".pptx",)),
     "Music": (("song_{n}", "track-{n}", "album_{year}"), (".mp3", ".flac")),
     "Code": (("script_{n}", "backup-{year}", "deploy_{n}"), (".py", ".sh")),
 }
+# Names like scan_12.pdf or IMG_7.jpg say too little: no agent can always place them.
 FOLDERS = tuple(sorted(FOLDER_FILES))
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 NEW_FOLDER = "Misc/Unsorted"  # where the old agent dumps files it cannot place
@@ -101,18 +102,20 @@ MAPPING = {
 
 
 def decision_row(row_id: int, task: FilingTask, decision: dict[str, str] | None, version: str, user: str,
-                 created_at: datetime, delayed_known: bool = True) -> dict[str, Any]:
-    """A row of the application's table: the decision and the user's judgement of it (delayed outcome
-    left NULL while not yet known). A malformed decision (None) is stored as the raw text it was."""
+                 created_at: datetime, delayed_known: bool = True, noise: float = 0.1) -> dict[str, Any]:
+    """A row of the application's table: the decision and its user's reactions (the delayed outcome
+    NULL while not yet known). Users are not perfectly consistent: with probability `noise` a right
+    decision is still edited (immediate 0), and a kept file is moved later anyway (delayed -1).
+    A malformed decision (None) is stored as JSON null."""
     scores = FILER.judge(decision, task.truth, task.state)
-    if decision is not None and decision["folder"] == task.truth["folder"]:
-        feedback = None
-    else:
-        feedback = f"moved to {task.truth['folder']}"
+    right = decision is not None and decision["folder"] == task.truth["folder"]
+    rng = random.Random(row_id)
+    immediate = 0.0 if right and rng.random() < noise else scores.immediate
+    delayed = -1.0 if rng.random() < noise else scores.delayed
     return {"id": row_id, "agentType": "FILER", "stateJson": json.dumps(task.state),
             "decisionJson": json.dumps(decision), "modelVersion": version, "userId": user,
-            "userFeedback": feedback, "immediateScore": scores.immediate,
-            "delayedScore": scores.delayed if delayed_known else None, "strategicScore": scores.strategic,
+            "userFeedback": None if right else f"moved to {task.truth['folder']}", "immediateScore": immediate,
+            "delayedScore": delayed if delayed_known else None, "strategicScore": scores.strategic,
             "createdAt": created_at.replace(tzinfo=None)}
 
 
