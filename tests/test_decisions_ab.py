@@ -51,13 +51,15 @@ def test_versions_and_served_decisions_are_recorded(db_url):  # noqa: F811
     router = Router({"filer-base": 1, "filer-v1": 1})
     for i in range(40):
         version = router.route(f"u{i % 10}")
-        served.record("FILER", version, f"prompt {i}", '{"folder": "Music"}', user_id=f"u{i % 10}")
+        served.record("FILER", version, f"prompt {i}", 'raw \x00 model output', user_id=f"u{i % 10}")
     counts = served.counts("FILER")
     assert sum(counts.values()) == 40 and set(counts) <= {"filer-base", "filer-v1"}
     table = sa.Table("recursa_served_decisions", sa.MetaData(), autoload_with=engine)
     with engine.connect() as conn:
         pairs = set(conn.execute(sa.select(table.c.user_id, table.c.version_id)).all())
     assert len(pairs) == 10  # each user always met the same version
+    with engine.connect() as conn:  # PostgreSQL refuses NUL characters: they are stored replaced
+        assert conn.scalar(sa.select(table.c.completion).limit(1)) == "raw \ufffd model output"
 
 
 def test_intervals_match_a_hand_computation():

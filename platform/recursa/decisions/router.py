@@ -55,7 +55,7 @@ class ServedDecisions:
         with self.engine.begin() as conn:
             conn.execute(sa.insert(served_decisions), [{
                 "agent_type": agent_type.upper(), "version_id": version_id, "user_id": user_id,
-                "request_id": request_id, "prompt": prompt, "completion": completion,
+                "request_id": request_id, "prompt": _storable(prompt), "completion": _storable(completion),
                 "created_at": datetime.now(timezone.utc)}])
 
     def counts(self, agent_type: str) -> dict[str, int]:
@@ -65,3 +65,8 @@ class ServedDecisions:
             .group_by(t.version_id)
         with self.engine.connect() as conn:
             return {version: int(count) for version, count in conn.execute(statement)}
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL stores: it refuses NUL characters, which a model's raw output may hold."""
+    return text.replace("\x00", "\ufffd")

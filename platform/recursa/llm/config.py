@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from recursa.core.config import StrictModel, WorkerSettings
 from recursa.core.hardware import HardwareProfile, fill_unset, workers_for
@@ -46,6 +46,25 @@ class LLMServeArgs(StrictModel):
     api_key: str | None = None  # else the RECURSA_API_KEY environment variable, else no key
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     batching: ServeBatching = ServeBatching(max_batch_size=8, batch_wait_timeout_s=0.01)
+    # A/B routing of decision agents (recursa.decisions.serving): a routed name, e.g. FILER -> {served
+    # id (model_name or an adapter): weight}. A request for the name is answered by one served id, the
+    # same for the same `user`, named in the response's `model`; with `decisions_db` (a SQLite path or
+    # postgresql:// URL) each answer is recorded there with that id.
+    routes: dict[str, dict[str, float]] = Field(default_factory=dict)
+    decisions_db: str | None = None
+
+    @model_validator(mode="after")
+    def _routes_name_served_ids(self) -> LLMServeArgs:
+        served = {self.model_name, *self.adapters}
+        for name, weights in self.routes.items():
+            if name in served:
+                raise ValueError(f"routes: {name!r} is already a served id")
+            unknown = sorted(set(weights) - served)
+            if unknown:
+                raise ValueError(f"routes.{name}: {', '.join(unknown)} not served (model_name or adapters)")
+            if not weights or min(weights.values()) < 0 or sum(weights.values()) <= 0:
+                raise ValueError(f"routes.{name}: weights must be non-negative, not all 0")
+        return self
 
     @field_validator("adapters")
     @classmethod

@@ -2,8 +2,9 @@
 (import path `recursa.llm.serve:app`)."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
@@ -11,6 +12,7 @@ from ray import serve
 from ray.serve import Application
 
 from recursa.core.config import parse_config
+from recursa.decisions.serving import RoutedServing
 from recursa.llm import serve_core, stream
 from recursa.llm.config import LLMServeArgs
 from recursa.llm.generation import Engine, Generation
@@ -18,6 +20,8 @@ from recursa.serving.chat_tools import InvalidRequest
 from recursa.serving.deployments import DEPLOYMENT_DEFAULTS, EVENT_STREAM, STREAMED, apply_batching, build_app
 from recursa.serving.http import configure_guard, create_api
 from recursa.serving.schemas import ChatCompletion, Completion, CompletionRequest, LLMChatCompletionRequest, ModelList
+
+Request = TypeVar("Request", CompletionRequest, LLMChatCompletionRequest)
 
 llm_api = create_api("recursa LLM",
                      "OpenAI-compatible completions and chat completions from a causal LM; each LoRA adapter "
@@ -45,6 +49,7 @@ class LLMServer:
         settings = parse_config(args, LLMServeArgs)
         configure_guard(settings.api_key, settings.max_body_bytes)
         self.core = serve_core.LLMCore(settings)
+        self.routing = RoutedServing(settings.routes, settings.decisions_db)
         apply_batching(self.generate, settings.batching)
         apply_batching(self.generate_stream, settings.batching)
         engine = self.core.engine
@@ -60,20 +65,32 @@ class LLMServer:
     @llm_api.post("/v1/completions", response_model=Completion, responses=STREAMED)
     async def completions(self, request: CompletionRequest) -> Completion | StreamingResponse:
         """The model's continuations of a prompt (`n` of them), or their tokens as server-sent events."""
+        request, routed = self._routed(request)
         generation = await self._checked(self.core.completion_input, request)
         if request.stream:
             return self._streamed(request, generation)
-        return self.core.completion(request, await self._choices(generation, request.n))
+        completion = self.core.completion(request, await self._choices(generation, request.n))
+        if routed is not None:
+            await asyncio.to_thread(self.routing.record, routed, request.model, request.prompt,
+                                    [choice.text for choice in completion.choices], request.user)
+        return completion
 
     @llm_api.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAMED,
                   response_model_exclude_none=True)
     async def chat_completions(self, request: LLMChatCompletionRequest) -> ChatCompletion | StreamingResponse:
         """The assistant's answers (`n` of them): tool calls when it calls an offered tool, else a
         message; streamed as server-sent events on request."""
+        request, routed = self._routed(request)
         generation = await self._checked(self.core.chat_input, request)
         if request.stream:
             return self._streamed(request, generation)
-        return self.core.chat_completion(request, await self._choices(generation, request.n))
+        completion = self.core.chat_completion(request, await self._choices(generation, request.n))
+        if routed is not None:
+            messages = json.dumps([message.model_dump(exclude_none=True) for message in request.messages])
+            await asyncio.to_thread(self.routing.record, routed, request.model, messages,
+                                    [choice.message.model_dump_json(exclude_none=True) for choice in completion.choices],
+                                    request.user)
+        return completion
 
     @llm_api.get("/v1/models", response_model=ModelList)
     async def models(self) -> ModelList:
@@ -105,6 +122,15 @@ class LLMServer:
     async def check_health(self) -> None:
         """Serve's health probe: the model must generate (off the event loop, like requests)."""
         await asyncio.to_thread(self.core.health_check)
+
+    def _routed(self, request: Request) -> tuple[Request, str | None]:
+        """The request as the version its A/B route picks answers it (its `model` that version), and the
+        routed name; the request itself and None when its model is not routed. Streamed answers are
+        routed but not recorded."""
+        version = self.routing.version(request.model, request.user)
+        if version is None:
+            return request, None
+        return request.model_copy(update={"model": version}), request.model
 
     async def _checked(self, build: Callable[[Any], Generation], request: Any) -> Generation:
         """The request's generation, its adapter loaded; client errors as HTTP 404 and 422."""

@@ -96,6 +96,7 @@ class ChatCompletionRequest(Streaming):
 
     model: str = Field(max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    user: str | None = Field(None, max_length=256, description="The end user: A/B routes keep a user on one version.")
     tools: list[ToolDefinition] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
 
@@ -154,6 +155,7 @@ class CompletionRequest(Streaming, SamplingOptions):
 
     model: str = Field(max_length=256)
     prompt: str = Field(min_length=1, max_length=4 * MAX_TEXT)
+    user: str | None = Field(None, max_length=256, description="The end user: A/B routes keep a user on one version.")
 
 
 class CompletionChoice(BaseModel):
