@@ -48,10 +48,11 @@ def train_fc(
 @train_app.command("llm")
 def train_llm(
     config: Path | None = typer.Option(None, "--config", help="YAML config (jobs/configs/llm_*.yaml)."),
-    method: str | None = typer.Option(None, "--method", help="sft, kto or grpo (overrides the config's)."),
+    method: str | None = typer.Option(None, "--method", help="sft, kto, grpo or offline_grpo (overrides the config's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
 ) -> None:
-    """Train a LoRA adapter by reward-weighted SFT, KTO (TRL) or online GRPO, on Ray Train."""
+    """Train a LoRA adapter by reward-weighted SFT, KTO (TRL), online GRPO or offline GRPO on stored groups,
+    on Ray Train."""
     settings = load_config(config, TrainLLMConfig)
     if method is not None:
         settings = parse_config({**settings.model_dump(exclude_unset=True), "method": method}, TrainLLMConfig)

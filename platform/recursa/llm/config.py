@@ -158,10 +158,12 @@ class TrainLLMConfig(StrictModel):
     name: str = "llm"
     runs_dir: str = "runs"
     seed: int = 0
-    method: Literal["sft", "kto", "grpo"] = "sft"
+    # grpo plays episodes of `data.env`; offline_grpo trains on groups already generated and rewarded
+    # (`data.records_path` with prompt, completions, rewards).
+    method: Literal["sft", "kto", "grpo", "offline_grpo"] = "sft"
     model: LLMModelSettings = LLMModelSettings()
     init_adapter: str | None = None  # start from this adapter (e.g. GRPO after SFT)
-    # KTO and GRPO from an init adapter. "init_adapter": it is merged into the base, which becomes the
+    # KTO and GRPO (online or offline) from an init adapter. "init_adapter": it is merged into the base, which becomes the
     # reference policy, and a new adapter trains on top. "base": the init adapter trains on, and the
     # bare base (the adapter switched off) is the reference.
     reference: Literal["init_adapter", "base"] = "init_adapter"

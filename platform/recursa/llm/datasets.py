@@ -3,7 +3,8 @@ Hugging Face `datasets` and TRL expect:
 
 - reward-weighted SFT: `prompt, completion, weight`
 - KTO: `prompt, completion, label`
-- GRPO: `prompt, completions, rewards` (rewards normalised within the group)
+- GRPO: `prompt, completions, rewards` (rewards normalised within the group; offline GRPO trains on
+  such groups of completions already generated)
 - DPO: `prompt, chosen, rejected`
 
 Each step of an action episode is one record: the transcript so far is the prompt and the action
@@ -81,6 +82,24 @@ def dpo_records(records: Iterable[dict]) -> list[dict]:
         by_prompt[record["prompt"]][bool(record["label"])].append(record["completion"])
     return [{"prompt": prompt, "chosen": good, "rejected": bad}
             for prompt, sides in by_prompt.items() for good in sides[True] for bad in sides[False] if good != bad]
+
+
+def group_samples(records: Iterable[dict]) -> tuple[list[str], list[str], list[float]]:
+    """Offline GRPO samples from `prompt, completions, rewards` records: every completion with its
+    reward normalised within its group. Completions whose advantage is 0 (a group of equal rewards)
+    teach nothing and are left out."""
+    from recursa.traces.engine import group_normalise
+
+    prompts, completions, advantages = [], [], []
+    for record in records:
+        if len(record["completions"]) != len(record["rewards"]):
+            raise ValueError(f"a group has {len(record['completions'])} completions but {len(record['rewards'])} rewards")
+        for completion, advantage in zip(record["completions"], group_normalise(record["rewards"])):
+            if advantage:
+                prompts.append(record["prompt"])
+                completions.append(completion)
+                advantages.append(advantage)
+    return prompts, completions, advantages
 
 
 def write_records(records: Sequence[dict], path: str | Path) -> Path:

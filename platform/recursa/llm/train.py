@@ -1,7 +1,7 @@
 """`recursa train llm`: LoRA training of a causal LM on Ray Train, by reward-weighted SFT, KTO or GRPO.
 
 One run is one directory, runs/<name>/: config.yaml (as resolved; `--resume` continues the run
-with it), records.parquet (sft, kto), reference/ (KTO or GRPO after SFT), ray_train/ (Ray Train's
+with it), records.parquet (sft, kto, offline_grpo), reference/ (KTO or GRPO after SFT), ray_train/ (Ray Train's
 checkpoints: the adapter, optimizer, scheduler and progress), adapter/ (the final adapter),
 metrics.jsonl and metrics.parquet (every epoch or iteration), learning_curve.png, and report.json
 (held-out evaluation, when there is an environment to play).
@@ -21,7 +21,7 @@ from recursa.core.config import ConfigError, dump_config, load_config
 from recursa.core.plots import plot_llm_curves
 from recursa.core.runtime import fit_on_ray_train
 from recursa.core.training import check_run_dir
-from recursa.llm import grpo, kto, sft
+from recursa.llm import grpo, grpo_offline, kto, sft
 from recursa.llm.actions import BaseEnvironment, NoisyAgent, resolve_action_env, run_episodes
 from recursa.llm.agent import prompt_text
 from recursa.llm.checkpoints import ADAPTER_DIR, METRICS_LOG
@@ -31,15 +31,19 @@ from recursa.llm.evaluate import evaluate_adapter
 from recursa.llm.models import load_tokenizer, merge_into_base
 from recursa.llm.sources import portable_name, resolve_model
 
-TRAIN_LOOPS = {"sft": sft.train_loop, "kto": kto.train_loop, "grpo": grpo.train_loop}
+TRAIN_LOOPS = {"sft": sft.train_loop, "kto": kto.train_loop, "grpo": grpo.train_loop,
+               "offline_grpo": grpo_offline.train_loop}
+# The methods trained on records (from a file, or the expert's episodes), and the columns they read.
+RECORD_COLUMNS = {"sft": ("prompt", "completion"), "kto": ("prompt", "completion", "label"),
+                  "offline_grpo": ("prompt", "completions", "rewards")}
 REFERENCE_DIR = "reference"  # KTO or GRPO after SFT: the SFT adapter merged into the base
 
 
 def action_env(config: TrainLLMConfig) -> type[BaseEnvironment]:
     """The configured environment class; a bad name, or none, is a config error naming `data.env`."""
     if config.data.env is None:
-        raise ConfigError(f"data.env: {config.method} needs an environment here (sft and kto train without one "
-                          "on data.records_path)")
+        raise ConfigError(f"data.env: {config.method} needs an environment here (sft, kto and offline_grpo "
+                          "train without one on data.records_path)")
     try:
         return resolve_action_env(config.data.env)
     except ValueError as error:
@@ -59,6 +63,8 @@ def training_records(config: TrainLLMConfig) -> list[dict]:
             return read_records(config.data.records_path)
         except (FileNotFoundError, ValueError) as error:
             raise ConfigError(f"data.records_path: {error}") from None
+    if config.method == "offline_grpo":
+        raise ConfigError("data.records_path: offline_grpo trains on groups of rewarded completions: give their file")
     env_class = action_env(config)
     expert = env_class.expert()
     if expert is None:
@@ -75,7 +81,7 @@ def training_records(config: TrainLLMConfig) -> list[dict]:
 
 
 def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
-    """The run directory with config.yaml (and records.parquet for sft and kto)."""
+    """The run directory with config.yaml (and records.parquet for the methods trained on records)."""
     run_dir = (Path(config.runs_dir) / config.name).resolve()
     check_run_dir(run_dir, resume, started=(ADAPTER_DIR, "ray_train"), resumable_from="config.yaml")
     if resume:
@@ -90,14 +96,18 @@ def prepare_llm_run(config: TrainLLMConfig, resume: bool) -> Path:
     if plays_episodes(config):
         action_env(config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if config.method in ("kto", "grpo") and config.init_adapter and config.reference == "init_adapter":
+    if config.method in ("kto", "grpo", "offline_grpo") and config.init_adapter and config.reference == "init_adapter":
         merge_into_base(config.init_adapter, run_dir / REFERENCE_DIR)
         config.model.path, config.init_adapter = str(run_dir / REFERENCE_DIR), None
     dump_config(config, run_dir / "config.yaml")
-    if config.method in ("sft", "kto"):
+    if config.method in RECORD_COLUMNS:
         records = training_records(config)
         if not records:
             raise ConfigError("data: no training records (check data.records_path or training.min_reward)")
+        missing = [column for column in RECORD_COLUMNS[config.method] if column not in records[0]]
+        if missing:
+            raise ConfigError(f"data.records_path: {config.method} records need the columns "
+                              f"{', '.join(RECORD_COLUMNS[config.method])}; missing {', '.join(missing)}")
         write_records(records, run_dir / "records.parquet")
     return run_dir
 
