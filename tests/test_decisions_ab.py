@@ -105,3 +105,26 @@ def test_ab_report_from_the_applications_rewarded_decisions(db_url, tmp_path):  
     assert report["versions"]["tuned"]["mean_reward"] == pytest.approx((1 + 1 + 0.5 + 1) / 4)
     assert report["comparisons"]["tuned"]["reward_diff"] == pytest.approx(0.5)
     assert "tuned - base: +0.500" in result.output
+
+
+def test_registry_commands_register_with_metrics_and_list(tmp_path, recursa_cli):
+    import json
+
+    db = str(tmp_path / "app.db")
+    metrics = tmp_path / "eval.json"
+    metrics.write_text(json.dumps({"base": {"accuracy": 0.1}, "fine_tuned": {"accuracy": 0.875, "mean_reward": 0.9,
+                                                                            "sample_errors": [{"line": 3}]}}))
+    runner = CliRunner()
+    add = ["registry", "add", "filer-v2", "--agent-type", "filer", "--base", "runs/tiny-llm", "--db", db]
+    assert runner.invoke(app, [*add, "--metrics", str(metrics)]).exit_code == 0
+    assert ModelRegistry(open_engine(db)).get("filer-v2").metrics == {"accuracy": 0.875, "mean_reward": 0.9}
+    listed = runner.invoke(app, ["registry", "list", "--agent-type", "FILER", "--db", db]).output
+    assert "filer-v2" in listed and "0.875" in listed
+    code, err = recursa_cli(add)
+    assert code == 2 and "version-id: version 'filer-v2' is already registered" in err
+    from test_decisions_data import conventional_table
+
+    conventional_table(db)
+    code, err = recursa_cli(["ab", "report", "--agent-type", "FILER", "--db", db, "--versions", "filer-v2",
+                             "--control", "nope"])
+    assert code == 2 and "versions: control 'nope'" in err
