@@ -165,6 +165,48 @@ def traces_label(
     console.print(f"good {counts['good']}, bad {counts['bad']}, skipped {counts['skipped']}")
 
 
+@traces_app.command("autolabel")
+def traces_autolabel(
+    model: Path = typer.Option(..., "--model", help="The learned reward's directory (written by --fit, or by "
+                               "LearnedReward.save)."),
+    db: str = typer.Option(DEFAULT_TRACE_DB, "--db", help=DB_OPTION_HELP),
+    confidence: float = typer.Option(0.9, "--confidence", help="Between 0.5 and 1 (both excluded): label good at this "
+                                     "probability or more, bad at 1 - this or less."),
+    fit: bool = typer.Option(False, "--fit", help="First fit the learned reward on the store's hand-labelled "
+                             "traces and save it to --model."),
+    agent_type: str | None = typer.Option(None, "--agent-type", help="Only this agent type."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many unlabelled traces."),
+    out: Path | None = typer.Option(None, "--out", help="Write the labels set (trace id, label, probability) "
+                                    "as JSON lines, to review them."),
+) -> None:
+    """Label the unlabelled traces that the learned reward is confident about; the rest are left to people."""
+    import json
+
+    from recursa.traces.autolabel import autolabel
+    from recursa.traces.learned import LearnedReward
+
+    if not 0.5 < confidence < 1:
+        raise ConfigError(f"confidence: must lie between 0.5 and 1 (both excluded), got {confidence}")
+    with trace_store(db) as store:
+        if fit:
+            try:
+                reward = LearnedReward().fit(store.query(labelled_only=True, agent_type=agent_type))
+            except ValueError as error:
+                raise ConfigError(f"fit: {error}") from None
+            reward.save(model)
+        elif not (model / "model.safetensors").is_file():
+            raise ConfigError(f"model: no learned reward in {model} (train one with --fit)")
+        else:
+            reward = LearnedReward.load(model)
+        labels, unsure = autolabel(store, reward, confidence, agent_type=agent_type, limit=limit)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(label.__dict__) + "\n" for label in labels))
+    good = sum(label.label for label in labels)
+    console.print(f"labelled {good} good and {len(labels) - good} bad; {unsure} left for people "
+                  f"(probability between {1 - confidence:.2f} and {confidence:.2f})")
+
+
 class DatasetFormat(str, Enum):
     """What `recursa traces dataset` writes: KTO records, or DPO pairs made from them."""
 
