@@ -54,6 +54,36 @@ def traces_import(
         console.print(f"imported {added} new traces into {store.url}")
 
 
+@traces_app.command("import-sessions")
+def traces_import_sessions(
+    directory: Path = typer.Argument(..., help="Agent checkpoints: JSON files with sessions (role/content "
+                                     "history), task state and token and cost counters (docs/traces-and-rewards.md)."),
+    db: str = typer.Option(DEFAULT_TRACE_DB, "--db", help=DB_OPTION_HELP),
+) -> None:
+    """Import agent conversation logs as traces, one per user turn; print statistics per agent and tool."""
+    from rich.table import Table
+
+    from recursa.traces.sessions import read_sessions, session_stats
+
+    if not directory.is_dir():
+        raise ConfigError(f"directory: not a directory: {directory}")
+    try:
+        traces = read_sessions(directory)
+    except ValueError as error:
+        raise ConfigError(f"directory: {error}") from None
+    with trace_store(db) as store:
+        added = store.add_many(traces)
+        console.print(f"imported {added} new traces ({len(traces)} read) into {store.url}")
+    table = Table("agent", "sessions", "traces", "unanswered", "tool", "calls", "success", title="sessions")
+    for agent, row in session_stats(traces).items():
+        tools = list(row["tools"].items()) or [("-", {"calls": 0, "success_rate": None})]
+        for i, (name, tool) in enumerate(tools):
+            first = (agent, str(row["sessions"]), str(row["traces"]), str(row["unanswered"])) if i == 0 else ("",) * 4
+            rate = "-" if tool["success_rate"] is None else f"{tool['success_rate']:.0%}"
+            table.add_row(*first, name, str(tool["calls"]), rate)
+    console.print(table)
+
+
 @traces_app.command("export")
 def traces_export(
     out: Path = typer.Option(..., "--out", help="Output file: .jsonl or .parquet."),
