@@ -26,3 +26,16 @@ def test_the_fine_tuned_filer_beats_its_base(ray_session, tmp_path):
     ab = report["ab"]
     assert ab["served"] == 200 and sum(v["served"] for v in ab["versions"].values()) == 200
     assert ab["reward_diff"] > 0 and ab["ci95"][0] > 0  # significant at 95%
+    # The pipeline's record of its steps: the exported adapter and the registered version.
+    steps = json.loads((tmp_path / "demo" / "filer" / "pipeline.json").read_text())["steps"]
+    assert (Path(steps["export"]["path"]) / "adapter_model.safetensors").is_file()
+    assert steps["register"]["metrics"]["accuracy"] == after["accuracy"]
+    assert steps["dataset"]["records"] == steps["dataset"]["decisions"] > 0
+
+
+def test_the_shipped_pipeline_config_loads():
+    from recursa.core.config import load_config
+    from recursa.decisions.pipeline import PipelineConfig
+
+    config = load_config(FILER_CONFIG.parent / "filer_pipeline.yaml", PipelineConfig)
+    assert config.train.method == "sft" and config.train.data.env is None and config.registry is not None

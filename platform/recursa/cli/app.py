@@ -40,6 +40,9 @@ registry_app = typer.Typer(help="Registered model versions of decision agents.",
 app.add_typer(registry_app, name="registry")
 decisions_app = typer.Typer(help="Decision agents from an application's database, end to end.", no_args_is_help=True)
 app.add_typer(decisions_app, name="decisions")
+pipeline_app = typer.Typer(help="A decision agent from its table to a registered version, as one run.",
+                           no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
 ab_app = typer.Typer(help="A/B comparison of the model versions serving a decision agent.", no_args_is_help=True)
 app.add_typer(ab_app, name="ab")
 jobs_app = typer.Typer(help="Manage Ray jobs on a cluster (see `recursa submit`).", no_args_is_help=True)

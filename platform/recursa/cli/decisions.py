@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from recursa.cli.app import ab_app, console, decisions_app, registry_app, rewards_app
+from recursa.cli.app import ab_app, console, decisions_app, pipeline_app, registry_app, rewards_app
 from recursa.cli.common import DECISIONS_DB_HELP, MAPPING_HELP, decision_source, known_agent_type
 from recursa.core.config import ConfigError
 
@@ -150,6 +150,31 @@ def ab_report(
 
 def _interval(bounds: list[float] | None) -> str:
     return "-" if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    config: Path = typer.Option(..., "--config", help="Pipeline config (jobs/configs/filer_pipeline.yaml)."),
+) -> None:
+    """collect -> reward -> dataset -> train -> evaluate -> export -> register, for one decision agent;
+    runs/<train.name>/pipeline.json says what each step did. As a Ray job: jobs/pipeline_run.yaml."""
+    import json
+
+    from recursa.core.config import load_config
+    from recursa.core.runtime import init_ray
+    from recursa.decisions.pipeline import PipelineConfig, run_pipeline
+
+    settings = load_config(config, PipelineConfig)
+    known_agent_type(settings.mapping, settings.agent_type)
+    init_ray(log_to_driver=True)
+    report = run_pipeline(settings)
+    summary = {name: {k: v for k, v in step.items() if k not in ("sample_errors", "base", "fine_tuned")}
+               for name, step in report["steps"].items()}
+    if "evaluate" in report["steps"]:
+        summary["evaluate"] = {side: {k: report["steps"]["evaluate"][side][k] for k in
+                                      ("accuracy", "mean_reward", "format_error_rate")}
+                               for side in ("base", "fine_tuned")}
+    console.print(json.dumps(summary, indent=2, default=str))
 
 
 @decisions_app.command("demo")

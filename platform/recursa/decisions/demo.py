@@ -2,10 +2,10 @@
 
 A synthetic file-organisation application (`synthetic.py`) has filed 600 files with its old
 rule-of-thumb agent and recorded each decision and the user's reactions in its own `Decision`
-table (PostgreSQL when RECURSA_TEST_POSTGRES_URL is set, else SQLite). recursa reads that table by
-a mapping, computes the rewards, exports the well-rewarded decisions as SFT records, trains a LoRA
-adapter with `jobs/configs/filer.yaml` on Ray Train, evaluates base and adapter on a held-out test
-file, registers both versions, routes 200 requests from 100 users between them (sticky per user),
+table (PostgreSQL when RECURSA_TEST_POSTGRES_URL is set, else SQLite). recursa's pipeline reads that
+table by a mapping, computes the rewards, exports the well-rewarded decisions as SFT records, trains
+a LoRA adapter with `jobs/configs/filer.yaml` on Ray Train, evaluates base and adapter on a held-out
+test file and registers the adapter; the demo registers the base beside it, routes 200 requests from 100 users between them (sticky per user),
 records every served decision, lets the application record the decisions and the users' reactions,
 rewards them, and compares the two versions. report.json holds the figures in the issue's shape;
 eval.json and ab.json beside it hold the full evaluation and A/B reports.
@@ -27,8 +27,8 @@ import yaml
 from recursa.core.config import load_config
 from recursa.decisions.ab import ab_report
 from recursa.decisions.config import DecisionsConfig
-from recursa.decisions.evaluate import DecisionExample, evaluate_with_base, generate_decisions
-from recursa.decisions.records import ExportFilters, build_records, rewarded_decisions
+from recursa.decisions.evaluate import generate_decisions
+from recursa.decisions.pipeline import DatasetStep, EvaluateStep, ExportStep, PipelineConfig, RegisterStep, run_pipeline
 from recursa.decisions.registry import ModelRegistry, ModelVersion
 from recursa.decisions.rewards import calculate_rewards
 from recursa.decisions.router import Router, ServedDecisions
@@ -36,10 +36,7 @@ from recursa.decisions.source import DecisionSource, open_engine
 from recursa.decisions.synthetic import FILER, MAPPING, FilingTask, decision_row, decision_table, filing_tasks
 from recursa.decisions.synthetic import seed_application as seed_decisions
 from recursa.llm.config import LLMModelSettings, TrainLLMConfig
-from recursa.llm.datasets import write_records
 from recursa.llm.models import load_causal_lm
-from recursa.llm.train import train_llm
-from recursa.traces.components import ComponentRewardCalculator
 
 AGENT = "FILER"
 POSTGRES_ENV = "RECURSA_TEST_POSTGRES_URL"
@@ -106,32 +103,29 @@ def run_decisions_demo(out_dir: str | Path, train_config: str | Path = "jobs/con
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(demo_database(out_dir))
+    db = demo_database(out_dir)
+    engine = open_engine(db)
     seed_decisions(engine, filing_tasks(HISTORY, seed=0), seed=1)
     (out_dir / "mapping.yaml").write_text(yaml.safe_dump(MAPPING, sort_keys=False))
-    source = DecisionSource(engine, DecisionsConfig(**MAPPING))
-    calculate_rewards(source, AGENT)
-    rewarded = rewarded_decisions(source, AGENT, ExportFilters(min_reward=MIN_REWARD))
-    records = write_records(build_records(rewarded, "sft", FILER), out_dir / "filer-sft.jsonl")
     test_file = out_dir / "filer-test.jsonl"
-    test_tasks = filing_tasks(TEST, seed=1)
-    test_file.write_text("".join(json.dumps({"state": t.state, "ground_truth": t.truth}) + "\n" for t in test_tasks))
+    test_file.write_text("".join(json.dumps({"state": t.state, "ground_truth": t.truth}) + "\n"
+                                 for t in filing_tasks(TEST, seed=1)))
 
+    # collect -> reward -> dataset -> train -> evaluate -> export -> register: `recursa pipeline run`.
     base_path = model or str(tiny_filer_model(out_dir))
-    config = load_config(train_config, TrainLLMConfig)
-    config.runs_dir, config.name, config.model.path = str(out_dir), "filer", base_path
-    config.data.records_path = str(records)
-    adapter = train_llm(config)
-
-    peft_model, tokenizer = load_causal_lm(LLMModelSettings(path=base_path), adapter=adapter, trainable=False)
-    examples = [DecisionExample(i + 1, t.state, t.truth) for i, t in enumerate(test_tasks)]
-    evaluation = evaluate_with_base(peft_model, tokenizer, examples, FILER, ComponentRewardCalculator(AGENT))
+    train = load_config(train_config, TrainLLMConfig)
+    train.runs_dir, train.name, train.model.path = str(out_dir), "filer", base_path
+    pipeline = run_pipeline(PipelineConfig(
+        agent_type=AGENT, db=db, mapping=DecisionsConfig(**MAPPING), dataset=DatasetStep(min_reward=MIN_REWARD),
+        train=train, evaluate=EvaluateStep(test_data=str(test_file)), export=ExportStep(format="adapter"),
+        registry=RegisterStep(version_id=TUNED)))
+    evaluation = pipeline["steps"]["evaluate"]
     (out_dir / "eval.json").write_text(json.dumps(evaluation, indent=2))
+    ModelRegistry(engine).add(ModelVersion(BASE, AGENT, "FILER base", base_path, metrics=_figures(evaluation["base"])))
 
-    registry = ModelRegistry(engine)
-    registry.add(ModelVersion(BASE, AGENT, "FILER base", base_path, metrics=_figures(evaluation["base"])))
-    registry.add(ModelVersion(TUNED, AGENT, "FILER SFT v1", base_path, adapter=str(adapter),
-                              metrics=_figures(evaluation["fine_tuned"])))
+    source = DecisionSource(engine, DecisionsConfig(**MAPPING))
+    peft_model, tokenizer = load_causal_lm(LLMModelSettings(path=base_path), adapter=pipeline["steps"]["train"]["adapter"],
+                                           trainable=False)
     serve_ab(source, peft_model, tokenizer, filing_tasks(REQUESTS, seed=3), first_id=HISTORY + 1)
     calculate_rewards(source, AGENT)
     ab = ab_report(source, AGENT, [BASE, TUNED], control=BASE)
