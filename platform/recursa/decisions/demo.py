@@ -5,7 +5,8 @@ rule-of-thumb agent and recorded each decision and the user's reactions in its o
 table (PostgreSQL when RECURSA_TEST_POSTGRES_URL is set, else SQLite). recursa's pipeline reads that
 table by a mapping, computes the rewards, exports the well-rewarded decisions as SFT records, trains
 a LoRA adapter with `jobs/configs/filer.yaml` on Ray Train, evaluates base and adapter on a held-out
-test file and registers the adapter; the demo registers the base beside it, routes 200 requests from 100 users between them (sticky per user),
+test file and registers the adapter; the demo registers the base beside it and serves both from the
+LLM Serve app, whose A/B route splits 200 requests from 100 users between them (sticky per user) and
 records every served decision, lets the application record the decisions and the users' reactions,
 rewards them, and compares the two versions. report.json holds the figures in the issue's shape;
 eval.json and ab.json beside it hold the full evaluation and A/B reports.
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
-from contextlib import nullcontext
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +31,13 @@ import yaml
 from recursa.core.config import load_config
 from recursa.decisions.ab import ab_report
 from recursa.decisions.config import DecisionsConfig
-from recursa.decisions.evaluate import generate_decisions
 from recursa.decisions.pipeline import DatasetStep, EvaluateStep, ExportStep, PipelineConfig, RegisterStep, run_pipeline
 from recursa.decisions.registry import ModelRegistry, ModelVersion
 from recursa.decisions.rewards import calculate_rewards
-from recursa.decisions.router import Router, ServedDecisions
 from recursa.decisions.source import DecisionSource, open_engine
 from recursa.decisions.synthetic import FILER, MAPPING, FilingTask, decision_row, decision_table, filing_tasks
 from recursa.decisions.synthetic import seed_application as seed_decisions
-from recursa.llm.config import LLMModelSettings, TrainLLMConfig
-from recursa.llm.models import load_causal_lm
+from recursa.llm.config import TrainLLMConfig
 
 AGENT = "FILER"
 POSTGRES_ENV = "RECURSA_TEST_POSTGRES_URL"
@@ -72,29 +73,44 @@ def tiny_filer_model(out_dir: Path) -> Path:
     return create_tiny_llm(out_dir / "tiny-llm", corpus, seed=0)
 
 
-def serve_ab(source: DecisionSource, model, tokenizer, tasks: list[FilingTask], first_id: int) -> None:
-    """Route each request to a version (sticky per user), answer with that version, record the served
-    decision; the application then stores the decision and its user's reactions in its table."""
-    router, served = Router({BASE: 1, TUNED: 1}), ServedDecisions(source.engine)
-    users = [f"user{i % USERS}" for i in range(len(tasks))]
-    versions = [router.route(user) for user in users]
-    prompts = [FILER.prompt(task.state) for task in tasks]
-    outputs: dict[int, str] = {}
-    for version in (BASE, TUNED):
-        chosen = [i for i, v in enumerate(versions) if v == version]
-        with model.disable_adapter() if version == BASE else nullcontext():
-            outputs.update(zip(chosen, generate_decisions(model, tokenizer, [prompts[i] for i in chosen], 32)))
+def serve_ab(source: DecisionSource, db: str, base: str, adapter: str, tasks: list[FilingTask],
+             first_id: int) -> None:
+    """The LLM Serve app answers each task's request for FILER with the version its A/B route picks
+    (sticky per user) and records the served decision; the application stores the decision, with
+    the version the response names, and its user's reactions in its table."""
+    from ray import serve
+
+    from recursa.llm.serve import app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(app({"model": base, "model_name": BASE, "adapters": {TUNED: adapter}, "max_new_tokens": 32,
+                       "routes": {AGENT: {BASE: 1, TUNED: 1}}, "decisions_db": db}),
+                  name="decisions-demo", route_prefix="/")
+        users = [f"user{i % USERS}" for i in range(len(tasks))]
+        bodies = [{"model": AGENT, "prompt": FILER.prompt(task.state), "user": user} for task, user in zip(tasks, users)]
+        with ThreadPoolExecutor(8) as pool:  # concurrent requests, batched by the replica
+            answers = list(pool.map(partial(_post, f"http://127.0.0.1:{port}/v1/completions"), bodies))
+    finally:
+        serve.shutdown()
     rows = []
-    for i, task in enumerate(tasks):
-        served.record(AGENT, versions[i], prompts[i], outputs[i], user_id=users[i], request_id=str(first_id + i))
+    for i, (task, answer) in enumerate(zip(tasks, answers)):
         try:
-            decision = FILER.parse(outputs[i])
+            decision = FILER.parse(answer["choices"][0]["text"])
         except ValueError:
             decision = None
-        rows.append(decision_row(first_id + i, task, decision, versions[i], users[i],
-                                 AB_START + timedelta(minutes=i)))
+        rows.append(decision_row(first_id + i, task, decision, answer["model"], users[i], AB_START + timedelta(minutes=i)))
     with source.engine.begin() as conn:
         conn.execute(sa.insert(decision_table(sa.MetaData())), rows)
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        return json.loads(response.read())
 
 
 def run_decisions_demo(out_dir: str | Path, train_config: str | Path = "jobs/configs/filer.yaml",
@@ -124,9 +140,8 @@ def run_decisions_demo(out_dir: str | Path, train_config: str | Path = "jobs/con
     ModelRegistry(engine).add(ModelVersion(BASE, AGENT, "FILER base", base_path, metrics=_figures(evaluation["base"])))
 
     source = DecisionSource(engine, DecisionsConfig(**MAPPING))
-    peft_model, tokenizer = load_causal_lm(LLMModelSettings(path=base_path), adapter=pipeline["steps"]["train"]["adapter"],
-                                           trainable=False)
-    serve_ab(source, peft_model, tokenizer, filing_tasks(REQUESTS, seed=3), first_id=HISTORY + 1)
+    serve_ab(source, db, base_path, pipeline["steps"]["train"]["adapter"], filing_tasks(REQUESTS, seed=3),
+             first_id=HISTORY + 1)
     calculate_rewards(source, AGENT)
     ab = ab_report(source, AGENT, [BASE, TUNED], control=BASE)
     (out_dir / "ab.json").write_text(json.dumps(ab, indent=2))
