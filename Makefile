@@ -79,7 +79,7 @@ llm-bfcl: install
 # A FILER decision agent from an application's database: synthetic decisions (PostgreSQL when
 # RECURSA_TEST_POSTGRES_URL is set, else SQLite) -> rewards -> SFT records -> a LoRA adapter on Ray Train
 # -> evaluation beside the base on a test file -> registered versions -> A/B split -> report;
-# writes runs/decisions-demo/report.json. About a minute on 2 cores with the tiny model.
+# writes runs/decisions-demo/report.json. About 90 s on 2 cores with the tiny model.
 decisions-demo: install
 	rm -rf runs/decisions-demo
 	$(BIN)/recursa decisions demo --out runs/decisions-demo
