@@ -136,7 +136,8 @@ def test_export_filters_and_formats(app_db, tmp_path):
     invoke("traces", "export", "--agent-type", "filer", "--format", "sft", "--db", app_db, "--out", out)
     records = read_records(out)
     assert [r["weight"] for r in records] == pytest.approx([1.0, 0.2, 1.0])
-    assert records[0]["prompt"].startswith("Choose the folder for the file.\nFile: invoice_1.pdf\n")
+    assert records[0]["prompt"].startswith('Choose the folder for the file. Answer with one line of JSON: '
+                                           '{"folder": "<folder>"}.\nFile: invoice_1.pdf\n')
     assert json.loads(records[0]["completion"]) == {"folder": "Finance/Invoices"}
 
     def exported(**filters) -> list[str]:

@@ -53,7 +53,7 @@ class FilerFormat(DecisionFormat):
     """
 
     def __init__(self) -> None:
-        super().__init__("Choose the folder for the file.")
+        super().__init__('Choose the folder for the file. Answer with one line of JSON: {"folder": "<folder>"}.')
 
     def prompt(self, state: Any) -> str:
         folders = ", ".join(state.get("folders", []))
@@ -77,10 +77,10 @@ class FilerFormat(DecisionFormat):
 
 FORMATS: dict[str, DecisionFormat] = {
     "FILER": FilerFormat(),
-    "PRIORITIZER": DecisionFormat("Order the tasks, most urgent first."),
-    "LIBRARIAN": DecisionFormat("Choose the tags and the collection for the item."),
-    "STORER": DecisionFormat("Choose where and how to store the item."),
-    "RETRIEVER": DecisionFormat("Choose the items that answer the search."),
+    "PRIORITIZER": DecisionFormat("Order the tasks, most urgent first. Answer with one line of JSON."),
+    "LIBRARIAN": DecisionFormat("Choose the tags and the collection for the item. Answer with one line of JSON."),
+    "STORER": DecisionFormat("Choose where and how to store the item. Answer with one line of JSON."),
+    "RETRIEVER": DecisionFormat("Choose the items that answer the search. Answer with one line of JSON."),
 }
 
 
