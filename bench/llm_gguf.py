@@ -35,11 +35,11 @@ from pathlib import Path
 
 import llama_cpp
 
+from recursa.core.sources import resolve_model
 from recursa.llm.config import LLMModelSettings
 from recursa.llm.gguf_check import chat_prompts, llama_cpp_agreement
 from recursa.llm.gguf_export import QUANTS, write_gguf
 from recursa.llm.models import load_causal_lm
-from recursa.llm.sources import resolve_model
 from serve_load import measure
 
 QUANT_FIGURES = ("token_agreement", "prompts_identical", "loglik_gap", "tokenizer_agreement")

@@ -47,3 +47,16 @@ def recursa_cli(capfd):
         return exit_info.value.code, capfd.readouterr().err
 
     return run
+
+
+@pytest.fixture
+def run_main(recursa_cli, monkeypatch, tmp_path):
+    """`recursa ARGS` run in tmp_path, where Ray must not be started: (exit code, stderr)."""
+    import recursa.core.runtime
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("init_ray called before the config was validated")
+
+    monkeypatch.setattr(recursa.core.runtime, "init_ray", no_ray)
+    monkeypatch.chdir(tmp_path)
+    return recursa_cli

@@ -103,19 +103,6 @@ def test_serving_a_model_not_exported_yet_exits_2_naming_the_path_and_the_comman
 # --- the same path in-process: recursa.cli.main is the console script's entry point ------------
 
 
-@pytest.fixture
-def run_main(recursa_cli, monkeypatch, tmp_path):
-    """`recursa ARGS` run in tmp_path, where Ray must not be started: (exit code, stderr)."""
-    import recursa.core.runtime
-
-    def no_ray(*args, **kwargs):
-        raise AssertionError("init_ray called before the config was validated")
-
-    monkeypatch.setattr(recursa.core.runtime, "init_ray", no_ray)
-    monkeypatch.chdir(tmp_path)
-    return recursa_cli
-
-
 @pytest.mark.parametrize(
     ("yaml_text", "field"),
     [

@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 
 from recursa.core.config import ConfigError
+from recursa.core.sources import NAMED_MODELS, is_hub_id, resolve_model
 from recursa.fc.data.schema import FCExample
 from recursa.llm.actions import run_episodes
 from recursa.llm.agent import prompt_text
@@ -15,7 +16,6 @@ from recursa.llm.datasets import sft_records
 from recursa.llm.evaluate import summarize
 from recursa.llm.fc_env import FunctionCallingEnv, GoldCaller
 from recursa.llm.models import load_tokenizer
-from recursa.llm.sources import NAMED_MODELS, is_hub_id, resolve_model
 from recursa.llm.tool_calls import (
     CLOSE,
     NO_CALL_ANSWER,

@@ -25,10 +25,10 @@ from ray.serve.schema import ServeDeploySchema
 
 from recursa.cli.app import app
 from recursa.core.config import ConfigError, describe_validation_error, parse_config
+from recursa.core.sources import NAMED_MODELS
 from recursa.fc.config import ToolCallerServeArgs
 from recursa.gift.config import RecommenderServeArgs
 from recursa.llm.config import LLMServeArgs
-from recursa.llm.sources import NAMED_MODELS
 
 # Serve's request paths, chosen by environment variables that every Ray process must see at start:
 # - default: Serve's Python HTTP proxy forwards each request to a replica;

@@ -11,6 +11,7 @@ from recursa.cli.app import console, train_app
 from recursa.cli.common import sized_for_cluster
 from recursa.core.artifact import open_artifact
 from recursa.core.config import ConfigError, load_config, parse_config
+from recursa.core.sources import resolve_model
 from recursa.fc.config import TrainFCConfig, TrainFCRLConfig
 from recursa.gift.config import TrainGiftConfig
 from recursa.llm.config import TrainLLMConfig
@@ -38,6 +39,8 @@ def train_fc(
 ) -> None:
     """Train the tool-calling TRM with deep supervision on Ray Train."""
     settings = load_config(config, TrainFCConfig)
+    if settings.tokenizer.kind == "pretrained":
+        resolve_model(settings.tokenizer.model, field="tokenizer.model")  # a missing model exits 2 before Ray starts
     from recursa.core.runtime import init_ray
     from recursa.fc.train import train_fc as run
 

@@ -11,9 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from recursa.core.artifact import write_artifact
-from recursa.core.trm import TRMConfig, count_parameters
+from recursa.core.trm import TRMConfig
 from recursa.fc.data.schema import FCExample
 from recursa.fc.decode import decode_calls
+from recursa.fc.embedding import PretrainedEmbeddingSpec
 from recursa.fc.features import FCLimits, Features, Featurizer, collate
 from recursa.fc.model import FCOutput, FunctionCallingTRM
 from recursa.fc.tokenizer import Tokenizer, load_tokenizer
@@ -33,7 +34,8 @@ def save_fc_model(model: FunctionCallingTRM, tokenizer: Tokenizer, out_dir: str 
         "trm": model.config.model_dump(),
         "limits": dataclasses.asdict(model.limits),
         "vocab_size": model.vocab_size,
-        "params": count_parameters(model),
+        "embedding": model.embedding.to_dict() if model.embedding else None,
+        "params": model.parameter_count(),
         "no_call_bias": model.no_call_bias,
         **(extra or {}),
     }
@@ -48,11 +50,18 @@ def load_fc_model(path: str | Path) -> tuple[FunctionCallingTRM, Featurizer]:
     path = Path(path)
     settings = json.loads((path / SETTINGS).read_text())
     limits = FCLimits(**settings["limits"])
-    model = FunctionCallingTRM(TRMConfig(**settings["trm"]), settings["vocab_size"], limits)
+    model = FunctionCallingTRM(TRMConfig(**settings["trm"]), settings["vocab_size"], limits,
+                               embedding_spec(settings))
     model.load_state_dict(load_file(path / WEIGHTS))
     model.no_call_bias = float(settings.get("no_call_bias", 0.0))
     model.eval()
     return model, Featurizer(load_tokenizer(path / TOKENIZER_DIR), limits)
+
+
+def embedding_spec(settings: dict) -> PretrainedEmbeddingSpec | None:
+    """The pretrained-embedding spec a model's settings record (None: pieces trained here)."""
+    spec = settings.get("embedding")
+    return PretrainedEmbeddingSpec(**spec) if spec else None
 
 
 def set_no_call_bias(path: str | Path, bias: float) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from recursa.core.trm import count_parameters
 from recursa.fc.artifact import predict_calls
 from recursa.fc.ast_reward import score_example
 from recursa.fc.data.formats import read_bfcl
@@ -76,7 +75,7 @@ def evaluate_bfcl(model: FunctionCallingTRM, featurizer: Featurizer,
                   categories: Sequence[str] = EVAL_CATEGORIES, limit: int | None = None) -> dict:
     """The tool-calling TRM's BFCL report, in the shape `recursa eval bfcl` writes."""
     report, _ = score_bfcl(lambda examples: predict_calls(model, featurizer, examples), categories, limit)
-    return {**report, "params": count_parameters(model)}
+    return {**report, "params": model.parameter_count()}
 
 
 def write_bfcl(report: dict, predictions: list[dict], out: Path) -> None:

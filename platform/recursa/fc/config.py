@@ -39,13 +39,19 @@ class FCDataSettings(StrictModel):
     dev_examples: int = Field(2_000, ge=10)
     seed: int = 0
     train_path: str | None = None  # Parquet/JSONL of FCExamples instead of generating (xLAM, ms-swift, ...)
+    # Parquet/JSONL of FCExamples added to the training data, e.g. `recursa llm distill-fc`'s labels.parquet.
+    extra_paths: list[str] = []
 
 
 class TokenizerSettings(StrictModel):
-    """SentencePiece trained on the training corpus, or characters (tests, tiny runs)."""
+    """SentencePiece trained on the training corpus, characters (tests, tiny runs), or a pretrained
+    LM's tokenizer read through that LM's input embedding (frozen, plus a trained update of rank
+    `embedding_rank`; 0 keeps it as it is)."""
 
-    kind: Literal["sentencepiece", "char"] = "sentencepiece"
-    vocab_size: int = Field(8192, ge=64)
+    kind: Literal["sentencepiece", "char", "pretrained"] = "sentencepiece"
+    vocab_size: int = Field(8192, ge=64)  # sentencepiece: the pieces to learn
+    model: str = "smollm2-135m-instruct"  # pretrained: a model name, .gguf file, directory or hub id
+    embedding_rank: int = Field(8, ge=0)
 
 
 class ToolCallerTrunk(TRMConfig):

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recursa.core.trm import Carry, TRMConfig, TRMCore
+from recursa.core.trm import Carry, TRMConfig, TRMCore, count_parameters
+from recursa.fc.embedding import PretrainedEmbeddingSpec, PretrainedPieces, TrainedPieces
 from recursa.fc.features import GENERATE, IGNORE, MODES, ROLES, TAG_O, FCLimits
 from recursa.fc.overlap import NUM_MATCH_IDS
 from recursa.fc.tokenizer import SPECIAL_IDS
@@ -67,13 +68,21 @@ def _gather(states: Tensor, index: Tensor) -> Tensor:
 
 
 class FunctionCallingTRM(nn.Module):
-    """Slots in (see features.py), call structure out."""
+    """Slots in (see features.py), call structure out.
 
-    def __init__(self, config: TRMConfig, vocab_size: int, limits: FCLimits = FCLimits()):
+    Pieces are embedded by a table trained here, or, given `embedding`, through a pretrained
+    LM's input embedding (see embedding.py); `vocab_size` is the tokenizer's either way.
+    """
+
+    def __init__(self, config: TRMConfig, vocab_size: int, limits: FCLimits = FCLimits(),
+                 embedding: PretrainedEmbeddingSpec | None = None):
         super().__init__()
         hidden = config.hidden_size
-        self.config, self.vocab_size, self.limits = config, vocab_size, limits
-        self.pieces = nn.Embedding(vocab_size, hidden, padding_idx=0)
+        self.config, self.vocab_size, self.limits, self.embedding = config, vocab_size, limits, embedding
+        self.pieces: TrainedPieces | PretrainedPieces = (
+            TrainedPieces(vocab_size, hidden) if embedding is None else PretrainedPieces(embedding, hidden))
+        if self.pieces.num_ids != vocab_size:
+            raise ValueError(f"tokenizer of {vocab_size} ids, but the embedding has {self.pieces.num_ids} rows")
         self.desc_proj = nn.Linear(hidden, hidden, bias=False)
         longest = max(limits.max_query_tokens, limits.max_functions, limits.max_params, limits.max_enum_values)
         self.role = nn.Embedding(len(ROLES), hidden)
@@ -108,7 +117,7 @@ class FunctionCallingTRM(nn.Module):
         """Sum of each slot's piece embeddings over sqrt(count): unit scale whatever the length."""
         batch, slots, width = pieces.shape
         flat = pieces.reshape(-1, width)
-        summed = F.embedding_bag(flat, self.pieces.weight, mode="sum", padding_idx=0)
+        summed = self.pieces.bag(flat)
         count = (flat != 0).sum(-1, keepdim=True).clamp(min=1)
         return (summed / count.sqrt()).view(batch, slots, -1)
 
@@ -168,8 +177,12 @@ class FunctionCallingTRM(nn.Module):
             **generation,
         )
 
-    def _piece_logits(self, hidden: Tensor) -> Tensor:
-        return F.linear(self.generate_norm(hidden), self.pieces.weight) / math.sqrt(hidden.shape[-1])
+    def parameter_count(self) -> int:
+        """Every parameter, the pretrained embedding's frozen matrix included."""
+        return count_parameters(self) + self.pieces.frozen_count()
+
+    def _piece_logits(self, hidden: Tensor, table: Tensor) -> Tensor:
+        return F.linear(self.generate_norm(hidden), table) / math.sqrt(hidden.shape[-1])
 
     def _start(self, states: Tensor) -> tuple[Tensor, Tensor]:
         """The decoder's first input and initial hidden state for parameter states [N, H]."""
@@ -180,7 +193,7 @@ class FunctionCallingTRM(nn.Module):
         first, hidden = self._start(states)
         previous = self.pieces(targets[:, :-1].clamp(min=0))
         out, _ = self.generator(torch.cat([first, previous], dim=1), hidden)
-        return self._piece_logits(out)
+        return self._piece_logits(out, self.pieces.table())
 
     def greedy(self, states: Tensor) -> Tensor:
         """Greedy pieces [N, G] for parameter states [N, H]; <eos> and what follows are 0."""
@@ -189,10 +202,11 @@ class FunctionCallingTRM(nn.Module):
         if not len(states):
             return pieces
         step, hidden = self._start(states)
+        table = self.pieces.table()
         open_rows = torch.ones(states.shape[0], dtype=torch.bool)
         for i in range(length):
             out, hidden = self.generator(step, hidden)
-            logits = self._piece_logits(out[:, 0])
+            logits = self._piece_logits(out[:, 0], table)
             logits[:, 0] = NEG  # never pad
             choice = logits.argmax(-1)
             open_rows &= choice != EOS

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from recursa.core.rllib_warnings import drop_false_rlmodule_config_warning
 from recursa.core.trm import TRMConfig
+from recursa.fc.artifact import embedding_spec
 from recursa.fc.distribution import CallDistribution, distribution_inputs
 from recursa.fc.env import ActionLayout
 from recursa.fc.features import SLOT_FIELDS, FCLimits
@@ -76,13 +77,15 @@ def layout_heads(output: FCOutput, batch: dict[str, Tensor], layout: ActionLayou
 
 
 class FunctionCallerModule(TorchRLModule, ValueFunctionAPI):
-    """model_config: `trm` (the trunk's `TRMConfig` fields), `vocab_size`, optional `init_from` (model dir)."""
+    """model_config: `trm` (the trunk's `TRMConfig` fields), `vocab_size`, optional `embedding` (a
+    pretrained embedding's spec, as model.json records it) and `init_from` (model dir)."""
 
     def setup(self) -> None:
         config = self.model_config
         self.limits = FCLimits()
         self.layout = ActionLayout.for_limits(self.limits)
-        self.caller = FunctionCallingTRM(TRMConfig(**config["trm"]), int(config["vocab_size"]), self.limits)
+        self.caller = FunctionCallingTRM(TRMConfig(**config["trm"]), int(config["vocab_size"]), self.limits,
+                                         embedding_spec(config))
         if config.get("init_from"):
             self.caller.load_state_dict(load_file(Path(config["init_from"]) / "model.safetensors"))
         self.value_head = nn.Linear(self.caller.config.hidden_size, 1)

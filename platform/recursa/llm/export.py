@@ -22,6 +22,7 @@ from transformers import AutoConfig
 
 from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
+from recursa.core.sources import portable_name, resolve_model
 from recursa.llm.config import LLMModelSettings
 from recursa.llm.gguf_check import chat_prompts, llama_cpp_agreement, llama_cpp_available, transformers_readback
 from recursa.llm.gguf_export import check_architecture, check_quant, write_gguf
@@ -38,7 +39,6 @@ from recursa.llm.models import (
     pretrained_causal_lm,
 )
 from recursa.llm.ollama import write_modelfile
-from recursa.llm.sources import portable_name, resolve_model
 
 REPORT = "export_report.json"
 ONNX_TOLERANCE = 1e-3

@@ -20,9 +20,9 @@ from safetensors import safe_open
 from transformers import AutoConfig
 
 from recursa.core.config import ConfigError
+from recursa.core.sources import resolve_model
 from recursa.llm.gguf_export import check_architecture, rope_halves_to_pairs
 from recursa.llm.models import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_base
-from recursa.llm.sources import resolve_model
 
 LORA_WEIGHT = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight")
 

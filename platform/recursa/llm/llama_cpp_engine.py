@@ -28,10 +28,10 @@ from collections.abc import Sequence
 import llama_cpp
 
 from recursa.core.config import ConfigError
+from recursa.core.sources import resolve_model
 from recursa.llm.config import LLMServeArgs
 from recursa.llm.generation import Generation, StepFeed
 from recursa.llm.gguf_lora import is_lora_gguf
-from recursa.llm.sources import resolve_model
 
 DEFAULT_CONTEXT = 4096  # positions per sequence when the config leaves them to the model
 

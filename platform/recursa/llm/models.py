@@ -1,7 +1,7 @@
 """Hugging Face causal LMs with PEFT LoRA adapters: load, wrap, save.
 
 ``load_causal_lm(settings)`` loads the base model named by ``settings.path`` (a local directory,
-a hub id where the hub is reachable, a `.gguf` file, or a model name: see `recursa.llm.sources`)
+a hub id where the hub is reachable, a `.gguf` file, or a model name: see `recursa.core.sources`)
 and wraps it in a new LoRA adapter, or in a saved one with ``adapter=DIR``. ``save_adapter`` writes
 the adapter with its tokenizer, naming its base so that it loads from any working directory.
 """
@@ -17,8 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig, PreTra
 
 from recursa.core.artifact import write_artifact
 from recursa.core.config import ConfigError
+from recursa.core.sources import ModelSource, portable_name, resolve_model
 from recursa.llm.config import LLMModelSettings, LoRASettings
-from recursa.llm.sources import ModelSource, portable_name, resolve_model
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

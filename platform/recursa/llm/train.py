@@ -20,6 +20,7 @@ import pandas as pd
 from recursa.core.config import ConfigError, dump_config, load_config
 from recursa.core.plots import plot_llm_curves
 from recursa.core.runtime import fit_on_ray_train
+from recursa.core.sources import portable_name, resolve_model
 from recursa.core.training import check_run_dir
 from recursa.llm import grpo, grpo_offline, kto, sft
 from recursa.llm.actions import BaseEnvironment, NoisyAgent, resolve_action_env, run_episodes
@@ -29,7 +30,6 @@ from recursa.llm.config import TrainLLMConfig
 from recursa.llm.datasets import kto_records, read_records, sft_records, write_records
 from recursa.llm.evaluate import evaluate_adapter
 from recursa.llm.models import load_tokenizer, merge_into_base
-from recursa.llm.sources import portable_name, resolve_model
 
 TRAIN_LOOPS = {"sft": sft.train_loop, "kto": kto.train_loop, "grpo": grpo.train_loop,
                "offline_grpo": grpo_offline.train_loop}

@@ -1,4 +1,4 @@
-"""Tokenizers: a trained SentencePiece model and a character-level one, behind one protocol.
+"""Tokenizers: a trained SentencePiece model, a character-level one and a pretrained LM's, behind one protocol.
 
 Both tokenizers share the same special tokens with the same ids (``SPECIAL_TOKENS``: ``<pad>`` is
 0, ``<unk>`` is 1, ``<bos>`` 2, ... ``<sep>`` 12). Every special token except ``<pad>`` and
@@ -34,20 +34,23 @@ from pathlib import Path
 from recursa.fc.tokenizer.base import SPECIAL_IDS, SPECIAL_TOKENS, Tokenizer
 from recursa.fc.tokenizer.char import CharTokenizer
 from recursa.fc.tokenizer.files import CONFIG_FILE, _read_config
+from recursa.fc.tokenizer.pretrained import PretrainedTokenizer
 from recursa.fc.tokenizer.subword import SentencePieceTokenizer
 
 __all__ = [
     "SPECIAL_IDS",
     "SPECIAL_TOKENS",
     "CharTokenizer",
+    "PretrainedTokenizer",
     "SentencePieceTokenizer",
     "Tokenizer",
     "load_tokenizer",
 ]
 
-_KINDS: dict[str, type[SentencePieceTokenizer] | type[CharTokenizer]] = {
+_KINDS: dict[str, type[SentencePieceTokenizer] | type[CharTokenizer] | type[PretrainedTokenizer]] = {
     SentencePieceTokenizer.kind: SentencePieceTokenizer,
     CharTokenizer.kind: CharTokenizer,
+    PretrainedTokenizer.kind: PretrainedTokenizer,
 }
 
 

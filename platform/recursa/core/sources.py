@@ -23,12 +23,12 @@ class PackagedModel:
     file: str
     install: str  # the pip command that installs the package
 
-    def locate(self) -> Path:
+    def locate(self, field: str = "model.path") -> Path:
         spec = importlib.util.find_spec(self.package)
         path = Path(spec.submodule_search_locations[0]) / self.file if spec and spec.submodule_search_locations \
             else None
         if path is None or not path.is_file():
-            raise ConfigError(f"model.path: the model's wheel is not installed: {self.install}")
+            raise ConfigError(f"{field}: the model's wheel is not installed: {self.install}")
         return path
 
 
@@ -54,26 +54,26 @@ class ModelSource:
         return str(Path(self.location) / self.gguf_file) if self.gguf_file else self.location
 
 
-def resolve_model(path: str | Path) -> ModelSource:
-    """The source `path` names; a ConfigError naming `model.path` when there is none."""
+def resolve_model(path: str | Path, field: str = "model.path") -> ModelSource:
+    """The source `path` names; a ConfigError naming `field` when there is none."""
     text = str(path)
     named = NAMED_MODELS.get(text.lower())
     if named is not None:
-        file = named.locate()
+        file = named.locate(field)
         return ModelSource(str(file.parent), file.name)
     local = Path(text).expanduser()
     if local.suffix == ".gguf":
         if not local.is_file():
-            raise ConfigError(f"model.path: no GGUF file at {text}")
+            raise ConfigError(f"{field}: no GGUF file at {text}")
         return ModelSource(str(local.resolve().parent), local.name)
     if local.is_dir():
         return ModelSource(str(local.resolve()))
     if is_hub_id(text):
         return ModelSource(text)
     if "/" not in text:
-        raise ConfigError(f"model.path: unknown model name {text!r}; known names: {', '.join(NAMED_MODELS)} "
+        raise ConfigError(f"{field}: unknown model name {text!r}; known names: {', '.join(NAMED_MODELS)} "
                           "(or a model directory, a .gguf file, a hub id org/name)")
-    raise ConfigError(f"model.path: not found: {text} (a model directory, a .gguf file, a hub id org/name, "
+    raise ConfigError(f"{field}: not found: {text} (a model directory, a .gguf file, a hub id org/name, "
                       f"or one of: {', '.join(NAMED_MODELS)})")
 
 
