@@ -71,3 +71,23 @@ def test_train_resume_evaluate_and_infer(ray_session, tmp_path, capsys):
     assert finished.value.code == 0
     calls = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert isinstance(calls, list) and all(set(c) == {"name", "arguments"} for c in calls)
+
+
+def test_extra_training_files_join_the_generated_data_and_a_missing_one_is_named(tmp_path):
+    from recursa.fc.data.generator import generate_examples
+    from recursa.fc.data.store import read_examples, write_examples
+    from recursa.fc.train import prepare_run
+
+    labelled = [e.model_copy(update={"id": f"teacher-{i}", "source": "paraphrase"})
+                for i, e in enumerate(generate_examples(7, seed=99))]
+    write_examples(labelled, tmp_path / "labels.parquet")
+    config = tiny_config(tmp_path).model_copy(update={"data": tiny_config(tmp_path).data.model_copy(
+        update={"train_examples": 20, "extra_paths": [str(tmp_path / "labels.parquet")]})})
+    run_dir = prepare_run(config, resume=False)
+    train = read_examples(run_dir / "data" / "train.parquet")
+    assert len(train) == 27 and sum(e.source == "paraphrase" for e in train) == 7
+
+    missing = config.model_copy(update={"name": "other", "data": config.data.model_copy(
+        update={"extra_paths": [str(tmp_path / "labels.parquet"), "nowhere.parquet"]})})
+    with pytest.raises(ConfigError, match=r"^data\.extra_paths\[1\]: file not found: nowhere\.parquet"):
+        prepare_run(missing, resume=False)

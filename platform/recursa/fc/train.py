@@ -52,15 +52,16 @@ def prepare_run(config: TrainFCConfig, resume: bool) -> Path:
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     data = config.data
+    for i, path in enumerate(data.extra_paths):
+        if not Path(path).is_file():
+            raise ConfigError(f"data.extra_paths[{i}]: file not found: {path}")
     if data.train_path:
         if not Path(data.train_path).is_file():
             raise ConfigError(f"data.train_path: file not found: {data.train_path}")
         train = read_examples(data.train_path)
     else:
         train = generate_examples(data.train_examples, seed=data.seed)
-    for i, path in enumerate(data.extra_paths):
-        if not Path(path).is_file():
-            raise ConfigError(f"data.extra_paths[{i}]: file not found: {path}")
+    for path in data.extra_paths:
         train += read_examples(path)
     dev = generate_examples(data.dev_examples, seed=data.seed + 1_000_003)
     write_examples(train, run_dir / "data" / "train.parquet")
