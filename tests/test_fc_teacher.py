@@ -142,6 +142,7 @@ def test_more_paraphrases_than_examples_is_a_config_error(tmp_path):
 def test_the_paraphrase_is_the_first_line_without_label_or_quotes():
     assert clean_paraphrase('Rewritten request: "Check flight QF985."\nSure!') == "Check flight QF985."
     assert clean_paraphrase("\n  Check flight QF985, please.  ") == "Check flight QF985, please."
+    assert clean_paraphrase('Rewrite the request in other words: "Track flight TK39."') == "Track flight TK39."
 
 
 def test_paraphrases_come_from_the_base_model_with_the_adapter_disabled(tiny_llm):

@@ -42,6 +42,9 @@ PARAPHRASE_INSTRUCTION = (
     "Answer with the rewritten request only.\n\nRequest: {query}"
 )
 PARAPHRASE_TOKENS = 96
+# "Rewritten request:", "Here is the rewrite of ...:", or the instruction echoed before the answer.
+_LABEL = re.compile(r"^(?:here(?: is|'s)\s+)?(?:the\s+)?(?:rewritten request|rewrite[^:\n]*|paraphrase[^:\n]*|request)\s*:\s*",
+                    re.IGNORECASE)
 
 
 class ToolCaller(Protocol):
@@ -141,7 +144,7 @@ def keeps_values(example: FCExample, paraphrase: str) -> bool:
 def clean_paraphrase(text: str) -> str:
     """The rewritten request out of the model's answer: its first line, without a label or quotes."""
     line = next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
-    line = re.sub(r"^(rewritten request|request|rewrite|paraphrase)\s*:\s*", "", line, flags=re.IGNORECASE)
+    line = _LABEL.sub("", line)
     if len(line) > 1 and line[0] == line[-1] and line[0] in "\"'":
         line = line[1:-1].strip()
     return line
@@ -207,7 +210,8 @@ def _counts(labels: Sequence[Label]) -> dict[str, Any]:
 def distill(caller: ToolCaller, paraphraser: Paraphraser | None, examples: Sequence[FCExample],
             paraphrases: int, out_dir: str | Path, batch: int = 32, meta: dict | None = None) -> dict:
     """Label `examples`, paraphrase the first `paraphrases` of them and label those; write
-    labels.parquet (agreements only), disagreements.jsonl and report.json to `out_dir`; return the report."""
+    labels.parquet (agreements only), disagreements.jsonl and report.json to `out_dir`; return the report.
+    `examples_per_second` is labelled examples over the whole wall time, paraphrasing included."""
     if paraphrases > len(examples):
         raise ConfigError(f"paraphrases: at most the number of examples ({len(examples)}), got {paraphrases}")
     out_dir = Path(out_dir)
@@ -235,7 +239,7 @@ def distill(caller: ToolCaller, paraphraser: Paraphraser | None, examples: Seque
                                  "rejected_lost_value": rejected["lost_value"],
                                  "rejected_unchanged": rejected["unchanged"]}
     report = {**(meta or {}), "sources": per_source, **_counts(labels), "kept": len(kept),
-              "seconds": seconds, "examples_per_second": (len(labels) + paraphrases) / seconds if seconds else None}
+              "seconds": seconds, "examples_per_second": len(labels) / seconds if seconds else None}
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
 
