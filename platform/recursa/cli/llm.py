@@ -102,3 +102,32 @@ def llm_init_tiny(
     lines = corpus.read_text().splitlines() if corpus else default_corpus(seed=seed)
     create_tiny_llm(out, lines, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=layers, seed=seed)
     console.print(f"wrote {out}")
+
+
+@llm_app.command("distill-fc")
+def llm_distill_fc(
+    adapter: Path = typer.Option(Path("runs/llm-bfcl/sft/adapter"), "--adapter",
+                                 help="The teacher: a fine-tuned tool caller's LoRA adapter directory."),
+    examples: int = typer.Option(400, "--examples", min=1, help="Generated examples to label."),
+    paraphrases: int = typer.Option(200, "--paraphrases", min=0,
+                                    help="Of those, how many the base model rewrites (then labelled too)."),
+    seed: int = typer.Option(7_000_003, "--seed", help="Generator seed (default: away from the TRM's data)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generation batch."),
+    model: str | None = typer.Option(None, "--model", help="The base model (default: the one the adapter names)."),
+    out: Path = typer.Option(Path("runs/fc-distill"), "--out", help="Output directory."),
+) -> None:
+    """Label new generated examples and their paraphrases with the LLM tool caller, for the TRM."""
+    from recursa.llm.fc_teacher import run_fc_distill
+
+    report = run_fc_distill(adapter, out, examples=examples, paraphrases=paraphrases, seed=seed,
+                            batch_size=batch_size, model=model)
+    table = Table("source", "labelled", "agreed", "disagreed", "malformed", "agreement",
+                  title=f"teacher {report['adapter']} on generated examples")
+    for source, row in report["sources"].items():
+        table.add_row(source, *(str(row[key]) for key in ("labelled", "agreed", "disagreed", "malformed")),
+                      _percent(row["agreement_rate"]))
+    console.print(table)
+    para = report["sources"]["paraphrase"]
+    console.print(f"paraphrases: {para['requested']} written, {para['rejected_lost_value']} lost a value, "
+                  f"{para['rejected_unchanged']} unchanged; kept for training: {report['kept']}")
+    console.print(f"{out / 'report.json'} ({report['seconds']:.0f} s, {report['examples_per_second']:.2f} examples/s)")
