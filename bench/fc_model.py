@@ -141,6 +141,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0, help="CPU seconds of training for each inputs row")
     parser.add_argument("--batches", type=int, default=300, help="batches of 64 for each depth row")
     parser.add_argument("--n-sup", default="1,3", help="supervision steps per batch in the depth rows (a list)")
+    parser.add_argument("--rows", default=None,
+                        help="depth rows as TxNxN_sup, comma-separated (default: every depth at every --n-sup)")
     parser.add_argument("--depth-inputs", choices=("pretrained", "sentencepiece"), default="pretrained")
     parser.add_argument("--bfcl-limit", type=int, default=100, help="BFCL examples per category")
     parser.add_argument("--llm-adapter", default=None, help="the fine-tuned SmolLM2 adapter, for the llm part")
@@ -180,17 +182,18 @@ def main() -> None:
         if "depth" in parts:
             data = inputs[args.depth_inputs]
             report["depth"] = []
-            for T, n in DEPTHS:
-                for n_sup in [int(k) for k in args.n_sup.split(",")]:
-                    torch.manual_seed(0)
-                    model = data.model(trunk.model_copy(update={"T": T, "n": n}))
-                    row = {"T": T, "n": n, "n_sup": n_sup,
-                           **train(model, data.features, n_sup=n_sup, batches=args.batches)}
-                    row |= scores(model, data.featurizer, dev, args.bfcl_limit)
-                    row["latency"] = latency_ms(trm_answer(model, data.featurizer),
-                                                sample_examples(read_bfcl("live_simple"), 20 if args.quick else 100))
-                    report["depth"].append(row)
-                    console.print(f"depth {T},{n} n_sup {n_sup}: {json.dumps(row)}")
+            rows = ([tuple(int(k) for k in row.split("x")) for row in args.rows.split(",")] if args.rows else
+                    [(T, n, n_sup) for T, n in DEPTHS for n_sup in (int(k) for k in args.n_sup.split(","))])
+            for T, n, n_sup in rows:
+                torch.manual_seed(0)
+                model = data.model(trunk.model_copy(update={"T": T, "n": n}))
+                row = {"T": T, "n": n, "n_sup": n_sup,
+                       **train(model, data.features, n_sup=n_sup, batches=args.batches)}
+                row |= scores(model, data.featurizer, dev, args.bfcl_limit)
+                row["latency"] = latency_ms(trm_answer(model, data.featurizer),
+                                            sample_examples(read_bfcl("live_simple"), 20 if args.quick else 100))
+                report["depth"].append(row)
+                console.print(f"depth {T},{n} n_sup {n_sup}: {json.dumps(row)}")
         if "llm" in parts and args.llm_adapter:
             queries = sample_examples(read_bfcl("live_simple"), 5 if args.quick else 30)
             data = inputs[args.depth_inputs]
