@@ -175,12 +175,11 @@ def eval_bfcl(
         report = evaluate_llm_bfcl(LLMModelSettings(path=model), adapter, chosen, limit, out, batch_size)
         print_bfcl(report, console)
         return
-    from recursa.core.trm import count_parameters
     from recursa.fc.artifact import load_fc_model, predict_calls
 
     trm, featurizer = load_fc_model(fc_model_dir(checkpoint))  # type: ignore[arg-type]
     report, predictions = score_bfcl(lambda examples: predict_calls(trm, featurizer, examples), chosen, limit)
-    report["params"] = count_parameters(trm)
+    report["params"] = trm.parameter_count()  # the frozen pretrained embedding included
     print_bfcl(report, console)
     if out:
         write_bfcl(report, predictions, out)
