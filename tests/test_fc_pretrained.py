@@ -18,7 +18,7 @@ from recursa.fc.data.generator import generate_examples
 from recursa.fc.embedding import PretrainedEmbeddingSpec, PretrainedPieces
 from recursa.fc.features import Featurizer, collate
 from recursa.fc.model import FunctionCallingTRM, LossWeights
-from recursa.fc.tokenizer import SPECIAL_IDS, PretrainedTokenizer, load_tokenizer
+from recursa.fc.tokenizer import SPECIAL_IDS, CharTokenizer, PretrainedTokenizer, load_tokenizer
 from recursa.fc.tokenizer.pretrained import SHIFT
 from recursa.fc.train import PRETRAINED_EMBEDDING, build_model, deep_supervision, pretrained_inputs
 
@@ -116,6 +116,10 @@ def test_a_model_trains_saves_and_answers_through_the_lm_embedding(tiny_llm, tmp
     loaded, loaded_featurizer = load_fc_model(tmp_path / "model")
     assert loaded.embedding == model.embedding and loaded.parameter_count() == model.parameter_count()
     assert predict_calls(loaded, loaded_featurizer, examples[:8]) == before
+
+    CharTokenizer.train(["another tokenizer"]).save(tmp_path / "model" / "tokenizer")
+    with pytest.raises(ConfigError, match=r"^checkpoint: the tokenizer in .* do not belong together"):
+        load_fc_model(tmp_path / "model")
 
 
 def test_an_embedding_with_fewer_rows_than_the_tokenizer_has_tokens_is_refused(tiny_llm, tmp_path):

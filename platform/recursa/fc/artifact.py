@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from recursa.core.artifact import write_artifact
+from recursa.core.config import ConfigError
 from recursa.core.trm import TRMConfig
 from recursa.fc.data.schema import FCExample
 from recursa.fc.decode import decode_calls
@@ -55,7 +56,11 @@ def load_fc_model(path: str | Path) -> tuple[FunctionCallingTRM, Featurizer]:
     model.load_state_dict(load_file(path / WEIGHTS))
     model.no_call_bias = float(settings.get("no_call_bias", 0.0))
     model.eval()
-    return model, Featurizer(load_tokenizer(path / TOKENIZER_DIR), limits)
+    tokenizer = load_tokenizer(path / TOKENIZER_DIR)
+    if tokenizer.vocab_size != model.vocab_size:
+        raise ConfigError(f"checkpoint: the tokenizer in {path / TOKENIZER_DIR} has {tokenizer.vocab_size} ids but the "
+                          f"model's embedding {model.vocab_size}: they do not belong together")
+    return model, Featurizer(tokenizer, limits)
 
 
 def embedding_spec(settings: dict) -> PretrainedEmbeddingSpec | None:
