@@ -158,7 +158,7 @@ def eval_bfcl(
     out: Path | None = typer.Option(None, "--out", help="Write the JSON report here, predictions.jsonl beside it."),
 ) -> None:
     """Score a tool caller (a TRM, or an LLM with its adapter) on BFCL with BFCL's AST rules."""
-    from recursa.fc.bfcl import EVAL_CATEGORIES, print_bfcl, score_bfcl, write_bfcl
+    from recursa.fc.bfcl import EVAL_CATEGORIES, print_bfcl
 
     if (checkpoint is None) == (model is None):
         raise ConfigError("give either --checkpoint (a tool-calling TRM) or --model (an LLM)")
@@ -175,14 +175,11 @@ def eval_bfcl(
         report = evaluate_llm_bfcl(LLMModelSettings(path=model), adapter, chosen, limit, out, batch_size)
         print_bfcl(report, console)
         return
-    from recursa.fc.artifact import load_fc_model, predict_calls
+    from recursa.fc.artifact import load_fc_model
+    from recursa.fc.bfcl import evaluate_bfcl
 
     trm, featurizer = load_fc_model(fc_model_dir(checkpoint))  # type: ignore[arg-type]
-    report, predictions = score_bfcl(lambda examples: predict_calls(trm, featurizer, examples), chosen, limit)
-    report["params"] = trm.parameter_count()  # the frozen pretrained embedding included
-    print_bfcl(report, console)
-    if out:
-        write_bfcl(report, predictions, out)
+    print_bfcl(evaluate_bfcl(trm, featurizer, chosen, limit, out), console)
 
 
 @eval_app.command("calibrate-fc")

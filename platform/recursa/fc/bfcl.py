@@ -72,10 +72,15 @@ def score_bfcl(predict: Predictor, categories: Sequence[str] = EVAL_CATEGORIES,
 
 
 def evaluate_bfcl(model: FunctionCallingTRM, featurizer: Featurizer,
-                  categories: Sequence[str] = EVAL_CATEGORIES, limit: int | None = None) -> dict:
-    """The tool-calling TRM's BFCL report, in the shape `recursa eval bfcl` writes."""
-    report, _ = score_bfcl(lambda examples: predict_calls(model, featurizer, examples), categories, limit)
-    return {**report, "params": model.parameter_count()}
+                  categories: Sequence[str] = EVAL_CATEGORIES, limit: int | None = None,
+                  out: Path | None = None) -> dict:
+    """The tool-calling TRM's BFCL report (`params` counts a frozen pretrained embedding too);
+    written with predictions.jsonl beside it when `out` is given."""
+    report, predictions = score_bfcl(lambda examples: predict_calls(model, featurizer, examples), categories, limit)
+    report["params"] = model.parameter_count()
+    if out is not None:
+        write_bfcl(report, predictions, out)
+    return report
 
 
 def write_bfcl(report: dict, predictions: list[dict], out: Path) -> None:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recursa.core.config import ConfigError
-from recursa.core.sources import resolve_model
+from recursa.core.sources import ModelSource
 from recursa.fc.tokenizer.pretrained import SHIFT
 
 
@@ -138,13 +138,12 @@ def _weighted_bag(table: Tensor, ids: Tensor, weights: Tensor) -> Tensor:
     return F.embedding_bag(ids, table, mode="sum", per_sample_weights=weights.to(table.dtype))
 
 
-def read_input_embedding(model: str) -> Tensor:
-    """The input embedding matrix [vocab, dim] of `model` (a name, a .gguf file, a directory or hub id).
+def read_input_embedding(source: ModelSource) -> Tensor:
+    """The input embedding matrix [vocab, dim] of the LM at `source`.
 
     A GGUF is read with the gguf package alone (seconds, and no 135M-parameter model in memory);
     anything else goes through transformers.
     """
-    source = resolve_model(model)
     if source.gguf_file:
         import gguf
 

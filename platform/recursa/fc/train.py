@@ -85,7 +85,7 @@ def pretrained_inputs(model: str, embedding_file: Path) -> PretrainedTokenizer:
     """
     source = resolve_model(model, field="tokenizer.model")
     tokenizer = PretrainedTokenizer.from_model(source.location, source.gguf_file, source=model)
-    matrix = read_input_embedding(model)
+    matrix = read_input_embedding(source)
     if matrix.shape[0] < tokenizer.lm_vocab_size:
         raise ConfigError(f"tokenizer.model: {model}'s tokenizer has {tokenizer.lm_vocab_size} tokens but its "
                           f"input embedding only {matrix.shape[0]} rows: the two do not belong together")
